@@ -1,0 +1,1 @@
+"""The analyst: the central registry of users, printers, collectors, jobs, copies and events."""

@@ -1,0 +1,1 @@
+"""The collector node: job intake, encrypted spool, replication, terminal sessions, release, printer output."""

@@ -1,0 +1,1 @@
+"""HAProxy in front of the collectors: config rendering, validation and runtime control."""

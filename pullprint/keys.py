@@ -1,0 +1,62 @@
+"""Every Redis key name pullprint uses, in one place.
+
+Redis holds only what can be rebuilt: sessions, locks, caches and membership. The SQL database
+behind the analyst is the source of truth for jobs.
+"""
+
+from __future__ import annotations
+
+PREFIX = "pp:"
+
+
+def session(token_hash: str) -> str:
+    """A terminal session, stored under a hash of its token (the token itself is never a key)."""
+    return f"{PREFIX}session:{token_hash}"
+
+
+def idempotent_release(session_user: str, key: str) -> str:
+    """The stored answer of a release request, so a retried request gets the same answer."""
+    return f"{PREFIX}release-idem:{session_user}:{key}"
+
+
+def login_failures(subject: str) -> str:
+    """Failed login count for a badge hash / user name / terminal, for rate limiting and lockout."""
+    return f"{PREFIX}login-fail:{subject}"
+
+
+def printer_lock(printer_id: str) -> str:
+    """The cluster-wide output lock of one printer (value: fencing token + holder)."""
+    return f"{PREFIX}lock:printer:{printer_id}"
+
+
+def printer_fence(printer_id: str) -> str:
+    """Monotonic counter whose value is the fencing token of the newest lock holder."""
+    return f"{PREFIX}fence:printer:{printer_id}"
+
+
+def printer_health(printer_id: str) -> str:
+    """The newest SNMP health reading of one printer (JSON with its time)."""
+    return f"{PREFIX}health:printer:{printer_id}"
+
+
+def printer_health_history(printer_id: str) -> str:
+    """A short capped list of recent health readings of one printer."""
+    return f"{PREFIX}health-history:printer:{printer_id}"
+
+
+def poll_owner(printer_id: str) -> str:
+    """Which collector polls this printer this cycle (so no printer is polled twice)."""
+    return f"{PREFIX}poll-owner:printer:{printer_id}"
+
+
+def collector_member(collector_id: str) -> str:
+    """A collector's membership record; expires unless the collector keeps heartbeating."""
+    return f"{PREFIX}member:collector:{collector_id}"
+
+
+MEMBERS_PATTERN = f"{PREFIX}member:collector:*"
+
+
+def collector_jobs(collector_id: str) -> str:
+    """The set of job ids a collector holds a copy of (for degraded-mode lookups by peers)."""
+    return f"{PREFIX}holds:collector:{collector_id}"

@@ -1,0 +1,131 @@
+"""Wire messages between the parts, as pure encode/decode (no I/O).
+
+Submit (CUPS backend → collector, ``POST /api/v1/jobs``): the body is the document, streamed
+(chunked transfer is fine, no size known up front); the metadata travels in headers:
+
+    X-Pullprint-Owner        job owner (CUPS argv[2]), required
+    X-Pullprint-Title        job title, percent-encoded UTF-8
+    X-Pullprint-Copies       copies the printer must make (1..999)
+    X-Pullprint-Options      CUPS options, ``name=value`` pairs, percent-encoded
+    X-Pullprint-Origin-Host  job-originating-host-name
+    X-Pullprint-Cups-Job-Id  the CUPS job id on the submitting server
+    Content-Type             the document format (application/pdf, application/postscript, …)
+    Idempotency-Key          the CUPS job-uuid; a repeat returns the first job
+
+Answers: ``201 {"id": ...}`` when durable, ``200`` with the same id for a repeated key, ``4xx``
+with ``{"error", "message"}`` for bad input, ``503`` when the node cannot take the job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from collections.abc import Mapping
+from urllib.parse import quote, unquote
+
+from pullprint.errors import BadRequest
+
+API = "/api/v1"
+H_OWNER = "X-Pullprint-Owner"
+H_TITLE = "X-Pullprint-Title"
+H_COPIES = "X-Pullprint-Copies"
+H_OPTIONS = "X-Pullprint-Options"
+H_ORIGIN = "X-Pullprint-Origin-Host"
+H_CUPS_JOB = "X-Pullprint-Cups-Job-Id"
+H_IDEMPOTENCY = "Idempotency-Key"
+
+MAX_COPIES = 999
+MAX_TITLE = 255
+# CUPS user names: printable, no whitespace or path tricks; 1..64 characters.
+_OWNER = re.compile(r"^[A-Za-z0-9._@\-+$]{1,64}$")
+_IDEM = re.compile(r"^[A-Za-z0-9:._\-]{1,128}$")
+_OPTION_NAME = re.compile(r"^[a-z0-9][a-z0-9\-_.]{0,63}$")
+
+
+@dataclass(frozen=True)
+class JobSubmission:
+    """Metadata of a submitted document."""
+
+    owner: str
+    title: str = "untitled"
+    copies: int = 1
+    options: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/octet-stream"
+    origin_host: str = ""
+    cups_job_id: str = ""
+    idempotency_key: str = ""
+
+    def to_headers(self) -> dict[str, str]:
+        headers = {
+            H_OWNER: self.owner,
+            H_TITLE: quote(self.title, safe=""),
+            H_COPIES: str(self.copies),
+            H_OPTIONS: encode_options(self.options),
+            "Content-Type": self.content_type,
+        }
+        if self.origin_host:
+            headers[H_ORIGIN] = self.origin_host
+        if self.cups_job_id:
+            headers[H_CUPS_JOB] = self.cups_job_id
+        if self.idempotency_key:
+            headers[H_IDEMPOTENCY] = self.idempotency_key
+        return headers
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> JobSubmission:
+        """Parse and validate submission headers; raises BadRequest with a clear message."""
+        owner = (headers.get(H_OWNER) or "").strip()
+        if not owner:
+            raise BadRequest("missing-owner", f"the {H_OWNER} header is required")
+        if not _OWNER.match(owner):
+            raise BadRequest("bad-owner", "the owner name has characters a user name cannot have")
+        title = unquote(headers.get(H_TITLE) or "untitled")[:MAX_TITLE] or "untitled"
+        try:
+            copies = int(headers.get(H_COPIES) or 1)
+        except ValueError:
+            raise BadRequest("bad-copies", "copies must be a whole number") from None
+        if not 1 <= copies <= MAX_COPIES:
+            raise BadRequest("bad-copies", f"copies must be between 1 and {MAX_COPIES}")
+        idem = (headers.get(H_IDEMPOTENCY) or "").strip()
+        if idem and not _IDEM.match(idem):
+            raise BadRequest("bad-idempotency-key", "the Idempotency-Key has unexpected characters")
+        content_type = (headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()
+        return cls(
+            owner=owner,
+            title=title,
+            copies=copies,
+            options=decode_options(headers.get(H_OPTIONS) or ""),
+            content_type=content_type or "application/octet-stream",
+            origin_host=(headers.get(H_ORIGIN) or "")[:255],
+            cups_job_id=(headers.get(H_CUPS_JOB) or "")[:32],
+            idempotency_key=idem,
+        )
+
+
+def encode_options(options: Mapping[str, str]) -> str:
+    """CUPS options as ``a=1 b=two%20words`` (values percent-encoded)."""
+    return " ".join(f"{k}={quote(str(v), safe='')}" for k, v in options.items())
+
+
+def decode_options(text: str) -> dict[str, str]:
+    """The inverse of `encode_options`; also reads the raw argv[5] form CUPS gives a backend.
+
+    Options with names CUPS could not have produced are dropped rather than passed on.
+    """
+    options: dict[str, str] = {}
+    for item in text.split():
+        name, _, value = item.partition("=")
+        name = name.lower()
+        if _OPTION_NAME.match(name):
+            options[name] = unquote(value)
+    return options
+
+
+# Options worth carrying to the printer; the rest (time-at-creation, job-uuid, …) are CUPS bookkeeping.
+PRINT_OPTIONS = ("sides", "print-color-mode", "media", "number-up", "orientation-requested",
+                 "print-quality", "output-bin", "finishings", "collate", "page-ranges")
+
+
+def print_options(options: Mapping[str, str]) -> dict[str, str]:
+    """The subset of submission options that affect the printed output."""
+    return {k: v for k, v in options.items() if k in PRINT_OPTIONS}
