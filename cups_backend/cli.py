@@ -1,0 +1,110 @@
+"""`pullprint queue install|remove|status`: the shared queue on a workstation or print server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import sys
+from pathlib import Path
+
+from cups_backend import config, install
+
+
+def _read_token(token_file: str) -> str:
+    if token_file == "-":  # noqa: S105 - "-" means stdin
+        return sys.stdin.readline().strip()
+    return Path(token_file).read_text().strip()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pullprint queue", description=__doc__)
+    sub = parser.add_subparsers(dest="action", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", default="SecurePrint", help="queue name (default SecurePrint)")
+    common.add_argument("--cups-server", default=os.environ.get("CUPS_SERVER"),
+                        help="cupsd to talk to, HOST:PORT (default: CUPS_SERVER or the local cupsd)")
+    inst = sub.add_parser("install", parents=[common], help="install the backend and create the queue")
+    inst.add_argument("--uri", required=True, help="pullprint://HOST:PORT/ or pullprints://HOST:PORT/")
+    inst.add_argument("--backend-dir", default=str(install.DEFAULT_BACKEND_DIR))
+    inst.add_argument("--server-root", default=str(install.DEFAULT_SERVER_ROOT),
+                      help="cupsd's ServerRoot; the credentials go to SERVER_ROOT/pullprint/backend.conf")
+    inst.add_argument("--token-file", help="file holding the submit token ('-' reads one line from stdin); "
+                      "may be left out when backend.conf already holds one")
+    inst.add_argument("--ca-file", help="CA bundle for pullprints:// (default: the system store)")
+    inst.add_argument("--info", default="pullprint secure release")
+    inst.add_argument("--location", default="")
+    sub.add_parser("remove", parents=[common], help="delete the queue (the backend stays installed)")
+    sub.add_parser("status", parents=[common], help="show the queue and its jobs")
+    return parser
+
+
+def _install(args: argparse.Namespace) -> int:
+    if not args.uri.startswith(("pullprint://", "pullprints://")):
+        print("pullprint queue install: --uri must start with pullprint:// or pullprints://", file=sys.stderr)
+        return 2
+    if "@" in args.uri.split("//", 1)[1].split("/", 1)[0]:
+        print("pullprint queue install: put no credentials in the URI (lpstat -v shows it); use --token-file",
+              file=sys.stderr)
+        return 2
+    conf = Path(args.server_root) / config.CONF_RELATIVE
+    if args.token_file:
+        install.write_credentials(Path(args.server_root), _read_token(args.token_file), args.ca_file)
+    elif not conf.exists():
+        print(f"pullprint queue install: no token yet; give --token-file (it goes to {conf})",
+              file=sys.stderr)
+        return 2
+    written = install.install_backend(Path(args.backend_dir))
+    mode = stat.S_IMODE(written[0].stat().st_mode)
+    connection = install.connect(args.cups_server)
+    entry = install.create_queue(connection, args.name, args.uri, info=args.info, location=args.location)
+    print(f"installed backend {', '.join(map(str, written))} (mode {mode:04o}"
+          f"{', runs as root: the interpreter is not reachable by lp' if mode == 0o700 else ''})")
+    print(f"credentials in {conf} (root:lp 0640)")
+    print(f"queue {args.name} -> {entry.get('device-uri')} (raw, not shared, error policy retry-job)")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    connection = install.connect(args.cups_server)
+    if args.name not in connection.getPrinters():
+        print(f"pullprint queue remove: no queue {args.name!r}", file=sys.stderr)
+        return 1
+    connection.deletePrinter(args.name)
+    print(f"removed queue {args.name}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import cups
+
+    connection = install.connect(args.cups_server)
+    printers = connection.getPrinters()
+    if args.name not in printers:
+        print(f"pullprint queue status: no queue {args.name!r}", file=sys.stderr)
+        return 1
+    entry = printers[args.name]
+    states = {cups.IPP_PRINTER_IDLE: "idle", cups.IPP_PRINTER_PROCESSING: "processing",
+              cups.IPP_PRINTER_STOPPED: "stopped"}
+    accepting = connection.getPrinterAttributes(args.name, requested_attributes=["printer-is-accepting-jobs"])
+    print(f"{args.name}: {states.get(entry.get('printer-state'), entry.get('printer-state'))}, "
+          f"{'accepting' if accepting.get('printer-is-accepting-jobs') else 'rejecting'} jobs, "
+          f"uri {entry.get('device-uri')}")
+    if entry.get("printer-state-message"):
+        print(f"  message: {entry['printer-state-message']}")
+    jobs = connection.getJobs(which_jobs="not-completed", requested_attributes=[
+        "job-id", "job-state", "job-name", "job-originating-user-name", "job-printer-uri",
+        "job-state-reasons"])
+    job_states = {3: "pending", 4: "held", 5: "processing", 6: "stopped"}
+    for job_id, job in sorted(jobs.items()):
+        if not str(job.get("job-printer-uri", "")).endswith(f"/{args.name}"):
+            continue
+        reasons = job.get("job-state-reasons")
+        print(f"  job {job_id} {job_states.get(job.get('job-state'), job.get('job-state'))} "
+              f"{job.get('job-originating-user-name', '?')} {job.get('job-name', '')!r} {reasons}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    return {"install": _install, "remove": _remove, "status": _status}[args.action](args)

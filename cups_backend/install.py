@@ -1,0 +1,136 @@
+"""Install the backend program and its credentials file, and create the shared raw queue (pycups)."""
+
+from __future__ import annotations
+
+import grp
+import logging
+import os
+import stat
+import sys
+from pathlib import Path
+
+from cups_backend import config
+
+DEFAULT_BACKEND_DIR = Path("/usr/lib/cups/backend")
+DEFAULT_SERVER_ROOT = Path("/etc/cups")
+BACKEND_NAMES = ("pullprint", "pullprints")
+log = logging.getLogger(__name__)
+
+_SCRIPT = """\
+#!{python}
+# pullprint CUPS backend (installed by `pullprint queue install`); see cups_backend/backend.py.
+import sys
+
+sys.path.insert(0, {code_root!r})  # where cups_backend and pullprint live
+
+from cups_backend import main  # noqa: E402
+
+sys.exit(main(sys.argv))
+"""
+CODE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def backend_script(python: str | None = None) -> str:
+    return _SCRIPT.format(python=python or sys.executable, code_root=CODE_ROOT)
+
+
+def _reachable_by_everyone(path: Path) -> bool:
+    """True when a non-root user (lp) can reach and read/execute `path`."""
+    path = path.resolve()
+    for folder in path.parents:
+        if not folder.stat().st_mode & stat.S_IXOTH:
+            return False
+    return bool(path.stat().st_mode & stat.S_IROTH)
+
+
+def backend_mode(python: str | None = None) -> int:
+    """0755 (cupsd runs it as lp) when lp can run the interpreter and read the code, else 0700 (root).
+
+    A backend that is not world readable+executable is run as root by cupsd. That is needed when the
+    virtualenv lives where lp cannot go (e.g. an interpreter under /root).
+    """
+    needed = [Path(python or sys.executable), Path(__file__)]
+    return 0o755 if all(_reachable_by_everyone(p) for p in needed) else 0o700
+
+
+def install_backend(backend_dir: Path = DEFAULT_BACKEND_DIR, *, python: str | None = None,
+                    mode: int | None = None) -> list[Path]:
+    """Write `pullprint` and `pullprints` into `backend_dir`, root:root, 0755 (or 0700, see backend_mode).
+
+    cupsd refuses a backend that is group/world writable, not owned by root, or sits in a world
+    writable folder; this checks the folder and fails loudly rather than leaving a queue that stops.
+    """
+    backend_dir = Path(backend_dir)
+    backend_dir.mkdir(parents=True, exist_ok=True)
+    if backend_dir.stat().st_mode & (stat.S_IWOTH | stat.S_IWGRP):
+        raise PermissionError(f"{backend_dir} is group/world writable; cupsd would refuse backends in it")
+    mode = backend_mode(python) if mode is None else mode
+    if mode == 0o700:
+        log.warning("the interpreter %s is not reachable by the lp user; installing the backend 0700 "
+                    "so cupsd runs it as root", python or sys.executable)
+    text = backend_script(python)
+    written = []
+    for name in BACKEND_NAMES:
+        path = backend_dir / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(text)
+        os.chown(tmp, 0, 0)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
+def write_credentials(server_root: Path, token: str, ca_file: str | None = None) -> Path:
+    """Write ``SERVER_ROOT/pullprint/backend.conf`` as root:lp 0640 (the backend may run as lp)."""
+    if not token.strip():
+        raise ValueError("the submit token is empty")
+    folder = Path(server_root) / config.CONF_RELATIVE.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o755)  # noqa: S103 - lp must enter; the file itself is 0640
+    path = folder / config.CONF_RELATIVE.name
+    tmp = path.with_name(".backend.conf.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(config.render(token.strip(), ca_file))
+    try:
+        lp_gid = grp.getgrnam("lp").gr_gid
+    except KeyError:
+        lp_gid = 0
+    os.chown(tmp, 0, lp_gid)
+    os.chmod(tmp, 0o640)
+    os.replace(tmp, path)
+    return path
+
+
+def create_queue(connection, name: str, uri: str, *, info: str = "pullprint secure release",
+                 location: str = "", error_policy: str = "retry-job") -> dict:
+    """Create (or update) the raw shared queue; returns its getPrinters() entry.
+
+    pycups' addPrinter returns None without error for a name cupsd rejects, so the queue is looked
+    up afterwards and its absence is an error.
+    """
+    connection.addPrinter(name, device=uri, ppdname="raw", info=info, location=location)
+    printers = connection.getPrinters()
+    if name not in printers:
+        raise ValueError(f"cupsd did not create the queue {name!r} (names may not contain spaces, "
+                         f"'/', '#', quotes or backslashes)")
+    connection.setPrinterShared(name, False)
+    connection.setPrinterErrorPolicy(name, error_policy)
+    connection.enablePrinter(name)
+    connection.acceptJobs(name)
+    return connection.getPrinters()[name]
+
+
+def connect(cups_server: str | None = None):
+    """A pycups connection to `cups_server` ("host:port", a socket path, or the default)."""
+    import cups
+
+    if not cups_server:
+        return cups.Connection()
+    if cups_server.startswith("/"):
+        return cups.Connection(host=cups_server)
+    host, _, port = cups_server.rpartition(":")
+    if host and port.isdigit():
+        return cups.Connection(host=host, port=int(port))
+    return cups.Connection(host=cups_server)
