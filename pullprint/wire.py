@@ -19,8 +19,8 @@ with ``{"error", "message"}`` for bad input, ``503`` when the node cannot take t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from pullprint.errors import BadRequest

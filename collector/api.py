@@ -1,0 +1,128 @@
+"""The collector's public HTTP API: job submission (CUPS backend) and the terminal API (sessions, release)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+
+from collector import intake, metrics, terminal
+from collector.node import Node
+from collector.sessions import LoginGuard, SessionStore
+from collector.spool import TruncatedUpload
+from pullprint.credentials import check_cluster_auth
+from pullprint.errors import BadRequest, Unauthorized
+
+bp = Blueprint("api", __name__)
+READ_SIZE = 64 * 1024
+
+
+def node() -> Node:
+    return current_app.extensions["pullprint.node"]  # type: ignore[no-any-return]
+
+
+def sessions() -> SessionStore:
+    return SessionStore(node().redis, node().config.session_idle_seconds)
+
+
+def json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True, force=True)
+    if not isinstance(body, dict):
+        raise BadRequest("bad-json", "the request body must be a JSON object")
+    return body
+
+
+def _document_chunks() -> Iterator[bytes]:
+    """The request body, chunk by chunk; a connection that ends early is a TruncatedUpload."""
+    expected = request.content_length
+    received = 0
+    stream = request.stream
+    while True:
+        try:
+            chunk = stream.read(READ_SIZE)
+        except Exception as exc:  # noqa: BLE001 - gunicorn/werkzeug raise several kinds on a dropped client
+            raise TruncatedUpload("truncated-upload", "the upload ended before the document did") from exc
+        if not chunk:
+            break
+        received += len(chunk)
+        yield chunk
+    if expected is not None and received != expected:
+        raise TruncatedUpload("truncated-upload", f"received {received} of {expected} bytes")
+
+
+@bp.post("/api/v1/jobs")
+def submit_job() -> tuple[Response, int]:
+    token = node().config.submit_token
+    if token and not check_cluster_auth(request.headers.get("Authorization"), token):
+        raise Unauthorized("unauthenticated", "job submission needs the cluster's submit token")
+    job, created = intake.submit(node(), request.headers, _document_chunks())
+    metrics.count(node().redis, node().id, "jobs_received" if created else "jobs_repeated")
+    return jsonify({"id": job["id"], "state": job.get("state", "held"),
+                    "locations": job.get("locations", [])}), 201 if created else 200
+
+
+@bp.post("/api/v1/sessions")
+def create_session() -> tuple[Response, int]:
+    n = node()
+    guard = LoginGuard(n.redis, n.config.lockout_threshold, n.config.lockout_seconds)
+    try:
+        answer = terminal.login(n, sessions(), guard, json_body())
+    except Unauthorized:
+        metrics.count(n.redis, n.id, "logins_failed")
+        raise
+    metrics.count(n.redis, n.id, "logins")
+    return jsonify(answer), 201
+
+
+@bp.get("/api/v1/sessions/<token>")
+def get_session(token: str) -> Response:
+    session = sessions().get(token)
+    return jsonify({"user": session.user, "printer": session.printer, **terminal.list_jobs(node(), session)})
+
+
+@bp.delete("/api/v1/sessions/<token>")
+def end_session(token: str) -> Response:
+    sessions().get(token)
+    sessions().delete(token)
+    return jsonify({"ended": True})
+
+
+@bp.post("/api/v1/sessions/<token>/release")
+def release(token: str) -> Response:
+    session = sessions().get(token)
+    answer = terminal.release(node(), session, json_body(), request.headers.get("Idempotency-Key"))
+    printed = sum(1 for r in answer["results"] if r["status"] == "printed")
+    metrics.count(node().redis, node().id, "jobs_printed", printed)
+    return jsonify(answer)
+
+
+@bp.get("/release")
+def release_station() -> str:
+    """The web release station for kiosks: badge field focused, job list, big buttons."""
+    return render_template("release.html", printer=request.args.get("printer", ""))
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "alive", "collector": node().id})
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    n = node()
+    if not n.spool.writable():
+        return jsonify({"ready": False, "reason": "spool is not writable"}), 503
+    try:
+        n.redis.ping()
+    except Exception:  # noqa: BLE001
+        return jsonify({"ready": False, "reason": "redis is unreachable"}), 503
+    # An unreachable analyst does not make a collector unready: it degrades (journal + cache).
+    return jsonify({"ready": True, "collector": n.id, "journal": len(n.journal)}), 200
+
+
+@bp.get("/metrics")
+def metrics_view() -> Response:
+    n = node()
+    gauges = {"spool_jobs": float(len(n.spool.job_ids())), "journal_entries": float(len(n.journal))}
+    return Response(metrics.render(n.redis, n.id, gauges), mimetype="text/plain; version=0.0.4")

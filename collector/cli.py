@@ -1,0 +1,90 @@
+"""`pullprint collector`: reconcile, then run the API under gunicorn and the housekeeping beside it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from collector.config import CollectorConfig
+from pullprint import config as pp_config
+from pullprint.log import setup
+
+_FLAGS = ("id", "site", "bind", "public_url", "spool_dir", "analyst_url", "redis_url", "release_mode")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="pullprint collector", description="Run one collector node.")
+    parser.add_argument("--config", help="JSON config file (section 'collector')")
+    for name in _FLAGS:
+        parser.add_argument("--" + name.replace("_", "-"))
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args(argv)
+
+    env = dict(os.environ)
+    if args.config:
+        env["PULLPRINT_CONFIG"] = os.path.abspath(args.config)
+    for name in (*_FLAGS, "workers", "threads"):
+        value = getattr(args, name)
+        if value is not None:
+            env[f"PULLPRINT_COLLECTOR_{name.upper()}"] = str(value)
+    os.environ.update(env)  # the housekeeping in this process and the gunicorn workers read the same settings
+    log = setup("collector")
+    cfg = pp_config.load(CollectorConfig, "collector")
+
+    from collector.housekeeping import Housekeeper, reconcile, replay_journal
+    from collector.membership import withdraw
+    from collector.node import build_node
+
+    node = build_node(cfg)
+    # A returning node first hands the analyst what it journalled, then drops what was deleted
+    # while it was away; only then does it accept requests.
+    replay_journal(node)
+    summary = reconcile(node)
+    log.info("collector %s reconciled its spool: %s", cfg.id, summary)
+
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", cfg.bind, "--worker-class", "gthread",
+         "--workers", str(cfg.workers), "--threads", str(cfg.threads), "--timeout", "300",
+         "--graceful-timeout", "10", "--access-logfile", "-", "--error-logfile", "-",
+         "--name", f"pullprint-collector-{cfg.id}", "collector.app:create_app()"],
+        env=env)
+    housekeeper = Housekeeper(node)
+    housekeeper.start()
+    _start_poller(node)
+
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping.is_set() and gunicorn.poll() is None:
+        stopping.wait(0.5)
+    housekeeper.stop_event.set()
+    try:
+        withdraw(node.redis, cfg.id)
+    except Exception:  # noqa: BLE001 - its key expires anyway
+        pass
+    if gunicorn.poll() is None:
+        gunicorn.terminate()
+        try:
+            gunicorn.wait(15)
+        except subprocess.TimeoutExpired:
+            gunicorn.kill()
+    node.close()
+    return 0 if stopping.is_set() else 1
+
+
+def _start_poller(node: object) -> None:
+    """The site's SNMP fleet poller, shared among the site's collectors."""
+    try:
+        from collector.health.poller import start_poller_thread
+    except ImportError:
+        return
+    start_poller_thread(node)  # type: ignore[arg-type]

@@ -1,0 +1,44 @@
+"""The collector's settings, with documented defaults (`pullprint.config.load(CollectorConfig, "collector")`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class CollectorConfig:
+    id: str = "c1"                      # unique node name; also the HAProxy server name
+    site: str = "main"                  # collectors, printers and terminals that sit together
+    bind: str = "127.0.0.1:8801"
+    public_url: str = ""                # how peers reach this node; defaults to http://<bind>
+    spool_dir: str = "./spool"
+    installation_key: str = ""          # 64 hex chars, the same on every collector (secret: use _FILE)
+    cluster_token: str = ""             # node-to-node bearer token (secret)
+    submit_token: str = ""              # what CUPS backends present when submitting (secret)
+    badge_pepper: str = ""              # HMAC key for badge hashes, shared with the analyst (secret)
+    analyst_url: str = "http://127.0.0.1:8700"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    max_job_bytes: int = 512 * 1024 * 1024
+    replicas: int = 2                   # copies of each job, counting this node's own
+    release_mode: str = "direct"        # "direct": the holder prints; "pull": fetch, then print here
+    session_idle_seconds: int = 60
+    login_budget_seconds: float = 2.0
+    analyst_timeout: float = 1.0        # per call; a dead analyst costs at most this, then the cache answers
+    peer_timeout: float = 1.0           # per call to another collector (connect + first byte)
+    member_ttl_seconds: float = 3.0     # a collector that stops heartbeating is dead after this
+    heartbeat_seconds: float = 1.0
+    job_lifetime_hours: float = 8.0
+    lease_seconds: int = 120            # how long a release claim is good for
+    printer_lock_wait_seconds: float = 60.0
+    output_timeout: float = 30.0        # connect/write timeout towards a printer
+    health_max_age: float = 30.0        # a cached SNMP reading older than this is refreshed at release
+    health_timeout: float = 1.0
+    lockout_threshold: int = 5          # failed logins before a lockout
+    lockout_seconds: int = 300
+    cups_state_dir: str = ""            # local cupsd for ipp/lpd output; defaults to <spool_dir>/cupsd
+    workers: int = 2
+    threads: int = 8
+
+    @property
+    def url(self) -> str:
+        return self.public_url or f"http://{self.bind}"

@@ -1,0 +1,90 @@
+"""Directory: users and printers as this collector knows them, with a synced local cache for when the analyst is away."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from collector.analyst_client import AnalystClient, AnalystUnavailable
+from pullprint.credentials import badge_hash, verify_pin
+from pullprint.errors import NotFound, Unauthorized
+
+BAD_CREDENTIALS = ("bad-credentials", "badge or PIN not recognised")
+
+
+class Directory:
+    def __init__(self, analyst: AnalystClient, cache_path: Path, badge_pepper: str) -> None:
+        self.analyst = analyst
+        self.cache_path = cache_path
+        self._pepper = badge_pepper.encode()
+        self._lock = threading.Lock()
+        self._cache: dict[str, Any] = {}
+        self._loaded_at = 0.0
+
+    # -- the offline cache -------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Fetch users and printers from the analyst into the cache file; False when it is away."""
+        try:
+            data = self.analyst.sync()
+        except AnalystUnavailable:
+            return False
+        data["synced_at"] = time.time()
+        tmp = self.cache_path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds secret hashes
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, self.cache_path)
+        with self._lock:
+            self._cache, self._loaded_at = data, time.time()
+        return True
+
+    def _cached(self) -> dict[str, Any]:
+        with self._lock:
+            if not self._cache or time.time() - self._loaded_at > 5:
+                try:
+                    self._cache = json.loads(self.cache_path.read_text())
+                    self._loaded_at = time.time()
+                except (OSError, json.JSONDecodeError):
+                    pass
+            return self._cache
+
+    def synced_at(self) -> float | None:
+        return self._cached().get("synced_at")
+
+    # -- lookups -----------------------------------------------------------------------------------
+    def authenticate(self, credentials: dict[str, str], *, printer: str, collector: str) -> tuple[str, bool]:
+        """The user name for a badge or user+PIN; (name, offline). Raises Unauthorized alike for all misses."""
+        try:
+            return self.analyst.auth(credentials, printer=printer, collector=collector), False
+        except AnalystUnavailable:
+            return self._authenticate_offline(credentials), True
+
+    def _authenticate_offline(self, credentials: dict[str, str]) -> str:
+        users = self._cached().get("users", [])
+        if "badge" in credentials:
+            wanted = badge_hash(self._pepper, credentials["badge"])
+            for user in users:
+                if user.get("badge_hash") == wanted:
+                    return str(user["name"])
+            verify_pin("0000", None)  # spend the time a PIN check costs, like the analyst does
+            raise Unauthorized(*BAD_CREDENTIALS)
+        stored = next((u.get("pin_hash") for u in users if u.get("name") == credentials.get("user")), None)
+        if verify_pin(credentials.get("pin", ""), stored):
+            return credentials["user"]
+        raise Unauthorized(*BAD_CREDENTIALS)
+
+    def printer(self, printer_id: str) -> dict[str, Any]:
+        try:
+            return self.analyst.printer(printer_id)
+        except AnalystUnavailable:
+            for printer in self._cached().get("printers", []):
+                if printer.get("id") == printer_id:
+                    return dict(printer)
+            raise NotFound("unknown-printer", f"no printer {printer_id!r} is known") from None
+
+    def printers(self) -> list[dict[str, Any]]:
+        return list(self._cached().get("printers", []))

@@ -1,0 +1,172 @@
+"""The collector's background duties: heartbeat, journal replay, cache sync, reconciliation, expiry and repair."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from collector import membership
+from collector.analyst_client import AnalystUnavailable
+from collector.intake import replicate
+from collector.node import Node
+from pullprint.errors import PullprintError
+from pullprint.states import FINAL_STATES
+
+log = logging.getLogger(__name__)
+
+
+def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any]) -> None:
+    """Send one journalled change to the analyst. Unreachable → raise (retry later); refused → drop it."""
+    try:
+        if kind == "register":
+            job, _ = node.analyst.register_job(payload)
+            if job["id"] != payload["id"]:
+                # While offline, the same CUPS job was accepted twice: the analyst's first one stands.
+                node.spool.delete(payload["id"])
+        elif kind == "finish":
+            fields = {k: v for k, v in payload.items() if k not in ("id", "token", "state")}
+            node.analyst.finish(payload["id"], token=payload["token"], state=payload["state"], **fields)
+        elif kind == "location":
+            node.analyst.add_location(payload["id"], payload["collector"])
+        else:
+            log.error("unknown journal entry kind %r dropped", kind)
+    except AnalystUnavailable:
+        raise
+    except PullprintError as exc:
+        log.warning("journal entry %s for %s refused by the analyst (%s): dropped", kind, payload.get("id"), exc.code)
+
+
+def replay_journal(node: Node) -> int:
+    try:
+        return node.journal.replay(lambda kind, payload: deliver_journal_entry(node, kind, payload))
+    except AnalystUnavailable:
+        return 0
+
+
+def reconcile(node: Node) -> dict[str, int]:
+    """Drop local copies of jobs the analyst says are gone (printed, deleted, expired, unknown).
+
+    A node that comes back after being away runs this before it serves, so a job deleted while it
+    was down never reappears from its stale copy.
+    """
+    kept = dropped = 0
+    for job_id in node.spool.job_ids():
+        try:
+            job = node.analyst.job(job_id)
+        except AnalystUnavailable:
+            kept += 1
+            continue
+        except PullprintError as exc:
+            if exc.status == 404 and not _journalled(node, job_id):
+                node.spool.delete(job_id)
+                dropped += 1
+            continue
+        if job["state"] in FINAL_STATES:
+            node.spool.delete(job_id)
+            dropped += 1
+        else:
+            node.spool.update_meta(job_id, locations=job.get("locations", []))
+            kept += 1
+    for job_id in node.spool.spool_files_without_meta():
+        node.spool.delete(job_id)  # a crash between the two renames: never acknowledged
+        dropped += 1
+    return {"kept": kept, "dropped": dropped}
+
+
+def _journalled(node: Node, job_id: str) -> bool:
+    return any(e["payload"].get("id") == job_id for e in node.journal.entries())
+
+
+def repair_replicas(node: Node) -> int:
+    """Copy again every job this node holds that has fewer live copies than wanted."""
+    members = node.live_peers()
+    repaired = 0
+    for job_id in node.spool.job_ids():
+        try:
+            meta = node.spool.meta(job_id)
+        except PullprintError:
+            continue
+        live = [loc for loc in meta.get("locations", []) if loc == node.id or loc in members]
+        if node.id not in live:
+            live.append(node.id)
+        if len(live) >= node.config.replicas:
+            continue
+        # Only the live holder with the smallest id repairs, so two survivors don't both copy.
+        if min(live) != node.id:
+            continue
+        try:
+            added = replicate(node, job_id, meta, exclude=live)
+        except PullprintError:
+            continue
+        for peer in added:
+            try:
+                node.analyst.add_location(job_id, peer)
+            except AnalystUnavailable:
+                node.journal.append("location", {"id": job_id, "collector": peer})
+        if added:
+            node.spool.update_meta(job_id, locations=sorted(set(meta.get("locations", [])) | set(added)))
+            repaired += 1
+    return repaired
+
+
+def expire_jobs(node: Node) -> int:
+    try:
+        expired = node.analyst.expire()
+    except AnalystUnavailable:
+        return 0
+    gone = 0
+    for job in expired:
+        gone += node.spool.delete(job["id"])
+    return gone
+
+
+class Housekeeper:
+    """Runs each duty on its own period in one background thread until stopped."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.stop_event = threading.Event()
+        cfg = node.config
+        self.duties: list[tuple[str, float, Callable[[], Any]]] = [
+            ("heartbeat", cfg.heartbeat_seconds, self.heartbeat),
+            ("journal", 2.0, lambda: replay_journal(node)),
+            ("directory", 30.0, node.directory.refresh),
+            ("repair", 5.0, lambda: repair_replicas(node)),
+            ("reconcile", 300.0, lambda: reconcile(node)),
+            ("expire", 60.0, lambda: expire_jobs(node)),
+        ]
+        self._next = {name: 0.0 for name, _, _ in self.duties}
+
+    def heartbeat(self) -> None:
+        cfg = self.node.config
+        try:
+            membership.announce(self.node.redis, cfg.id, cfg.url, cfg.site, cfg.member_ttl_seconds)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cannot announce membership in redis: %s", exc)
+        try:
+            self.node.analyst.heartbeat(cfg.id, cfg.url, cfg.site)
+        except (AnalystUnavailable, PullprintError):
+            pass
+
+    def run_once(self) -> None:
+        now = time.monotonic()
+        for name, period, duty in self.duties:
+            if now >= self._next[name]:
+                self._next[name] = now + period
+                try:
+                    duty()
+                except Exception:  # noqa: BLE001 - one failing duty must not stop the others
+                    log.exception("housekeeping duty %s failed", name)
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            self.run_once()
+            self.stop_event.wait(0.2)
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="housekeeping", daemon=True)
+        thread.start()
+        return thread

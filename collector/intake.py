@@ -1,0 +1,106 @@
+"""Job intake: stream to the encrypted spool, copy to a peer, register with the analyst, and only then acknowledge."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from collector.analyst_client import AnalystUnavailable
+from collector.http import NodeUnreachable
+from collector.node import Node
+from collector.pages import PageCounter
+from collector.spool import new_job_id
+from pullprint.errors import PullprintError, Unavailable
+from pullprint.wire import JobSubmission
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def replicate(node: Node, job_id: str, meta: dict[str, Any], exclude: Iterable[str] = ()) -> list[str]:
+    """Copy a job to live peers until it has `replicas` copies; returns the peers that now hold it.
+
+    Peers of the same site are tried first, in random order so copies spread evenly. With no live
+    peer at all the job stays under-replicated (the caller records the shortfall); with live peers
+    that all fail, raise Unavailable: the backend retries through the load balancer.
+    """
+    wanted = max(0, node.config.replicas - 1)
+    if wanted == 0:
+        return []
+    peers = [p for p in node.live_peers().values() if p["id"] not in set(exclude)]
+    random.shuffle(peers)
+    peers.sort(key=lambda p: p.get("site") != node.config.site)
+    holders: list[str] = []
+    for peer in peers:
+        if len(holders) >= wanted:
+            break
+        try:
+            with node.spool.open_sealed(job_id) as sealed:
+                node.peers.store_replica(peer["url"], job_id, meta, sealed)
+            holders.append(peer["id"])
+        except (NodeUnreachable, PullprintError) as exc:
+            log.warning("replica of %s to %s failed: %s", job_id, peer["id"], exc.message)
+    if peers and not holders:
+        raise Unavailable("replication-failed", "no peer collector could store a copy; try again")
+    return holders
+
+
+def discard_copies(node: Node, job_id: str, locations: Iterable[str]) -> None:
+    """Delete a job's copies here and on every live peer that has one."""
+    node.spool.delete(job_id)
+    members = node.live_peers()
+    for location in locations:
+        if location != node.id and location in members:
+            try:
+                node.peers.delete(members[location]["url"], job_id)
+            except (NodeUnreachable, PullprintError) as exc:
+                log.warning("could not delete copy of %s on %s: %s", job_id, location, exc.message)
+
+
+def submit(node: Node, headers: Mapping[str, str], body: Iterable[bytes]) -> tuple[dict[str, Any], bool]:
+    """Take a submitted document; returns (job, created). Raises PullprintError for bad input."""
+    submission = JobSubmission.from_headers(headers)
+    job_id = new_job_id()
+    now = _now()
+    meta: dict[str, Any] = {
+        "owner": submission.owner,
+        "title": submission.title,
+        "copies": submission.copies,
+        "options": submission.options,
+        "content_type": submission.content_type,
+        "origin_host": submission.origin_host,
+        "cups_job_id": submission.cups_job_id,
+        "idempotency_key": submission.idempotency_key,
+        "site": node.config.site,
+        "received_by": node.id,
+        "submitted_at": now.isoformat(),
+        "expires_at": (now + timedelta(hours=node.config.job_lifetime_hours)).isoformat(),
+    }
+    stored = node.spool.receive(job_id, body, meta, limit=node.config.max_job_bytes, count_pages=PageCounter())
+    meta = node.spool.meta(job_id)
+    locations = [node.id]
+    try:
+        locations += replicate(node, job_id, meta)
+        record = {**meta, "locations": locations, "under_replicated": len(locations) < node.config.replicas}
+        node.spool.update_meta(job_id, locations=locations)
+        try:
+            job, created = node.analyst.register_job(record)
+        except AnalystUnavailable:
+            # Degraded mode: the job is durable here and on a peer; the analyst hears of it on replay.
+            node.journal.append("register", record)
+            job, created = {**record, "state": "held", "journalled": True}, True
+    except BaseException:
+        discard_copies(node, job_id, locations)
+        raise
+    if not created and job["id"] != job_id:
+        # A retried submission (same CUPS job-uuid): the first job stands, this copy goes.
+        discard_copies(node, job_id, locations)
+    log.info("job %s from %s: %d bytes, %s pages, copies on %s", job["id"], submission.owner, stored.size,
+             stored.pages, ",".join(locations))
+    return job, created

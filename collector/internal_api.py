@@ -1,0 +1,74 @@
+"""Collector ↔ collector calls (cluster-token authenticated): replicas, fetch, direct print, delete, lookups."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, jsonify, request, stream_with_context
+
+from collector.api import json_body, node
+from collector.peers import META_HEADER, decode_meta, encode_meta
+from collector.release import print_here
+from collector.spool import check_job_id
+from pullprint.credentials import check_cluster_auth
+from pullprint.errors import BadRequest, Unauthorized
+
+bp = Blueprint("internal", __name__, url_prefix="/internal/v1")
+
+
+@bp.before_request
+def authenticate() -> None:
+    if not check_cluster_auth(request.headers.get("Authorization"), node().config.cluster_token):
+        raise Unauthorized("unauthenticated", "node-to-node calls need the cluster token")
+
+
+@bp.put("/replicas/<job_id>")
+def store_replica(job_id: str) -> tuple[Response, int]:
+    check_job_id(job_id)
+    try:
+        meta = decode_meta(request.headers.get(META_HEADER, ""))
+    except ValueError:
+        raise BadRequest("bad-meta", f"the {META_HEADER} header is missing or malformed") from None
+    node().spool.store_replica(job_id, request.stream, meta)
+    return jsonify({"stored": job_id, "collector": node().id}), 201
+
+
+@bp.get("/jobs/<job_id>/spool")
+def fetch_spool(job_id: str) -> Response:
+    n = node()
+    meta = n.spool.meta(job_id)
+    fh = n.spool.open_sealed(job_id)
+
+    def chunks():  # type: ignore[no-untyped-def]
+        with fh:
+            while block := fh.read(64 * 1024):
+                yield block
+
+    return Response(stream_with_context(chunks()), mimetype="application/octet-stream",
+                    headers={META_HEADER: encode_meta(meta)})
+
+
+@bp.post("/jobs/<job_id>/print")
+def direct_print(job_id: str) -> Response:
+    body = json_body()
+    printer, token = body.get("printer"), body.get("token")
+    if not isinstance(printer, dict) or "uri" not in printer or not isinstance(token, int):
+        raise BadRequest("bad-print-request", "a direct print needs the printer and the claim token")
+    n = node()
+    if not n.spool.has(check_job_id(job_id)):
+        abort(404)
+    return jsonify(print_here(n, job_id, printer, token).to_json())
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_copy(job_id: str) -> Response:
+    return jsonify({"deleted": node().spool.delete(check_job_id(job_id))})
+
+
+@bp.get("/users/<user>/jobs")
+def held_for_user(user: str) -> Response:
+    n = node()
+    jobs = []
+    for job_id in n.spool.job_ids():
+        meta = n.spool.meta(job_id)
+        if meta.get("owner") == user:
+            jobs.append({**meta, "state": "held", "locations": sorted(set(meta.get("locations", [])) | {n.id})})
+    return jsonify({"jobs": jobs})

@@ -1,0 +1,86 @@
+"""Node: one collector's dependencies (spool, Redis, analyst and peer clients, journal), built once per process."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from collector.analyst_client import AnalystClient
+from collector.config import CollectorConfig
+from collector.directory import Directory
+from collector.journal import Journal
+from collector.membership import live_members
+from collector.peers import PeerClient
+from collector.spool import SpoolStore
+from pullprint.errors import PullprintError
+
+
+@dataclass
+class Node:
+    config: CollectorConfig
+    spool: SpoolStore
+    redis: Any
+    analyst: AnalystClient
+    peers: PeerClient
+    journal: Journal
+    directory: Directory
+    pool: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="fanout"))
+    _local_cupsd: Any = None
+    _cupsd_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    def live_peers(self) -> dict[str, dict[str, Any]]:
+        """Live collectors other than this one. Redis down means no peers are known (never a stall)."""
+        try:
+            members = live_members(self.redis)
+        except Exception:  # noqa: BLE001 - Redis trouble degrades to "no known peers"
+            return {}
+        members.pop(self.id, None)
+        return members
+
+    def cups_server(self) -> str:
+        """The local cupsd used for ipp/ipps/lpd output; started on first use."""
+        with self._cupsd_lock:
+            if self._local_cupsd is None:
+                from pullprint.cupsd import PrivateCupsd
+
+                state = Path(self.config.cups_state_dir or Path(self.config.spool_dir) / "cupsd")
+                self._local_cupsd = PrivateCupsd.start(state)
+            return str(self._local_cupsd.server)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._local_cupsd is not None:
+            self._local_cupsd.stop()
+
+
+def build_node(config: CollectorConfig) -> Node:
+    import redis
+
+    if not config.installation_key:
+        raise PullprintError("bad-config", "collector.installation_key is not set", status=500)
+    if not config.cluster_token:
+        raise PullprintError("bad-config", "collector.cluster_token is not set", status=500)
+    key = bytes.fromhex(config.installation_key)
+    # Tight timeouts: a Redis that hangs must not hang a login. No automatic retries of
+    # non-idempotent commands (a retried SET NX could make us think we lost a lock we hold).
+    client = redis.Redis.from_url(config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5,
+                                  retry=None, decode_responses=True)
+    spool = SpoolStore(config.spool_dir, key)
+    analyst = AnalystClient(config.analyst_url, config.cluster_token, config.analyst_timeout)
+    return Node(
+        config=config,
+        spool=spool,
+        redis=client,
+        analyst=analyst,
+        peers=PeerClient(config.cluster_token, config.peer_timeout),
+        journal=Journal(Path(config.spool_dir) / "journal.jsonl"),
+        directory=Directory(analyst, Path(config.spool_dir) / "directory.json", config.badge_pepper),
+    )

@@ -1,0 +1,196 @@
+"""SpoolStore: the collector's encrypted, hashed, fsynced job files, renamed into place atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pullprint import crypto
+from pullprint.errors import BadRequest, NotFound, TooLarge
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+READ_SIZE = 64 * 1024
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_job_id(job_id: str) -> str:
+    """Job ids become file names: accept only our own format."""
+    if not _JOB_ID.match(job_id or ""):
+        raise NotFound("not-found", "no such job")
+    return job_id
+
+
+class TruncatedUpload(BadRequest):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    job_id: str
+    size: int
+    sha256: str
+    pages: int | None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SpoolStore:
+    """Job files under `root/jobs`: `<id>.spool` (sealed by pullprint.crypto) and `<id>.json` (metadata)."""
+
+    def __init__(self, root: str | os.PathLike[str], installation_key: bytes) -> None:
+        self.root = Path(root)
+        self.jobs = self.root / "jobs"
+        self.tmp = self.root / "tmp"
+        self._key = installation_key
+        for folder in (self.root, self.jobs, self.tmp):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Anything left in tmp/ is an upload or replica that never finished: it was never acknowledged.
+        for leftover in self.tmp.iterdir():
+            leftover.unlink(missing_ok=True)
+
+    def _paths(self, job_id: str) -> tuple[Path, Path]:
+        check_job_id(job_id)
+        return self.jobs / f"{job_id}.spool", self.jobs / f"{job_id}.json"
+
+    def writable(self) -> bool:
+        probe = self.tmp / f".probe-{os.getpid()}"
+        try:
+            probe.write_bytes(b"x")
+            probe.unlink()
+            return True
+        except OSError:
+            return False
+
+    def _commit(self, job_id: str, tmp_spool: Path, meta: dict[str, Any]) -> None:
+        spool_path, meta_path = self._paths(job_id)
+        tmp_meta = self.tmp / f"{job_id}.json"
+        with open(tmp_meta, "w") as fh:
+            json.dump(meta, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # The spool file goes first: a metadata file always has its document beside it.
+        os.replace(tmp_spool, spool_path)
+        os.replace(tmp_meta, meta_path)
+        _fsync_dir(self.jobs)
+
+    def receive(self, job_id: str, chunks: Iterable[bytes], meta: dict[str, Any], *, limit: int,
+                count_pages: Any = None) -> StoredJob:
+        """Encrypt an incoming document into the spool; nothing is left behind if it fails."""
+        tmp_spool = self.tmp / f"{job_id}.spool"
+        try:
+            with open(tmp_spool, "wb") as fh:
+                writer = crypto.SpoolWriter(self._key, job_id, fh)
+                for chunk in chunks:
+                    if writer.size + len(chunk) > limit:
+                        raise TooLarge("too-large", f"the document is larger than the limit of {limit} bytes",
+                                       limit=limit)
+                    writer.write(chunk)
+                    if count_pages is not None:
+                        count_pages.feed(chunk)
+                sha256 = writer.finish()
+                fh.flush()
+                os.fsync(fh.fileno())
+            pages = count_pages.pages() if count_pages is not None else None
+            stored = StoredJob(job_id, writer.size, sha256, pages)
+            meta = {**meta, "id": job_id, "size": stored.size, "sha256": sha256, "pages": pages}
+            self._commit(job_id, tmp_spool, meta)
+            return stored
+        except BaseException:
+            tmp_spool.unlink(missing_ok=True)
+            raise
+
+    def store_replica(self, job_id: str, sealed: BinaryIO, meta: dict[str, Any]) -> None:
+        """Keep a peer's sealed copy, after checking it decrypts to the document it claims to be."""
+        tmp_spool = self.tmp / f"{job_id}.replica"
+        try:
+            with open(tmp_spool, "wb") as fh:
+                while block := sealed.read(READ_SIZE):
+                    fh.write(block)
+                fh.flush()
+                os.fsync(fh.fileno())
+            with open(tmp_spool, "rb") as fh:
+                try:
+                    digest = crypto.verify(self._key, job_id, fh)
+                except crypto.CorruptSpool as exc:
+                    raise TruncatedUpload("corrupt-replica", f"replica does not verify: {exc}") from None
+            if digest != meta.get("sha256"):
+                raise TruncatedUpload("corrupt-replica", "replica does not match its SHA-256")
+            self._commit(job_id, tmp_spool, meta)
+        except BaseException:
+            tmp_spool.unlink(missing_ok=True)
+            raise
+
+    def has(self, job_id: str) -> bool:
+        spool_path, meta_path = self._paths(job_id)
+        return spool_path.exists() and meta_path.exists()
+
+    def meta(self, job_id: str) -> dict[str, Any]:
+        _, meta_path = self._paths(job_id)
+        try:
+            return dict(json.loads(meta_path.read_text()))
+        except FileNotFoundError:
+            raise NotFound("not-found", "this collector holds no copy of the job") from None
+
+    def update_meta(self, job_id: str, **changes: Any) -> None:
+        meta = self.meta(job_id) | changes
+        _, meta_path = self._paths(job_id)
+        tmp_meta = self.tmp / f"{job_id}.json"
+        tmp_meta.write_text(json.dumps(meta))
+        os.replace(tmp_meta, meta_path)
+
+    def open_sealed(self, job_id: str) -> BinaryIO:
+        spool_path, _ = self._paths(job_id)
+        try:
+            return open(spool_path, "rb")
+        except FileNotFoundError:
+            raise NotFound("not-found", "this collector holds no copy of the job") from None
+
+    def sealed_size(self, job_id: str) -> int:
+        return self._paths(job_id)[0].stat().st_size
+
+    def verify(self, job_id: str) -> str:
+        """Authenticate the whole file before anything is sent to a printer; returns its SHA-256."""
+        with self.open_sealed(job_id) as fh:
+            return crypto.verify(self._key, job_id, fh)
+
+    def plaintext(self, job_id: str) -> Iterator[bytes]:
+        """The document's bytes, decrypted chunk by chunk."""
+        with self.open_sealed(job_id) as fh:
+            yield from crypto.decrypt_stream(self._key, job_id, fh)
+
+    def delete(self, job_id: str) -> bool:
+        """Crypto-shred and remove a job's files; True when there was something to delete."""
+        spool_path, meta_path = self._paths(job_id)
+        found = False
+        with contextlib.suppress(FileNotFoundError), open(spool_path, "r+b") as fh:
+            crypto.shred_header(fh)
+            found = True
+        for path in (spool_path, meta_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                found = True
+        if found:
+            _fsync_dir(self.jobs)
+        return found
+
+    def job_ids(self) -> list[str]:
+        return sorted(p.stem for p in self.jobs.glob("*.json"))
+
+    def spool_files_without_meta(self) -> list[str]:
+        return sorted(p.stem for p in self.jobs.glob("*.spool") if not p.with_suffix(".json").exists())
