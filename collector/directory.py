@@ -1,4 +1,4 @@
-"""Directory: users and printers as this collector knows them, with a synced local cache for when the analyst is away."""
+"""Directory: users and printers as this collector knows them, cached locally for when the analyst is away."""
 
 from __future__ import annotations
 
