@@ -1,0 +1,278 @@
+"""LocalCluster: a whole pullprint cluster on loopback — the demo, the end-to-end tests and the fault suite use it.
+
+It starts Redis, an analyst on SQLite, N collectors (each in its own process group), HAProxy in
+front of them, simulated printers, and a private cupsd with the shared queue, and writes
+`cluster.json` (the contract in docs/architecture.md). Components are imported lazily: the core
+must stay light.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pullprint import daemons
+from pullprint.credentials import cluster_auth_header
+
+DEMO_USERS = [
+    {"name": "alice", "badge": "0451234567", "pin": "4711"},
+    {"name": "bob", "badge": "0451234568", "pin": "2580"},
+    {"name": "carol", "badge": "0451234569", "pin": "1357"},
+]
+PROGRAMS = ("redis-server", "haproxy", "cupsd", "lp", "lpadmin")
+
+
+def _http(method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 5.0) -> Any:
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json", **(cluster_auth_header(token) if token else {})}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback URLs we built
+        return json.loads(response.read() or b"{}")
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@dataclass
+class CollectorProcess:
+    id: str
+    port: int
+    spool_dir: Path
+    daemon: daemons.Daemon | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class LocalCluster:
+    state_dir: Path
+    n_collectors: int = 3
+    n_printers: int = 2
+    release_mode: str = "direct"
+    replicas: int = 2
+    with_cupsd: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+    daemons: dict[str, daemons.Daemon] = field(default_factory=dict)
+    collectors: dict[str, CollectorProcess] = field(default_factory=dict)
+    secrets: dict[str, Path] = field(default_factory=dict)
+    redis_url: str = ""
+    analyst_url: str = ""
+    lb_url: str = ""
+    lb_socket: str = ""
+    sim: Any = None
+    cupsd: Any = None
+    printers: list[dict[str, Any]] = field(default_factory=list)
+
+    # -- secrets ------------------------------------------------------------------------------------
+    def _write_secrets(self) -> None:
+        folder = self.state_dir / "secrets"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        values = {
+            "installation_key": secrets.token_bytes(32).hex(),
+            "cluster_token": secrets.token_urlsafe(32),
+            "submit_token": secrets.token_urlsafe(32),
+            "badge_pepper": secrets.token_urlsafe(32),
+        }
+        for name, value in values.items():
+            path = folder / name
+            if not path.exists():
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(value)
+            self.secrets[name] = path
+
+    def secret(self, name: str) -> str:
+        return self.secrets[name].read_text().strip()
+
+    def _secret_env(self, section: str, names: tuple[str, ...]) -> dict[str, str]:
+        return {f"PULLPRINT_{section.upper()}_{n.upper()}_FILE": str(self.secrets[n]) for n in names}
+
+    # -- start and stop ----------------------------------------------------------------------------
+    def start(self) -> LocalCluster:
+        daemons.require(*PROGRAMS)
+        self.state_dir = self.state_dir.resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._write_secrets()
+        try:
+            self._start_redis()
+            self._start_analyst()
+            self._start_printers()
+            self._seed()
+            for index in range(1, self.n_collectors + 1):
+                self.start_collector(f"c{index}")
+            self._start_lb()
+            if self.with_cupsd:
+                self._start_cupsd()
+            self.write_cluster_json()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_redis(self) -> None:
+        daemon, self.redis_url = daemons.start_redis(self.state_dir / "redis")
+        self.daemons["redis"] = daemon
+
+    def _start_analyst(self, port: int | None = None) -> None:
+        port = port or daemons.free_port()
+        self.analyst_url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, **self.extra_env,
+               **self._secret_env("analyst", ("cluster_token", "badge_pepper")),
+               "PULLPRINT_ANALYST_DB_URL": f"sqlite:///{self.state_dir / 'analyst.db'}"}
+        self.daemons["analyst"] = daemons.start(
+            "analyst", [sys.executable, "-m", "pullprint.cli", "analyst", "--bind", f"127.0.0.1:{port}"],
+            env=env, log_path=self.state_dir / "analyst.log",
+            ready=lambda: _http_ok(f"{self.analyst_url}/readyz"), timeout=60)
+
+    def stop_analyst(self, kill: bool = False) -> None:
+        daemon = self.daemons["analyst"]
+        daemon.kill() if kill else daemon.stop()
+
+    def start_analyst_again(self) -> None:
+        """Bring the analyst back on its old address (same database)."""
+        self._start_analyst(int(self.analyst_url.rsplit(":", 1)[1]))
+
+    def _start_printers(self) -> None:
+        from printer_sim.cluster import start_sim
+
+        self.sim = start_sim(self.n_printers, self.state_dir / "printers")
+        self.printers = [dict(p) for p in self.sim.printers]
+
+    def _seed(self) -> None:
+        token = self.secret("cluster_token")
+        for index, printer in enumerate(self.printers):
+            host, _, port = printer["snmp"].rpartition(":")
+            record = {"id": printer["id"], "uri": printer["uri"], "snmp_host": host, "snmp_port": int(port),
+                      "snmp_version": printer.get("snmp_version", "2c"),
+                      "snmp_community": printer.get("snmp_community", "public"), "site": "main",
+                      "location": f"Building A, floor {index + 1}", "tags": ["mono", "a4"], "in_service": True,
+                      "unreachable_policy": "refuse"}
+            _http("POST", f"{self.analyst_url}/api/v1/printers", token, record)
+        for user in DEMO_USERS:
+            _http("POST", f"{self.analyst_url}/api/v1/users", token, user)
+
+    def start_collector(self, collector_id: str, release_mode: str | None = None) -> CollectorProcess:
+        existing = self.collectors.get(collector_id)
+        port = existing.port if existing else daemons.free_port()
+        process = existing or CollectorProcess(collector_id, port, self.state_dir / collector_id / "spool")
+        process.spool_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.extra_env,
+               **self._secret_env("collector", ("installation_key", "cluster_token", "submit_token",
+                                                "badge_pepper")),
+               "PULLPRINT_COLLECTOR_REPLICAS": str(self.replicas)}
+        argv = [sys.executable, "-m", "pullprint.cli", "collector", "--id", collector_id,
+                "--bind", f"127.0.0.1:{port}", "--spool-dir", str(process.spool_dir),
+                "--analyst-url", self.analyst_url, "--redis-url", self.redis_url,
+                "--release-mode", release_mode or self.release_mode]
+        process.daemon = daemons.start(f"collector {collector_id}", argv, env=env,
+                                       log_path=self.state_dir / collector_id / "collector.log",
+                                       ready=lambda: _http_ok(f"{process.url}/readyz"), timeout=60)
+        self.collectors[collector_id] = process
+        return process
+
+    def kill_collector(self, collector_id: str) -> None:
+        """SIGKILL the collector's whole process group at once (gunicorn master, workers, housekeeping)."""
+        process = self.collectors[collector_id]
+        if process.daemon:
+            process.daemon.kill()
+
+    def stop_collector(self, collector_id: str) -> None:
+        process = self.collectors[collector_id]
+        if process.daemon:
+            process.daemon.stop()
+
+    def _start_lb(self) -> None:
+        from lb import haproxy
+
+        port = daemons.free_port()
+        self.lb_url = f"http://127.0.0.1:{port}"
+        self.lb_socket = str(self.state_dir / "lb" / "admin.sock")
+        (self.state_dir / "lb").mkdir(exist_ok=True)
+        settings = haproxy.LbSettings(bind=f"127.0.0.1:{port}", socket_path=self.lb_socket)
+        cluster = {"collectors": [{"id": c.id, "url": c.url} for c in self.collectors.values()]}
+        config_path = self.state_dir / "lb" / "haproxy.cfg"
+        config_path.write_text(haproxy.render(cluster, settings))
+        haproxy.check(config_path)
+        self.daemons["haproxy"] = haproxy.start(config_path, self.state_dir / "lb" / "haproxy.log")
+        daemons.wait_until(lambda: _http_ok(f"{self.lb_url}/readyz"), 20, "HAProxy with a ready collector")
+
+    def _start_cupsd(self) -> None:
+        from cups_backend import cli as queue_cli
+        from pullprint.cupsd import PrivateCupsd
+
+        self.cupsd = PrivateCupsd.start(self.state_dir / "cupsd")
+        code = queue_cli.main(["install", "--name", "SecurePrint", "--uri", f"pullprint://{self.lb_url[7:]}/",
+                               "--cups-server", self.cupsd.server, "--backend-dir", str(self.cupsd.backend_dir),
+                               "--server-root", str(self.cupsd.server_root),
+                               "--token-file", str(self.secrets["submit_token"])])
+        if code != 0:
+            raise RuntimeError(f"could not install the SecurePrint queue (exit {code})")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "lb_url": self.lb_url,
+            "lb_socket": self.lb_socket,
+            "analyst_url": self.analyst_url,
+            "collectors": [{"id": c.id, "url": c.url, "pid": c.daemon.pid if c.daemon else 0,
+                            "spool_dir": str(c.spool_dir)} for c in self.collectors.values()],
+            "redis_url": self.redis_url,
+            "cups_server": self.cupsd.server if self.cupsd else "",
+            "queue": "SecurePrint",
+            "printers": self.printers,
+            "printer_control_url": self.sim.describe["control_url"] if self.sim else "",
+            "users": DEMO_USERS,
+            "secrets_dir": str(self.state_dir / "secrets"),
+        }
+
+    def write_cluster_json(self) -> Path:
+        path = self.state_dir / "cluster.json"
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds demo badges and PINs
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self.describe(), fh, indent=2)
+        os.replace(tmp, path)
+        return path
+
+    def stop(self) -> None:
+        """Stop everything this cluster started, newest first."""
+        if self.cupsd is not None:
+            self.cupsd.stop()
+        if "haproxy" in self.daemons:
+            self.daemons.pop("haproxy").stop()
+        for process in reversed(list(self.collectors.values())):
+            if process.daemon:
+                process.daemon.stop()
+        if self.sim is not None:
+            self.sim.stop()
+        for name in ("analyst", "redis"):
+            if name in self.daemons:
+                self.daemons.pop(name).stop()
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_forever() -> None:
+    while True:
+        time.sleep(3600)

@@ -1,0 +1,76 @@
+"""The whole demo cluster for end-to-end tests, and small helpers to drive it like a workstation and a terminal."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from pullprint.localcluster import LocalCluster
+
+MAX_JOB_BYTES = 4 * 1024 * 1024
+
+
+@pytest.fixture(scope="package")
+def cluster(tmp_path_factory):
+    state = tmp_path_factory.mktemp("cluster")
+    with LocalCluster(state, n_collectors=3, n_printers=2,
+                      extra_env={"PULLPRINT_COLLECTOR_MAX_JOB_BYTES": str(MAX_JOB_BYTES),
+                                 "PULLPRINT_COLLECTOR_HEALTH_MAX_AGE": "0.5"}) as running:
+        yield running
+
+
+def submit(cluster: LocalCluster, owner: str, data: bytes, *, url: str | None = None, title: str = "doc",
+           headers: dict[str, str] | None = None) -> requests.Response:
+    """POST a document the way the CUPS backend does (to the LB unless a collector URL is given)."""
+    base = url or cluster.lb_url
+    all_headers = {"Authorization": f"Bearer {cluster.secret('submit_token')}", "X-Pullprint-Owner": owner,
+                   "X-Pullprint-Title": title, "Content-Type": "application/octet-stream", **(headers or {})}
+    return requests.post(f"{base}/api/v1/jobs", data=data, headers=all_headers, timeout=30)
+
+
+def login(cluster: LocalCluster, printer: str, *, url: str | None = None, **credentials: str) -> requests.Response:
+    return requests.post(f"{url or cluster.lb_url}/api/v1/sessions", json={"printer": printer, **credentials},
+                         timeout=10)
+
+
+def release(cluster: LocalCluster, token: str, body: dict, *, url: str | None = None,
+            key: str | None = None) -> requests.Response:
+    headers = {"Idempotency-Key": key} if key else {}
+    return requests.post(f"{url or cluster.lb_url}/api/v1/sessions/{token}/release", json=body, headers=headers,
+                         timeout=120)
+
+
+def received(printer: dict) -> list[dict]:
+    """What a simulated printer received: one entry per connection, with its bytes' SHA-256."""
+    sink = Path(printer["sink_dir"])
+    entries = []
+    for sidecar in sorted(sink.glob("*.json")):
+        entries.append(json.loads(sidecar.read_text()))
+    return entries
+
+
+def received_hashes(printer: dict) -> list[str]:
+    return [e["sha256"] for e in received(printer)]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def wait_for(check, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def user(cluster: LocalCluster, name: str) -> dict:
+    return next(u for u in cluster.describe()["users"] if u["name"] == name)
