@@ -1,0 +1,126 @@
+"""The analyst's Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from analyst import metrics
+from analyst.config import AnalystConfig
+from analyst.db import Database, head_revision, upgrade
+from analyst.http import EXTENSION, Analyst, analyst, transaction
+from pullprint import config as pullprint_config
+from pullprint import log
+from pullprint.credentials import check_cluster_auth
+from pullprint.errors import PullprintError
+
+logger = logging.getLogger("pullprint.analyst")
+
+# Bodies are metadata, never documents; anything larger is a mistake or an attack.
+MAX_BODY = 1024 * 1024
+
+
+def create_app(config: AnalystConfig | None = None) -> Flask:
+    """Build the analyst app; reads the configuration now (not at import) and opens no connection yet."""
+    config = config or pullprint_config.load(AnalystConfig, "analyst")
+    log.setup("pullprint.analyst", config.log_level)
+    if not config.cluster_token:
+        raise PullprintError("bad-config", "analyst.cluster_token is not set "
+                             "(set PULLPRINT_ANALYST_CLUSTER_TOKEN_FILE to a file holding it)", status=500)
+    if not config.badge_pepper:
+        raise PullprintError("bad-config", "analyst.badge_pepper is not set "
+                             "(set PULLPRINT_ANALYST_BADGE_PEPPER_FILE to a file holding it)", status=500)
+    if config.auto_migrate:
+        upgrade(config.db_url)
+
+    app = Flask("analyst")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = Analyst(config=config, db=Database(config.db_url))
+
+    from analyst.collectors.views import bp as collectors_bp
+    from analyst.events.views import bp as events_bp
+    from analyst.jobs.views import bp as jobs_bp
+    from analyst.printers.views import bp as printers_bp
+    from analyst.users.views import bp as users_bp
+
+    for blueprint in (jobs_bp, users_bp, printers_bp, collectors_bp, events_bp):
+        app.register_blueprint(blueprint)
+    _add_health(app)
+    _add_auth_and_errors(app)
+    return app
+
+
+def _add_health(app: Flask) -> None:
+    head = head_revision()
+
+    @app.get("/healthz")
+    def healthz() -> ResponseReturnValue:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> ResponseReturnValue:
+        db = analyst().db
+        try:
+            db.ping()
+            revision = db.schema_revision()
+        except Exception as exc:  # any driver error means the same thing here: no database
+            logger.warning("readyz: database unreachable: %s", exc)
+            return {"error": "database-unavailable", "message": f"the database does not answer: "
+                    f"{type(exc).__name__}"}, 503
+        if revision != head:
+            return {"error": "schema-outdated", "message": f"database schema is at {revision}, "
+                    f"this analyst needs {head} (run pullprint analyst to upgrade)"}, 503
+        return {"status": "ready"}
+
+    @app.get("/metrics")
+    def metrics_page() -> ResponseReturnValue:
+        from analyst.events.service import count_by_kind
+        from analyst.jobs.service import count_by_state
+
+        with transaction() as session:
+            text = metrics.render(count_by_state(session), count_by_kind(session), analyst().requests.snapshot())
+        return Response(text, mimetype="text/plain; version=0.0.4")
+
+
+def _add_auth_and_errors(app: Flask) -> None:
+    @app.before_request
+    def require_cluster_token() -> ResponseReturnValue | None:
+        if request.path.startswith("/api/") and not check_cluster_auth(
+                request.headers.get("Authorization"), analyst().config.cluster_token):
+            return {"error": "unauthenticated", "message": "this call needs the cluster token"}, 401
+        return None
+
+    @app.after_request
+    def count_request(response: Response) -> Response:
+        analyst().requests.add(request.method, request.endpoint or "unknown", response.status_code)
+        return response
+
+    @app.errorhandler(PullprintError)
+    def pullprint_error(exc: PullprintError) -> ResponseReturnValue:
+        return exc.to_json(), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        code = (exc.name or "error").lower().replace(" ", "-")
+        return {"error": code, "message": exc.description or exc.name}, exc.code or 500
+
+    @app.errorhandler(IntegrityError)
+    def integrity_error(exc: IntegrityError) -> ResponseReturnValue:
+        # A uniqueness race the service did not foresee: the other writer won, the client may retry.
+        logger.warning("integrity error on %s %s: %s", request.method, request.path, exc.orig)
+        return {"error": "conflict", "message": "a concurrent change conflicts with this one; retry"}, 409
+
+    @app.errorhandler(OperationalError)
+    def database_error(exc: OperationalError) -> ResponseReturnValue:
+        logger.error("database error on %s %s: %s", request.method, request.path, exc.orig)
+        return {"error": "database-unavailable", "message": "the database cannot be reached now"}, 503
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception) -> ResponseReturnValue:
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return {"error": "internal-error", "message": "the analyst failed to handle this request"}, 500

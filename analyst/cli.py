@@ -1,0 +1,230 @@
+"""`pullprint analyst`, `pullprint user` and `pullprint printer`: run the service, manage users and printers.
+
+The user and printer commands work directly on the database, through the same service functions
+the HTTP API uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from sqlalchemy.orm import Session
+
+from analyst.config import AnalystConfig
+from analyst.db import Database, upgrade
+from pullprint import config as pullprint_config
+from pullprint.errors import BadRequest
+
+
+def _database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db-url", help="SQLAlchemy database URL (default: the analyst configuration's)")
+    parser.add_argument("--config", help="JSON configuration file (default: $PULLPRINT_CONFIG)")
+
+
+def _load_config(args: argparse.Namespace, **overrides: Any) -> AnalystConfig:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if getattr(args, "db_url", None):
+        given["db_url"] = args.db_url
+    return pullprint_config.load(AnalystConfig, "analyst", path=getattr(args, "config", None), overrides=given)
+
+
+@contextmanager
+def _session(config: AnalystConfig) -> Iterator[Session]:
+    upgrade(config.db_url)
+    database = Database(config.db_url)
+    try:
+        with database.session(write=True) as session:
+            yield session
+    finally:
+        database.dispose()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- pullprint analyst ---------------------------------------------------------------------------------------
+
+def main(argv: list[str]) -> int:
+    """Run the analyst: upgrade the schema once, then exec gunicorn with gthread workers."""
+    parser = argparse.ArgumentParser(prog="pullprint analyst", description="run the analyst under gunicorn")
+    parser.add_argument("--bind", help="HOST:PORT to listen on (default 127.0.0.1:8700)")
+    parser.add_argument("--workers", type=int, help="gunicorn worker processes (default 2)")
+    _database_options(parser)
+    args = parser.parse_args(argv)
+    config = _load_config(args, bind=args.bind, workers=args.workers)
+    if not config.cluster_token or not config.badge_pepper:
+        raise BadRequest("bad-config", "set the cluster token and the badge pepper first "
+                         "(PULLPRINT_ANALYST_CLUSTER_TOKEN_FILE, PULLPRINT_ANALYST_BADGE_PEPPER_FILE)")
+    # Once here, before the workers fork, so they do not race each other through the migrations.
+    upgrade(config.db_url)
+    os.execvpe(sys.executable, gunicorn_argv(config), gunicorn_env(config, args.config))  # noqa: S606
+    return 0  # not reached
+
+
+def gunicorn_argv(config: AnalystConfig) -> list[str]:
+    """The gunicorn command line for `config`."""
+    return [sys.executable, "-m", "gunicorn", "--bind", config.bind, "--workers", str(config.workers),
+            "--worker-class", "gthread", "--threads", str(config.threads), "--graceful-timeout", "10",
+            "--access-logfile", "-", "analyst.app:create_app()"]
+
+
+def gunicorn_env(config: AnalystConfig, config_path: str | None, environ: dict[str, str] | None = None,
+                 ) -> dict[str, str]:
+    """The workers' environment: the settings given on the command line travel as PULLPRINT_ANALYST_*.
+
+    Secrets are not copied in: the workers read them the way this process did (file, *_FILE variable).
+    """
+    env = dict(os.environ if environ is None else environ)
+    env.update({"PULLPRINT_ANALYST_DB_URL": config.db_url, "PULLPRINT_ANALYST_BIND": config.bind,
+                "PULLPRINT_ANALYST_WORKERS": str(config.workers), "PULLPRINT_ANALYST_AUTO_MIGRATE": "0"})
+    if config_path:
+        env["PULLPRINT_CONFIG"] = os.path.abspath(config_path)
+    return env
+
+
+# --- pullprint user ------------------------------------------------------------------------------------------
+
+def _read_secret(stdin: TextIO) -> str:
+    line = stdin.readline()
+    return line.rstrip("\r\n")
+
+
+def user_main(argv: list[str], *, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
+    """`pullprint user add|list|remove`."""
+    from analyst.users import service
+
+    stdin, out = stdin or sys.stdin, out or sys.stdout
+    parser = argparse.ArgumentParser(prog="pullprint user", description="add, list and remove users")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add", help="add a user, or change an existing one")
+    add.add_argument("name")
+    add.add_argument("--badge", help="badge number (visible to other local users; prefer --badge-stdin)")
+    add.add_argument("--badge-stdin", action="store_true", help="read the badge number from standard input")
+    add.add_argument("--pin", help="PIN (visible to other local users; prefer --pin-stdin or --pin-prompt)")
+    add.add_argument("--pin-stdin", action="store_true",
+                     help="read the PIN from standard input (after the badge, if --badge-stdin)")
+    add.add_argument("--pin-prompt", action="store_true", help="ask for the PIN on the terminal")
+    add.add_argument("--email")
+    _database_options(add)
+    listing = commands.add_parser("list", help="list users")
+    _database_options(listing)
+    remove = commands.add_parser("remove", help="remove a user")
+    remove.add_argument("name")
+    _database_options(remove)
+    args = parser.parse_args(argv)
+    config = _load_config(args)
+
+    if args.command == "list":
+        with _session(config) as session:
+            for user in service.list_users(session):
+                info = service.user_to_dict(user)
+                print(f"{info['name']}\tbadge={'yes' if info['has_badge'] else 'no'}\t"
+                      f"pin={'yes' if info['has_pin'] else 'no'}\t{info['email']}", file=out)
+        return 0
+    if args.command == "remove":
+        with _session(config) as session:
+            service.remove_user(session, args.name)
+        print(f"removed user {args.name}", file=out)
+        return 0
+
+    from analyst.validate import user_name
+
+    user_name(args.name, "name")
+    badge = _read_secret(stdin) if args.badge_stdin else args.badge
+    pin = args.pin
+    if args.pin_stdin:
+        pin = _read_secret(stdin)
+    elif args.pin_prompt:
+        pin = getpass.getpass("PIN: ")
+    changes: dict[str, Any] = {}
+    if badge is not None:
+        changes["badge"] = badge
+    if pin is not None:
+        changes["pin"] = pin
+    if args.email is not None:
+        changes["email"] = args.email
+    with _session(config) as session:
+        user, created = service.upsert_user(session, args.name, pepper=config.badge_pepper.encode(), now=_now(),
+                                            **changes)
+        info = service.user_to_dict(user)
+    print(f"{'added' if created else 'updated'} user {info['name']} (badge: {'yes' if info['has_badge'] else 'no'}"
+          f", PIN: {'yes' if info['has_pin'] else 'no'})", file=out)
+    return 0
+
+
+# --- pullprint printer ---------------------------------------------------------------------------------------
+
+def _snmp_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, 161
+    if not port.isdigit():
+        raise BadRequest("bad-field", f"--snmp wants HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
+    """`pullprint printer add|list|remove`."""
+    from analyst.printers import service
+
+    out = out or sys.stdout
+    parser = argparse.ArgumentParser(prog="pullprint printer", description="add, list and remove printers")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add", help="add a printer, or change an existing one")
+    add.add_argument("id")
+    add.add_argument("--uri", help="device URI: socket://host:9100, ipp://host/ipp/print (required when new)")
+    add.add_argument("--snmp", help="HOST[:PORT] of the printer's SNMP agent")
+    add.add_argument("--snmp-community")
+    add.add_argument("--snmp-version", choices=service.SNMP_VERSIONS)
+    add.add_argument("--site")
+    add.add_argument("--location")
+    add.add_argument("--tag", dest="tags", action="extend", nargs="+", metavar="T", help="tags (repeatable)")
+    add.add_argument("--unreachable-policy", choices=service.UNREACHABLE_POLICIES)
+    add.add_argument("--out-of-service", action="store_true", help="take the printer out of service")
+    _database_options(add)
+    listing = commands.add_parser("list", help="list printers")
+    _database_options(listing)
+    remove = commands.add_parser("remove", help="remove a printer")
+    remove.add_argument("id")
+    _database_options(remove)
+    args = parser.parse_args(argv)
+    config = _load_config(args)
+
+    if args.command == "list":
+        with _session(config) as session:
+            for printer in service.list_printers(session):
+                p = service.printer_to_dict(printer)
+                snmp = f"{p['snmp_host']}:{p['snmp_port']}" if p["snmp_host"] else "-"
+                print(f"{p['id']}\t{p['uri']}\tsnmp={snmp}\tsite={p['site']}\t{p['location']}\t"
+                      f"tags={','.join(p['tags'])}\t{'in service' if p['in_service'] else 'out of service'}",
+                      file=out)
+        return 0
+    if args.command == "remove":
+        with _session(config) as session:
+            service.remove_printer(session, args.id, now=_now())
+        print(f"removed printer {args.id}", file=out)
+        return 0
+
+    body: dict[str, Any] = {"id": args.id, "uri": args.uri, "snmp_community": args.snmp_community,
+                            "snmp_version": args.snmp_version, "site": args.site, "location": args.location,
+                            "tags": args.tags, "unreachable_policy": args.unreachable_policy}
+    if args.snmp:
+        body["snmp_host"], body["snmp_port"] = _snmp_address(args.snmp)
+    if args.out_of_service:
+        body["in_service"] = False
+    # The same validation as POST /printers.
+    fields = service.parse_printer(body, partial=True)
+    with _session(config) as session:
+        printer, created = service.upsert_printer(session, fields, now=_now())
+        info = service.printer_to_dict(printer)
+    print(f"{'added' if created else 'updated'} printer {info['id']} ({info['uri']})", file=out)
+    return 0
+

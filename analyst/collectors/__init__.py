@@ -1,0 +1,1 @@
+"""Collectors: membership and liveness from heartbeats, and the cache they keep for degraded mode."""

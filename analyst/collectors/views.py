@@ -1,0 +1,46 @@
+"""HTTP views for collector heartbeats and the degraded-mode sync."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
+
+from analyst import validate as v
+from analyst.collectors import service
+from analyst.http import analyst, json_body, now, transaction
+from analyst.printers.service import list_printers, printer_to_dict
+from analyst.users.service import sync_users
+
+bp = Blueprint("collectors", __name__, url_prefix="/api/v1")
+
+
+def _all(session: Session) -> dict[str, object]:
+    at, dead_after = now(), analyst().config.collector_dead_after
+    return {"collectors": [service.collector_to_dict(c, now=at, dead_after=dead_after)
+                           for c in service.list_collectors(session)]}
+
+
+@bp.post("/collectors/<collector_id>/heartbeat")
+def heartbeat(collector_id: str) -> ResponseReturnValue:
+    collector_id = v.identifier(collector_id, "collector")
+    body = json_body(optional=True)
+    with transaction() as session:
+        service.heartbeat(session, collector_id, url=v.text(body, "url", default="", max_len=1024) or "",
+                          site=v.text(body, "site", default="main", max_len=64, pattern=v.ID_PATTERN) or "main",
+                          now=now())
+        session.flush()
+        return _all(session)
+
+
+@bp.get("/collectors")
+def list_collectors() -> ResponseReturnValue:
+    with transaction() as session:
+        return _all(session)
+
+
+@bp.get("/sync")
+def sync() -> ResponseReturnValue:
+    with transaction() as session:
+        return {"users": sync_users(session),
+                "printers": [printer_to_dict(p) for p in list_printers(session)]}

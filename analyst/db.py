@@ -1,0 +1,188 @@
+"""The database: one lazily created engine per process, a session per unit of work, Alembic upgrades."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, create_engine, event, select, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same for every analyst sharing one PostgreSQL.
+_MIGRATION_LOCK_ID = 0x70756C6C
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every analyst table."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, on SQLite (naive text) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        # SQLite compares timestamps as text, so every stored value must have one form: naive UTC.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def load_models() -> type[Base]:
+    """Import every domain's models so that `Base.metadata` knows all tables."""
+    from analyst.collectors import models as _collectors  # noqa: F401
+    from analyst.events import models as _events  # noqa: F401
+    from analyst.jobs import models as _jobs  # noqa: F401
+    from analyst.printers import models as _printers  # noqa: F401
+    from analyst.users import models as _users  # noqa: F401
+
+    return Base
+
+
+def normalize_url(url: str) -> str:
+    """Read plain ``postgresql://`` URLs as psycopg 3, the driver the analyst ships with."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and real (not pysqlite-emulated) transactions."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+            # pysqlite's own transaction handling breaks SAVEPOINT and starts transactions late;
+            # switch it off and let the "begin" hook below say BEGIN itself (SQLAlchemy's recipe).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection: Any) -> None:
+            # A write transaction takes the write lock up front: a deferred one that read first
+            # would fail at once (SQLITE_BUSY_SNAPSHOT) instead of waiting if another wrote meanwhile.
+            write = connection.get_execution_options().get("pullprint_write", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+class Database:
+    """The engine of this process, created on first use (so after gunicorn forks), and its sessions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
+        self._pid = 0
+        self._readers: sessionmaker[Session] | None = None
+        self._writers: sessionmaker[Session] | None = None
+
+    @property
+    def engine(self) -> Engine:
+        with self._lock:
+            if self._engine is None or self._pid != os.getpid():
+                if self._engine is not None:
+                    # Inherited across fork: drop the parent's pooled connections without closing them.
+                    self._engine.dispose(close=False)
+                self._engine = make_engine(self.url)
+                self._pid = os.getpid()
+                self._readers = sessionmaker(self._engine, expire_on_commit=False)
+                self._writers = sessionmaker(self._engine.execution_options(pullprint_write=True),
+                                             expire_on_commit=False)
+            return self._engine
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        self.engine  # noqa: B018 - creates the engine and the session makers for this process
+        maker = self._writers if write else self._readers
+        assert maker is not None
+        with maker() as session, session.begin():
+            yield session
+
+    def ping(self) -> None:
+        """Raise unless the database answers ``SELECT 1``."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at (None before the first upgrade)."""
+        from sqlalchemy import MetaData, Table
+        from sqlalchemy.exc import NoSuchTableError
+
+        with self.engine.connect() as connection:
+            try:
+                table = Table("alembic_version", MetaData(), autoload_with=connection)
+            except NoSuchTableError:
+                return None
+            return connection.execute(select(table.c.version_num)).scalar()
+
+    def dispose(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this code."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def upgrade(url: str) -> None:
+    """Bring the schema at `url` to the newest revision; safe to run from several processes at once."""
+    from alembic import command
+
+    # Alembic announces each of its plugins at INFO on every start; that is noise in a service log.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    engine = make_engine(url)
+    try:
+        # On SQLite the write option makes this BEGIN IMMEDIATE, which serializes concurrent upgraders.
+        with engine.execution_options(pullprint_write=True).begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+            config = _alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()

@@ -1,0 +1,91 @@
+"""What every view shares: the analyst's state on the app, the JSON body reader, query-string readers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import current_app, request
+from sqlalchemy.orm import Session
+
+from analyst.config import AnalystConfig
+from analyst.db import Database
+from analyst.metrics import RequestCounter
+from analyst.users.service import Lockout
+from pullprint.errors import BadRequest
+
+EXTENSION = "pullprint.analyst"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Analyst:
+    """Per-app state, kept in ``app.extensions``; `clock` is replaceable so tests can move time."""
+
+    config: AnalystConfig
+    db: Database
+    clock: Callable[[], datetime] = utc_now
+    requests: RequestCounter = field(default_factory=RequestCounter)
+
+    @property
+    def pepper(self) -> bytes:
+        return self.config.badge_pepper.encode()
+
+    @property
+    def lifetime(self) -> timedelta:
+        return timedelta(hours=self.config.job_lifetime_hours)
+
+    @property
+    def lockout(self) -> Lockout:
+        return Lockout(self.config.lockout_failures, timedelta(seconds=self.config.lockout_window_seconds))
+
+
+def analyst() -> Analyst:
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def now() -> datetime:
+    return analyst().clock()
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """The request's unit of work; GETs read, everything else takes the write lock on SQLite."""
+    with analyst().db.session(write=request.method != "GET") as session:
+        yield session
+
+
+def json_body(*, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object; malformed JSON or a non-object is a 400."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if optional:
+            return {}
+        raise BadRequest("malformed-json", "the request needs a JSON object body")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("malformed-json", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("malformed-json", "the request body must be a JSON object")
+    return body
+
+
+def query_int(name: str, default: int, *, minimum: int = 0, maximum: int = 10_000) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest("bad-field", f"{name} must be a whole number", field=name) from None
+    if not minimum <= value <= maximum:
+        raise BadRequest("bad-field", f"{name} must be between {minimum} and {maximum}", field=name)
+    return value

@@ -1,0 +1,316 @@
+"""Job logic: registration, queries, the claim compare-and-set, finishing, deletion, copies and expiry.
+
+Every function works inside the caller's transaction (`session`) and takes the time as `now`, so a
+view, the CLI and the tests share the same code and the tests can move the clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from analyst import validate as v
+from analyst.events.service import record_event
+from analyst.jobs.models import Job, JobLocation, PrintRecord
+from analyst.printers.models import Printer
+from pullprint.errors import BadRequest, Conflict, Forbidden, NotFound
+from pullprint.states import FINAL_STATES, JobState
+from pullprint.wire import MAX_COPIES, MAX_TITLE
+
+RELEASABLE = (JobState.HELD.value, JobState.FAILED.value)
+# The states a user still sees at a terminal.
+OPEN_STATES = (JobState.HELD.value, JobState.RELEASING.value, JobState.FAILED.value)
+FINISH_STATES = (JobState.PRINTED.value, JobState.HELD.value, JobState.FAILED.value)
+
+
+@dataclass
+class JobRegistration:
+    """A validated `POST /jobs` body."""
+
+    owner: str
+    id: str = ""
+    title: str = ""
+    size: int = 0
+    sha256: str = ""
+    pages: int | None = None
+    copies: int = 1
+    options: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/octet-stream"
+    origin_host: str = ""
+    cups_job_id: str = ""
+    idempotency_key: str | None = None
+    site: str = "main"
+    submitted_at: datetime | None = None
+    expires_at: datetime | None = None
+    received_by: str = ""
+    locations: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> JobRegistration:
+        job_id = v.text(body, "id", default="")
+        return cls(
+            id=v.identifier(job_id, "id") if job_id else "",
+            owner=v.user_name(v.required_text(body, "owner", max_len=64), "owner"),
+            title=v.text(body, "title", default="", max_len=MAX_TITLE) or "",
+            size=v.integer(body, "size", default=0, minimum=0) or 0,
+            sha256=v.text(body, "sha256", default="", max_len=64) or "",
+            pages=v.integer(body, "pages", minimum=0),
+            copies=v.integer(body, "copies", default=1, minimum=1, maximum=MAX_COPIES) or 1,
+            options=v.text_map(body, "options") or {},
+            content_type=v.text(body, "content_type", default="application/octet-stream", max_len=127) or "",
+            origin_host=v.text(body, "origin_host", default="") or "",
+            cups_job_id=v.text(body, "cups_job_id", default="", max_len=32) or "",
+            idempotency_key=v.text(body, "idempotency_key", max_len=128) or None,
+            site=v.text(body, "site", default="main", max_len=64) or "main",
+            submitted_at=v.timestamp(body, "submitted_at"),
+            expires_at=v.timestamp(body, "expires_at"),
+            received_by=v.text(body, "received_by", default="", max_len=64) or "",
+            locations=v.text_list(body, "locations", default=[], pattern=v.ID_PATTERN) or [],
+        )
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """A job as the API answers it (JobDict)."""
+    claim = None
+    if job.state == JobState.RELEASING:
+        claim = {"by": job.claimed_by, "printer": job.claim_printer, "token": job.claim_token,
+                 "lease_expires_at": v.iso(job.lease_expires_at)}
+    return {
+        "id": job.id, "owner": job.owner, "title": job.title, "size": job.size, "sha256": job.sha256,
+        "pages": job.pages, "copies": job.copies, "options": job.options or {},
+        "content_type": job.content_type, "origin_host": job.origin_host, "cups_job_id": job.cups_job_id,
+        "idempotency_key": job.idempotency_key or "", "site": job.site, "state": job.state,
+        "state_reason": job.state_reason, "submitted_at": v.iso(job.submitted_at),
+        "expires_at": v.iso(job.expires_at), "received_by": job.received_by,
+        "locations": [loc.collector_id for loc in job.locations], "claim": claim,
+    }
+
+
+def _find_existing(session: Session, reg: JobRegistration) -> Job | None:
+    if reg.id:
+        job = session.get(Job, reg.id)
+        if job is not None:
+            if job.owner != reg.owner:
+                raise Conflict("id-conflict", "a job with this id belongs to another user")
+            return job
+    if reg.idempotency_key:
+        return session.scalars(select(Job).where(Job.owner == reg.owner,
+                                                 Job.idempotency_key == reg.idempotency_key)).first()
+    return None
+
+
+def _merge_locations(job: Job, collectors: list[str], now: datetime) -> None:
+    # A repeated registration (a journal replay, a retry through another collector) may know more copies;
+    # a finished job's copies are being shredded, so it gains none.
+    if job.state in FINAL_STATES:
+        return
+    known = {loc.collector_id for loc in job.locations}
+    for collector in collectors:
+        if collector not in known:
+            job.locations.append(JobLocation(collector_id=collector, added_at=now))
+
+
+def register_job(session: Session, reg: JobRegistration, *, now: datetime,
+                 lifetime: timedelta) -> tuple[Job, bool]:
+    """Create a held job, or find the one this registration repeats; returns (job, created)."""
+    existing = _find_existing(session, reg)
+    if existing is not None:
+        _merge_locations(existing, reg.locations, now)
+        return existing, False
+    submitted = reg.submitted_at or now
+    job = Job(
+        id=reg.id or uuid.uuid4().hex, owner=reg.owner, title=reg.title, size=reg.size, sha256=reg.sha256,
+        pages=reg.pages, copies=reg.copies, options=reg.options, content_type=reg.content_type,
+        origin_host=reg.origin_host, cups_job_id=reg.cups_job_id, idempotency_key=reg.idempotency_key,
+        site=reg.site, state=JobState.HELD.value, state_reason="", submitted_at=submitted,
+        expires_at=reg.expires_at or submitted + lifetime, received_by=reg.received_by, claim_token=0,
+        updated_at=now, locations=[JobLocation(collector_id=c, added_at=now) for c in reg.locations],
+    )
+    try:
+        # A savepoint, so that losing a race with a concurrent registration of the same job
+        # leaves the outer transaction usable for reading the winner.
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        existing = _find_existing(session, reg)
+        if existing is None:
+            raise
+        _merge_locations(existing, reg.locations, now)
+        return existing, False
+    record_event(session, "submit", now=now, user=job.owner, job=job.id, collector=reg.received_by or None,
+                 detail={"title": job.title, "size": job.size, "site": job.site})
+    return job, True
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise NotFound("not-found", f"no job {job_id}")
+    return job
+
+
+def list_jobs(session: Session, *, state: str | None = None, location: str | None = None,
+              owner: str | None = None, limit: int = 1000) -> list[Job]:
+    """Jobs matching every filter given, oldest first."""
+    query = select(Job)
+    if state:
+        query = query.where(Job.state == state)
+    if owner:
+        query = query.where(Job.owner == owner)
+    if location:
+        query = query.where(Job.locations.any(JobLocation.collector_id == location))
+    return list(session.scalars(query.order_by(Job.submitted_at, Job.id).limit(limit)))
+
+
+def user_jobs(session: Session, owner: str) -> list[Job]:
+    """What the owner sees at a terminal: held, releasing and failed jobs, oldest first."""
+    query = select(Job).where(Job.owner == owner, Job.state.in_(OPEN_STATES))
+    return list(session.scalars(query.order_by(Job.submitted_at, Job.id)))
+
+
+def claim_job(session: Session, job_id: str, *, user: str, collector: str, printer: str,
+              lease_seconds: float, now: datetime) -> tuple[Job, int]:
+    """Move a job to releasing for `collector`, compare-and-set; returns (job, fencing token).
+
+    One UPDATE decides: only a held or failed job, or one whose previous releaser's lease has
+    lapsed, matches, and the database lets exactly one of any concurrent claims match it.
+    """
+    won = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.owner == user,
+               or_(Job.state.in_(RELEASABLE),
+                   and_(Job.state == JobState.RELEASING.value, Job.lease_expires_at < now)))
+        .values(state=JobState.RELEASING.value, claim_token=Job.claim_token + 1, claimed_by=collector,
+                claim_printer=printer, lease_expires_at=now + timedelta(seconds=lease_seconds),
+                updated_at=now)
+        .returning(Job.claim_token)
+        .execution_options(synchronize_session=False)
+    ).first()
+    job = session.get(Job, job_id, populate_existing=True)
+    if won is None:
+        if job is None:
+            raise NotFound("not-found", f"no job {job_id}")
+        if job.owner != user:
+            raise Forbidden("not-owner", "this job belongs to another user")
+        raise Conflict("not-releasable", f"the job is {job.state}", state=job.state)
+    assert job is not None
+    token = int(won[0])
+    record_event(session, "claim", now=now, user=user, job=job_id, printer=printer, collector=collector,
+                 detail={"token": token})
+    return job, token
+
+
+def finish_job(session: Session, job_id: str, *, token: int, state: str, reason: str = "",
+               printer: str | None = None, collector: str | None = None, pages: int | None = None,
+               copies: int | None = None, now: datetime) -> Job:
+    """End a release under the claim `token`: printed (accounted), or back to held/failed with a reason."""
+    if state not in FINISH_STATES:
+        raise BadRequest("bad-field", f"state must be one of {', '.join(FINISH_STATES)}", field="state")
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.RELEASING.value, Job.claim_token == token)
+        .values(state=state, state_reason="" if state == JobState.PRINTED else reason,
+                lease_expires_at=None, updated_at=now)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise NotFound("not-found", f"no job {job_id}")
+    if done is None:
+        if job.claim_token == token and job.state == state:
+            return job  # the same finish again (a retry after a lost answer): nothing more to record
+        raise Conflict("stale-token", "the claim token is not the current claim's", state=job.state,
+                       token=job.claim_token)
+    printer = printer or job.claim_printer or ""
+    collector = collector or job.claimed_by or ""
+    if state == JobState.PRINTED:
+        site = session.scalar(select(Printer.site).where(Printer.id == printer)) or job.site
+        record = PrintRecord(job_id=job.id, user_name=job.owner, printer_id=printer, collector_id=collector,
+                             site=site, pages=job.pages if pages is None else pages,
+                             copies=job.copies if copies is None else copies, printed_at=now)
+        session.add(record)
+        record_event(session, "print", now=now, user=job.owner, job=job.id, printer=printer,
+                     collector=collector, detail={"pages": record.pages, "copies": record.copies,
+                                                  "site": site, "token": token})
+    else:
+        record_event(session, "release-failed", now=now, user=job.owner, job=job.id, printer=printer,
+                     collector=collector, detail={"state": state, "reason": reason, "token": token})
+    return job
+
+
+def delete_job(session: Session, job_id: str, *, user: str | None = None, reason: str = "",
+               now: datetime) -> Job:
+    """Delete a held or failed job (its copies are then shredded by the collectors holding them)."""
+    job = get_job(session, job_id)
+    if user is not None and job.owner != user:
+        raise Forbidden("not-owner", "this job belongs to another user")
+    if job.state == JobState.DELETED:
+        return job
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(RELEASABLE))
+        .values(state=JobState.DELETED.value, state_reason=reason, updated_at=now)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    job = get_job(session, job_id)
+    if done is None:
+        raise Conflict("not-deletable", f"the job is {job.state}", state=job.state)
+    record_event(session, "delete", now=now, user=user or job.owner, job=job_id,
+                 detail={"reason": reason, "by": user or "operator"})
+    return job
+
+
+def add_location(session: Session, job_id: str, collector: str, *, now: datetime) -> Job:
+    """Record that `collector` holds a copy (idempotent)."""
+    job = get_job(session, job_id)
+    if collector not in {loc.collector_id for loc in job.locations}:
+        try:
+            with session.begin_nested():
+                session.add(JobLocation(job_id=job_id, collector_id=collector, added_at=now))
+        except IntegrityError:
+            pass  # recorded concurrently: the copy is known either way
+        session.expire(job, ["locations"])
+    return job
+
+
+def remove_location(session: Session, job_id: str, collector: str) -> Job:
+    """Forget `collector`'s copy (idempotent)."""
+    job = get_job(session, job_id)
+    for loc in list(job.locations):
+        if loc.collector_id == collector:
+            job.locations.remove(loc)
+    session.flush()
+    return job
+
+
+def expire_jobs(session: Session, *, now: datetime) -> list[Job]:
+    """Move held and failed jobs past their lifetime to expired; returns them so copies get shredded."""
+    rows = session.execute(
+        update(Job)
+        .where(Job.state.in_(RELEASABLE), Job.expires_at <= now)
+        .values(state=JobState.EXPIRED.value, state_reason="expired", updated_at=now)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    jobs = [get_job(session, row[0]) for row in rows]
+    for job in jobs:
+        record_event(session, "expire", now=now, user=job.owner, job=job.id,
+                     detail={"expires_at": v.iso(job.expires_at)})
+    jobs.sort(key=lambda j: (j.submitted_at, j.id))
+    return jobs
+
+
+def count_by_state(session: Session) -> dict[str, int]:
+    counts = {state.value: 0 for state in JobState}
+    for state, count in session.execute(select(Job.state, func.count()).group_by(Job.state)):
+        counts[state] = count
+    return counts

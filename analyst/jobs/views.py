@@ -1,0 +1,111 @@
+"""HTTP views for jobs: thin wrappers around analyst.jobs.service."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from flask.typing import ResponseReturnValue
+
+from analyst import validate as v
+from analyst.http import analyst, json_body, now, query_int, transaction
+from analyst.jobs import service
+from pullprint.errors import BadRequest
+from pullprint.states import JobState
+
+bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
+
+
+@bp.post("/jobs")
+def register() -> ResponseReturnValue:
+    reg = service.JobRegistration.from_dict(json_body())
+    with transaction() as session:
+        job, created = service.register_job(session, reg, now=now(), lifetime=analyst().lifetime)
+        answer = {"job": service.job_to_dict(job), "created": created}
+    return answer, 201 if created else 200
+
+
+@bp.get("/jobs/<job_id>")
+def get(job_id: str) -> ResponseReturnValue:
+    with transaction() as session:
+        return {"job": service.job_to_dict(service.get_job(session, job_id))}
+
+
+@bp.get("/jobs")
+def search() -> ResponseReturnValue:
+    state = request.args.get("state") or None
+    if state is not None and state not in {s.value for s in JobState}:
+        raise BadRequest("bad-field", f"unknown state {state!r}", field="state")
+    with transaction() as session:
+        jobs = service.list_jobs(session, state=state, location=request.args.get("location") or None,
+                                 owner=request.args.get("owner") or None,
+                                 limit=query_int("limit", 1000, minimum=1, maximum=10_000))
+        return {"jobs": [service.job_to_dict(job) for job in jobs]}
+
+
+@bp.get("/users/<name>/jobs")
+def user_jobs(name: str) -> ResponseReturnValue:
+    with transaction() as session:
+        return {"jobs": [service.job_to_dict(job) for job in service.user_jobs(session, name)]}
+
+
+@bp.post("/jobs/<job_id>/claim")
+def claim(job_id: str) -> ResponseReturnValue:
+    body = json_body()
+    config = analyst().config
+    user = v.user_name(v.required_text(body, "user", max_len=64))
+    collector = v.identifier(v.required_text(body, "collector"), "collector")
+    printer = v.identifier(v.required_text(body, "printer"), "printer")
+    lease = v.number(body, "lease_seconds", default=config.default_lease_seconds, minimum=0.001,
+                     maximum=config.max_lease_seconds)
+    assert lease is not None
+    with transaction() as session:
+        job, token = service.claim_job(session, job_id, user=user, collector=collector, printer=printer,
+                                       lease_seconds=lease, now=now())
+        return {"job": service.job_to_dict(job), "token": token}
+
+
+@bp.post("/jobs/<job_id>/finish")
+def finish(job_id: str) -> ResponseReturnValue:
+    body = json_body()
+    token = v.integer(body, "token", required=True, minimum=0)
+    assert token is not None
+    state = v.required_text(body, "state", max_len=16)
+    printer = v.text(body, "printer", max_len=64)
+    collector = v.text(body, "collector", max_len=64)
+    with transaction() as session:
+        job = service.finish_job(
+            session, job_id, token=token, state=state, reason=v.text(body, "reason", default="", max_len=1000) or "",
+            printer=v.identifier(printer, "printer") if printer else None,
+            collector=v.identifier(collector, "collector") if collector else None,
+            pages=v.integer(body, "pages", minimum=0), copies=v.integer(body, "copies", minimum=1),
+            now=now())
+        return {"job": service.job_to_dict(job)}
+
+
+@bp.delete("/jobs/<job_id>")
+def delete(job_id: str) -> ResponseReturnValue:
+    body = json_body(optional=True)
+    user = v.text(body, "user", max_len=64)
+    with transaction() as session:
+        job = service.delete_job(session, job_id, user=v.user_name(user) if user else None,
+                                 reason=v.text(body, "reason", default="", max_len=1000) or "", now=now())
+        return {"job": service.job_to_dict(job)}
+
+
+@bp.put("/jobs/<job_id>/locations/<collector>")
+def add_location(job_id: str, collector: str) -> ResponseReturnValue:
+    collector = v.identifier(collector, "collector")
+    with transaction() as session:
+        return {"job": service.job_to_dict(service.add_location(session, job_id, collector, now=now()))}
+
+
+@bp.delete("/jobs/<job_id>/locations/<collector>")
+def remove_location(job_id: str, collector: str) -> ResponseReturnValue:
+    with transaction() as session:
+        return {"job": service.job_to_dict(service.remove_location(session, job_id, collector))}
+
+
+@bp.post("/maintenance/expire")
+def expire() -> ResponseReturnValue:
+    json_body(optional=True)
+    with transaction() as session:
+        return {"expired": [service.job_to_dict(job) for job in service.expire_jobs(session, now=now())]}

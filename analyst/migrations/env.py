@@ -1,0 +1,40 @@
+"""Alembic environment: uses the connection `analyst.db.upgrade` hands in, or the configured database."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from analyst.db import load_models, make_engine
+
+target_metadata = load_models().metadata
+
+
+def _run(connection: object) -> None:
+    # render_as_batch: SQLite cannot ALTER most things, so later migrations must copy-and-move tables.
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                      compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    # Run by hand (`alembic -c …`): take the database from the analyst's own configuration.
+    from analyst.config import AnalystConfig
+    from pullprint.config import load
+
+    url = context.config.get_main_option("sqlalchemy.url") or load(AnalystConfig, "analyst").db_url
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            _run(conn)
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("the analyst's migrations run online only (pullprint analyst does it at start)")
+run_migrations_online()

@@ -1,0 +1,1 @@
+"""Users: names, hashed badges and PINs, authentication with lockout."""

@@ -1,0 +1,162 @@
+"""Fixtures: every analyst test runs against SQLite (a temp file) and a throwaway PostgreSQL it starts itself."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from analyst.app import create_app
+from analyst.config import AnalystConfig
+from analyst.http import EXTENSION
+from pullprint import config as pullprint_config
+from pullprint.daemons import free_port, require
+
+TOKEN = "test-cluster-token"
+PEPPER = "test-badge-pepper"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster in a temp folder, on a free loopback port, owned by the postgres user."""
+
+    def __init__(self) -> None:
+        try:
+            self.paths = require("initdb", "pg_ctl")
+        except Exception as exc:  # a clear failure, never a skip: these tests must run on PostgreSQL
+            pytest.fail(f"PostgreSQL is needed for the analyst tests: {exc}", pytrace=False)
+        self.dir = Path(tempfile.mkdtemp(prefix="pullprint-pg-"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self._names = itertools.count(1)
+        self._as_postgres: list[str] = []
+        if os.geteuid() == 0:
+            # initdb and postgres refuse to run as root.
+            if shutil.which("runuser") is None:
+                pytest.fail("running as root needs runuser (util-linux) to start PostgreSQL as postgres",
+                            pytrace=False)
+            try:
+                shutil.chown(self.dir, "postgres", "postgres")
+            except (LookupError, OSError) as exc:
+                pytest.fail(f"running as root needs the postgres OS user (apt-get install postgresql): {exc}",
+                            pytrace=False)
+            self._as_postgres = ["runuser", "-u", "postgres", "--"]
+
+    def _run(self, *argv: str) -> None:
+        result = subprocess.run([*self._as_postgres, *argv], capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            pytest.fail(f"{' '.join(argv[:2])} failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
+
+    def start(self) -> None:
+        self._run(self.paths["initdb"], "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync",
+                  "-E", "UTF8", "--locale", "C")
+        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        self._run(self.paths["pg_ctl"], "-D", str(self.data), "-o", options, "-l", str(self.dir / "postgres.log"),
+                  "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        subprocess.run([*self._as_postgres, self.paths["pg_ctl"], "-D", str(self.data), "-m", "immediate",
+                        "-w", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def new_database(self) -> str:
+        """A fresh, empty database; its SQLAlchemy URL."""
+        import psycopg
+
+        name = f"analyst_{next(self._names)}"
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'analyst.db'}"
+    return request.getfixturevalue("postgres_server").new_database()
+
+
+class Clock:
+    """A clock the tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def make_config(db_url: str, **overrides: Any) -> AnalystConfig:
+    settings = {"db_url": db_url, "cluster_token": TOKEN, "badge_pepper": PEPPER, **overrides}
+    return pullprint_config.load(AnalystConfig, "analyst", environ={}, overrides=settings)
+
+
+@pytest.fixture
+def config(db_url: str) -> AnalystConfig:
+    return make_config(db_url)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(config: AnalystConfig, clock: Clock) -> Iterator[Flask]:
+    app = create_app(config)
+    app.extensions[EXTENSION].clock = clock
+    yield app
+    app.extensions[EXTENSION].db.dispose()
+
+
+class Api:
+    """The test client with the cluster token and the /api/v1 prefix filled in."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        def call(path: str, **kwargs: Any) -> Any:
+            headers = {**AUTH, **kwargs.pop("headers", {})}
+            return getattr(self.client, method)(f"/api/v1{path}", headers=headers, **kwargs)
+        return call
+
+
+@pytest.fixture
+def api(app: Flask) -> Api:
+    return Api(app.test_client())
+
+
+def job_body(job_id: str = "job1", owner: str = "alice", **fields: Any) -> dict[str, Any]:
+    body = {"id": job_id, "owner": owner, "title": "report.pdf", "size": 12345, "sha256": "ab" * 32,
+            "pages": 3, "copies": 1, "options": {"sides": "two-sided-long-edge"},
+            "content_type": "application/pdf", "origin_host": "ws12", "cups_job_id": "17",
+            "idempotency_key": f"urn:uuid:{job_id}", "site": "main", "received_by": "c1",
+            "locations": ["c1", "c2"]}
+    body.update(fields)
+    return body
