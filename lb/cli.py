@@ -15,10 +15,10 @@ from pullprint.errors import PullprintError
 
 
 def _settings(args: argparse.Namespace, cluster: dict[str, object] | None = None) -> haproxy.LbSettings:
-    """Defaults → PULLPRINT_CONFIG file / PULLPRINT_LB_* environment → cluster lb_url → flags."""
-    settings = config.load(haproxy.LbSettings, "lb")
+    """Defaults → the cluster's lb_url → config file (section "lb") / PULLPRINT_LB_* environment → flags."""
+    settings = config.load(haproxy.LbSettings, "lb", path=getattr(args, "config", None))
     lb_url = (cluster or {}).get("lb_url")
-    if lb_url and "PULLPRINT_LB_BIND" not in os.environ:
+    if lb_url and settings.bind == haproxy.LbSettings.bind:  # not set by file or environment
         netloc = str(lb_url).split("://", 1)[-1].rstrip("/")
         if ":" in netloc:
             settings.bind = netloc
@@ -57,7 +57,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _socket(args: argparse.Namespace) -> str:
-    return str(args.socket_path or config.load(haproxy.LbSettings, "lb").socket_path)
+    return str(args.socket_path or config.load(haproxy.LbSettings, "lb", path=args.config).socket_path)
 
 
 def _set_state(args: argparse.Namespace) -> int:
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="write the HAProxy config for a cluster description")
     p.add_argument("--cluster", required=True, help="cluster.json (needs collectors: [{id, url}])")
+    p.add_argument("--config", help="JSON settings file, section \"lb\" (fields of lb.haproxy.LbSettings)")
     p.add_argument("--bind", help="host:port to listen on (default: lb_url of the cluster, else 127.0.0.1:8080)")
     p.add_argument("--socket", dest="socket_path", help="admin socket path")
     p.add_argument("--tls-cert", help="PEM with certificate and key: listen with TLS")
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--socket", dest="socket_path", help="admin socket path (default: PULLPRINT_LB_SOCKET_PATH "
                        "or /run/pullprint/lb-admin.sock)")
         p.add_argument("--backend", default=haproxy.BACKEND)
+        p.add_argument("--config", help="JSON settings file, section \"lb\" (for socket_path)")
     return parser
 
 

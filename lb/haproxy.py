@@ -44,6 +44,9 @@ class LbSettings:
     """host:port of the HTML/CSV stats page, e.g. 127.0.0.1:8404; loopback only, no page when None."""
     backend_ca_file: str | None = None
     """CA bundle to verify collectors that are reached over https:// URLs."""
+    run_user: str | None = None
+    """Drop root to this user after binding (production: "haproxy"); None keeps the caller's user."""
+    run_group: str | None = None
     balance: str = "leastconn"
     """leastconn (default) or roundrobin."""
     health_path: str = "/readyz"
@@ -136,8 +139,15 @@ def render(cluster: dict[str, object], settings: LbSettings) -> str:
                                 _ms(settings.check_timeout))
     for name in ("connect_timeout", "http_request_timeout", "client_timeout", "server_timeout"):
         _ms(getattr(settings, name))
+    run_as = ""
+    for keyword, name in (("user", settings.run_user), ("group", settings.run_group)):
+        if name:
+            if not _NAME.match(name):
+                raise PullprintError("bad-lb-settings", f"{keyword} {name!r} is not a valid account name")
+            run_as += f"    {keyword} {name}\n"
     values = {
         "haproxy_min_version": "2.6",
+        "run_as": run_as,
         "maxconn": str(int(settings.maxconn)),
         "socket_path": settings.socket_path,
         "connect_timeout": settings.connect_timeout,

@@ -60,3 +60,19 @@ def test_drain_ready_and_status_against_a_running_haproxy(make_cluster, capsys: 
     assert capsys.readouterr().out.split() == ["c1", "UP", "c2", "UP"]
     assert cli.main(["lb", "drain", "nope", *sock]) == 1
     assert "No such server" in capsys.readouterr().err
+
+
+def test_render_takes_settings_from_a_config_file(tmp_path: Path) -> None:
+    cluster = tmp_path / "cluster.json"
+    cluster.write_text(json.dumps({"lb_url": "http://127.0.0.1:18555",
+                                   "collectors": [{"id": "c1", "url": "http://127.0.0.1:18081"}]}))
+    settings = tmp_path / "lb.json"
+    settings.write_text(json.dumps({"lb": {"bind": "127.0.0.1:18600", "socket_path": str(tmp_path / "a.sock"),
+                                           "run_user": "haproxy", "run_group": "haproxy",
+                                           "server_timeout": "300s", "stats_bind": None}}))
+    out = tmp_path / "haproxy.cfg"
+    assert cli.main(["lb", "render", "--cluster", str(cluster), "--config", str(settings), "-o", str(out)]) == 0
+    text = out.read_text()
+    # The file's bind wins over the cluster's lb_url; the account and timeout come through.
+    assert "bind 127.0.0.1:18600" in text and "user haproxy" in text and "timeout server 300s" in text
+    assert "listen stats" not in text

@@ -1,0 +1,70 @@
+"""The Ansible deployment: the playbook parses, and the lb role renders the same config as lb.haproxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lb import haproxy
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE = ROOT / "ansible"
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.skipif(not (BIN / "ansible-playbook").exists(),
+                                reason="ansible-core is not installed in this virtualenv "
+                                       "(pip install 'ansible-core>=2.16')")
+
+
+def _run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ANSIBLE / "roles"),
+            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": os.environ.get("TMPDIR", "/tmp") + "/ansible-local",
+            "PATH": f"{BIN}:/usr/sbin:/sbin:{os.environ.get('PATH', '')}"}
+    result = subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, cwd=ANSIBLE,
+                            env={**base, **(env or {})}, check=False, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def test_site_playbook_passes_syntax_check() -> None:
+    _run("ansible-playbook", "-i", "inventory.example.ini", "site.yml", "--syntax-check")
+
+
+def test_every_role_default_is_prefixed_and_modules_are_fully_qualified() -> None:
+    for defaults in ANSIBLE.glob("roles/*/defaults/main.yml"):
+        for line in defaults.read_text().splitlines():
+            if line and not line[0].isspace() and not line.startswith(("#", "-", "{")):
+                assert line.startswith("pullprint_"), f"{defaults}: {line}"
+    for tasks in [*ANSIBLE.glob("roles/*/tasks/*.yml"), *ANSIBLE.glob("roles/*/handlers/*.yml"),
+                  ANSIBLE / "site.yml"]:
+        for line in tasks.read_text().splitlines():
+            stripped = line.strip()
+            if stripped.endswith(":") and not stripped.startswith(("-", "#")) and "." not in stripped:
+                key = stripped[:-1]
+                assert key not in ("command", "copy", "template", "apt", "file", "user", "group", "pip",
+                                   "service", "systemd", "systemd_service", "uri", "assert"), f"{tasks}: {line}"
+
+
+def test_lb_role_renders_the_config_lb_haproxy_renders(tmp_path: Path) -> None:
+    if shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists():
+        pytest.fail("haproxy is not installed (apt-get install -y haproxy)")
+    out = tmp_path / "haproxy.cfg"
+    extra = {"pullprint_config_dir": str(tmp_path), "pullprint_lb_config_path": str(out),
+             "pullprint_lb_socket_path": str(tmp_path / "admin.sock"),
+             "pullprint_lb_pullprint_bin": str(BIN / "pullprint"), "ansible_python_interpreter": sys.executable}
+    _run("ansible-playbook", "-i", "inventory.example.ini", str(ROOT / "tests/lb/ansible_render_lb.yml"),
+         "-e", json.dumps(extra))
+    cluster = json.loads((tmp_path / "lb-cluster.json").read_text())
+    assert cluster["collectors"] == [{"id": f"c{i}", "url": f"http://10.0.10.2{i}:8801"} for i in (1, 2, 3)]
+    settings = json.loads((tmp_path / "lb.json").read_text())["lb"]
+    expected = haproxy.render(cluster, haproxy.LbSettings(**settings))
+    assert out.read_text() == expected + "\n" or out.read_text() == expected
+    text = out.read_text()
+    assert "bind 0.0.0.0:8080" in text and "user haproxy" in text and "bind 127.0.0.1:8404" in text
+    haproxy.check(out, strict=True)
