@@ -37,7 +37,7 @@ def create_app(config: AnalystConfig | None = None) -> Flask:
     if config.auto_migrate:
         upgrade(config.db_url)
 
-    app = Flask("analyst")
+    app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = Analyst(config=config, db=Database(config.db_url))
