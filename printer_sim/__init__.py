@@ -1,1 +1,1 @@
-"""A simulated network printer: raw 9100 sink that records every job, and an SNMP agent with settable faults."""
+"""Simulated network printers for tests, the demo and load tests: raw 9100 sinks and an SNMP agent."""

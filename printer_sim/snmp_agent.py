@@ -1,0 +1,305 @@
+"""SNMP agents for many simulated printers in one process, one UDP port per printer (v1, v2c, v3 USM).
+
+A real fleet has one address per printer, so each simulated printer gets its own UDP port on the
+one asyncio loop (2,000 printers = 2,000 sockets, fine for epoll).
+
+- v1/v2c printers: a lean command responder per port built on pysnmp's protocol API (`pysnmp.proto.api`
+  message/PDU classes, BER via pyasn1). pysnmp's full SnmpEngine costs several milliseconds per
+  request in message processing alone; 2,000 printers polled every few seconds need the lean path
+  (measured, see docs/printers.md).
+- v3 (USM) printers: the full pysnmp SnmpEngine (it does engine-id discovery, authentication,
+  privacy, time windows), one engine owning one transport per v3 printer. Its MIB is a small
+  instrumentation object answering from `PrinterState`: alert rows come and go with faults, which a
+  static pysnmp MIB tree cannot do cheaply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import socket
+from dataclasses import dataclass
+
+from pyasn1.codec.ber import decoder, encoder
+from pyasn1.error import PyAsn1Error
+from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.entity import config, engine
+from pysnmp.entity.rfc3413 import cmdrsp, context
+from pysnmp.proto import api, rfc1902, rfc1905
+from pysnmp.smi import error as smi_error
+
+from printer_sim.state import PrinterState
+
+MAX_BULK_VARBINDS = 64  # like pysnmp's own responder: keeps answers well inside one datagram
+
+_DOMAIN_BASE = udp.DOMAIN_NAME  # printer i listens on domain DOMAIN_NAME + (i,)
+
+AUTH_PROTOCOLS = {"SHA": config.USM_AUTH_HMAC96_SHA, "MD5": config.USM_AUTH_HMAC96_MD5,
+                  "SHA256": config.USM_AUTH_HMAC192_SHA256, "NONE": config.USM_AUTH_NONE}
+PRIV_PROTOCOLS = {"AES": config.USM_PRIV_CFB128_AES, "DES": config.USM_PRIV_CBC56_DES,
+                  "NONE": config.USM_PRIV_NONE}
+
+
+@dataclass
+class SnmpSettings:
+    """How one printer's agent is reached: version "1"/"2c" with a community, or "3" with a USM user."""
+
+    version: str = "2c"
+    community: str = "public"
+    user: str = ""
+    auth_protocol: str = "SHA"
+    auth_key: str = ""
+    priv_protocol: str = "AES"
+    priv_key: str = ""
+
+    def describe(self) -> dict[str, str]:
+        if self.version == "3":
+            return {"snmp_version": "3", "snmp_user": self.user, "snmp_auth_protocol": self.auth_protocol,
+                    "snmp_auth_key": self.auth_key, "snmp_priv_protocol": self.priv_protocol,
+                    "snmp_priv_key": self.priv_key}
+        return {"snmp_version": "2c", "snmp_community": self.community}
+
+
+class _Drop(smi_error.PySnmpError):
+    """Raised from the instrumentation: the command responder then sends no answer at all."""
+
+
+def _value(kind: str, value: object, state: PrinterState) -> object:
+    if kind == "int":
+        return rfc1902.Integer32(value)  # type: ignore[arg-type]
+    if kind == "str":
+        return rfc1902.OctetString(str(value))
+    if kind == "bytes":
+        return rfc1902.OctetString(value)  # type: ignore[arg-type]
+    if kind == "oid":
+        return rfc1902.ObjectIdentifier(value)  # type: ignore[arg-type]
+    if kind == "ticks":
+        return rfc1902.TimeTicks(value)  # type: ignore[arg-type]
+    if kind == "uptime":
+        return rfc1902.TimeTicks(state.uptime_ticks() % (2**32))
+    raise ValueError(kind)
+
+
+def _typed(p_mod: object, kind: str, value: object, state: PrinterState) -> object:
+    """A value in the message's own protocol module (v1 and v2c have distinct type tags)."""
+    if kind == "int":
+        return p_mod.Integer(value)  # type: ignore[attr-defined]
+    if kind in ("str", "bytes"):
+        return p_mod.OctetString(value if isinstance(value, bytes) else str(value))  # type: ignore[attr-defined]
+    if kind == "oid":
+        return p_mod.ObjectIdentifier(value)  # type: ignore[attr-defined]
+    if kind == "ticks":
+        return p_mod.TimeTicks(value)  # type: ignore[attr-defined]
+    if kind == "uptime":
+        return p_mod.TimeTicks(state.uptime_ticks() % (2**32))  # type: ignore[attr-defined]
+    raise ValueError(kind)
+
+
+class CommunityResponder(asyncio.DatagramProtocol):
+    """One printer's v1/v2c agent: GET, GETNEXT, GETBULK; SET is refused; bad community is ignored."""
+
+    def __init__(self, state: PrinterState, community: str) -> None:
+        self.state = state
+        self.community = community.encode()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.answered = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not self.state.snmp_respond:
+            return  # switched-off agent: silence, the manager times out
+        try:
+            answer = self.answer(data)
+        except (PyAsn1Error, smi_error.PySnmpError, ValueError):
+            return  # garbage in, nothing out (like a real agent)
+        if answer is not None and self.transport is not None:
+            self.transport.sendto(answer, addr)
+            self.answered += 1
+
+    def answer(self, data: bytes) -> bytes | None:
+        version = int(api.decodeMessageVersion(data))
+        p_mod = api.PROTOCOL_MODULES.get(version)
+        if p_mod is None:
+            return None  # v3 to a community-only printer
+        request, _ = decoder.decode(data, asn1Spec=p_mod.Message())
+        if bytes(p_mod.apiMessage.get_community(request)) != self.community:
+            return None
+        pdu = p_mod.apiMessage.get_pdu(request)
+        response = p_mod.apiMessage.get_response(request)
+        rsp_pdu = p_mod.apiMessage.get_pdu(response)
+        var_binds = [(tuple(name), name) for name, _ in p_mod.apiPDU.get_varbinds(pdu)]
+        mib, order = self.state.mib()
+        v1 = version == api.SNMP_VERSION_1
+        out: list[tuple[object, object]] = []
+
+        def error(status: int, index: int) -> bytes:
+            p_mod.apiPDU.set_error_status(rsp_pdu, status)
+            p_mod.apiPDU.set_error_index(rsp_pdu, index)
+            p_mod.apiPDU.set_varbinds(rsp_pdu, [(name, p_mod.null) for _, name in var_binds])
+            return encoder.encode(response)
+
+        def next_of(oid: tuple[int, ...]) -> tuple[int, ...] | None:
+            position = bisect.bisect_right(order, oid)
+            return order[position] if position < len(order) else None
+
+        tag = pdu.tagSet
+        if tag == p_mod.GetRequestPDU.tagSet:
+            for i, (oid, name) in enumerate(var_binds, 1):
+                entry = mib.get(oid)
+                if entry is None:
+                    if v1:
+                        return error(2, i)  # noSuchName
+                    out.append((name, rfc1905.noSuchInstance))
+                else:
+                    out.append((name, _typed(p_mod, *entry, self.state)))
+        elif tag == p_mod.GetNextRequestPDU.tagSet:
+            for i, (oid, name) in enumerate(var_binds, 1):
+                found = next_of(oid)
+                if found is None:
+                    if v1:
+                        return error(2, i)
+                    out.append((name, rfc1905.endOfMibView))
+                else:
+                    out.append((rfc1902.ObjectName(found), _typed(p_mod, *mib[found], self.state)))
+        elif not v1 and tag == p_mod.GetBulkRequestPDU.tagSet:
+            non_repeaters = max(0, int(p_mod.apiBulkPDU.get_non_repeaters(pdu)))
+            repetitions = max(0, int(p_mod.apiBulkPDU.get_max_repetitions(pdu)))
+            oids = [oid for oid, _ in var_binds]
+            head, repeaters = oids[:non_repeaters], oids[non_repeaters:]
+            for oid in head:
+                found = next_of(oid)
+                out.append((rfc1902.ObjectName(found), _typed(p_mod, *mib[found], self.state)) if found
+                           else (rfc1902.ObjectName(oid), rfc1905.endOfMibView))
+            cursor = list(repeaters)
+            for _ in range(repetitions):
+                if not cursor or len(out) + len(cursor) > MAX_BULK_VARBINDS:
+                    break
+                ended = 0
+                for j, oid in enumerate(cursor):
+                    found = next_of(oid)
+                    if found is None:
+                        ended += 1
+                        out.append((rfc1902.ObjectName(oid), rfc1905.endOfMibView))
+                    else:
+                        out.append((rfc1902.ObjectName(found), _typed(p_mod, *mib[found], self.state)))
+                        cursor[j] = found
+                if ended == len(cursor):
+                    break
+        else:  # SET (read-only agent) or an unexpected PDU type
+            return error(17 if not v1 else 2, 1)  # notWritable / noSuchName
+        p_mod.apiPDU.set_varbinds(rsp_pdu, out)
+        return encoder.encode(response)
+
+
+class PrinterInstrumentation:
+    """Stands in for pysnmp's MibInstrumController: GET / GETNEXT answered from PrinterState."""
+
+    def __init__(self, printers: list[tuple[PrinterState, SnmpSettings]]) -> None:
+        self.printers = printers
+
+    def _printer(self, ctx: dict) -> PrinterState:
+        snmp_engine = ctx["snmpEngine"]
+        exec_ctx = snmp_engine.observer.get_execution_context("rfc3412.receiveMessage:request")
+        domain = tuple(exec_ctx["transportDomain"])
+        index = domain[len(_DOMAIN_BASE)] if domain[: len(_DOMAIN_BASE)] == _DOMAIN_BASE else -1
+        if not 0 <= index < len(self.printers):
+            raise _Drop("request on an unknown transport")
+        state, settings = self.printers[index]
+        if exec_ctx["securityModel"] != 3:  # the engine holds no communities; belt and braces
+            raise _Drop("a v3-only printer ignores community requests")
+        if not state.snmp_respond:
+            raise _Drop("printer agent is switched off")
+        return state
+
+    def read_variables(self, *var_binds, **ctx):
+        state = self._printer(ctx)
+        mib, _ = state.mib()
+        out = []
+        for name, _val in var_binds:
+            entry = mib.get(tuple(name))
+            out.append((name, _value(*entry, state) if entry else rfc1905.noSuchInstance))
+        return out
+
+    def read_next_variables(self, *var_binds, **ctx):
+        state = self._printer(ctx)
+        mib, order = state.mib()
+        out = []
+        for name, _val in var_binds:
+            position = bisect.bisect_right(order, tuple(name))
+            if position < len(order):
+                oid = order[position]
+                out.append((rfc1902.ObjectName(oid), _value(*mib[oid], state)))
+            else:
+                out.append((name, rfc1905.endOfMibView))
+        return out
+
+    def write_variables(self, *var_binds, **ctx):
+        raise smi_error.NotWritableError(name=var_binds[0][0] if var_binds else None, idx=0)
+
+
+class SnmpAgent:
+    """Every printer's agent on the running asyncio loop: lean responders for v1/v2c, one engine for v3."""
+
+    def __init__(self, printers: list[tuple[PrinterState, SnmpSettings]], host: str = "127.0.0.1") -> None:
+        self.printers = printers
+        self.host = host
+        self.ports: list[int] = []
+        self.engine: engine.SnmpEngine | None = None
+        self._endpoints: list[asyncio.DatagramTransport] = []
+
+    def _bind(self) -> socket.socket:
+        # port 0: the kernel picks a free port, no race between choosing and binding
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((self.host, 0))
+        sock.setblocking(False)
+        return sock
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        v3 = [(state, s) for state, s in self.printers if s.version == "3"]
+        v3_ports = await self._start_engine(v3) if v3 else []
+        v3_iter = iter(v3_ports)
+        for state, settings in self.printers:
+            if settings.version == "3":
+                self.ports.append(next(v3_iter))
+                continue
+            sock = self._bind()
+            self.ports.append(sock.getsockname()[1])
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda state=state, settings=settings: CommunityResponder(state, settings.community), sock=sock)
+            self._endpoints.append(transport)
+
+    async def _start_engine(self, printers: list[tuple[PrinterState, SnmpSettings]]) -> list[int]:
+        eng = engine.SnmpEngine()
+        self.engine = eng
+        users = {s.user: s for _, s in printers}
+        for user, s in users.items():
+            config.add_v3_user(eng, user, AUTH_PROTOCOLS[s.auth_protocol.upper()], s.auth_key or None,
+                               PRIV_PROTOCOLS[s.priv_protocol.upper()], s.priv_key or None)
+            level = "authPriv" if s.priv_key else "authNoPriv" if s.auth_key else "noAuthNoPriv"
+            config.add_vacm_user(eng, 3, user, level, (1, 3, 6, 1))
+        ports, pending = [], []
+        for i, _ in enumerate(printers):
+            sock = self._bind()
+            ports.append(sock.getsockname()[1])
+            transport = udp.UdpTransport().open_server_mode(sock=sock)
+            config.add_transport(eng, _DOMAIN_BASE + (i,), transport)
+            pending.append(transport._lport)
+        await asyncio.gather(*[p for p in pending if p is not None])
+        snmp_context = context.SnmpContext(eng)
+        snmp_context.unregister_context_name(b"")
+        snmp_context.register_context_name(b"", PrinterInstrumentation(printers))  # type: ignore[arg-type]
+        cmdrsp.GetCommandResponder(eng, snmp_context)
+        cmdrsp.NextCommandResponder(eng, snmp_context)
+        cmdrsp.BulkCommandResponder(eng, snmp_context)
+        return ports
+
+    def stop(self) -> None:
+        for transport in self._endpoints:
+            transport.close()
+        self._endpoints.clear()
+        if self.engine is not None:
+            self.engine.close_dispatcher()
+            self.engine = None
