@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -68,3 +69,23 @@ def test_lb_role_renders_the_config_lb_haproxy_renders(tmp_path: Path) -> None:
     text = out.read_text()
     assert "bind 0.0.0.0:8080" in text and "user haproxy" in text and "bind 127.0.0.1:8404" in text
     haproxy.check(out, strict=True)
+
+
+def test_service_templates_render_to_settings_the_services_know(tmp_path: Path) -> None:
+    from analyst.config import AnalystConfig
+    from collector.config import CollectorConfig
+
+    extra = {"out_dir": str(tmp_path), "ansible_python_interpreter": sys.executable}
+    _run("ansible-playbook", "-i", "inventory.example.ini", str(ROOT / "tests/lb/ansible_render_templates.yml"),
+         "-e", json.dumps(extra))
+    collector = json.loads((tmp_path / "collector.json").read_text())["collector"]
+    assert set(collector) <= {f.name for f in dataclasses.fields(CollectorConfig)}
+    assert collector["id"] == "c1" and collector["public_url"] == "http://10.0.10.21:8801"
+    assert collector["analyst_url"] == "http://10.0.10.10:8700"
+    analyst = json.loads((tmp_path / "analyst.json").read_text())["analyst"]
+    assert set(analyst) <= {f.name for f in dataclasses.fields(AnalystConfig)}
+    unit = (tmp_path / "pullprint-collector.service").read_text()
+    assert "ExecStart=/opt/pullprint/venv/bin/pullprint collector" in unit
+    assert "PULLPRINT_COLLECTOR_INSTALLATION_KEY_FILE=/etc/pullprint/secrets/installation_key" in unit
+    assert "ExecStart=/opt/pullprint/venv/bin/pullprint analyst" in (tmp_path / "pullprint-analyst.service").read_text()
+    assert "Allow @LOCAL" in (tmp_path / "cupsd.conf").read_text()  # and cupsd -t accepted it
