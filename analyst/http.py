@@ -48,7 +48,7 @@ class Analyst:
 
 
 def analyst() -> Analyst:
-    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+    return current_app.extensions[EXTENSION]
 
 
 def now() -> datetime:

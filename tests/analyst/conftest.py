@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 from analyst.app import create_app
 from analyst.config import AnalystConfig
+from analyst.db import upgrade
 from analyst.http import EXTENSION
 from pullprint import config as pullprint_config
 from pullprint.daemons import free_port, require
@@ -39,6 +40,7 @@ class PostgresServer:
         self.data = self.dir / "data"
         self.port = free_port()
         self._names = itertools.count(1)
+        self._template: str | None = None
         self._as_postgres: list[str] = []
         if os.geteuid() == 0:
             # initdb and postgres refuse to run as root.
@@ -70,14 +72,21 @@ class PostgresServer:
                         "-w", "stop"], capture_output=True, timeout=60)
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def new_database(self) -> str:
-        """A fresh, empty database; its SQLAlchemy URL."""
+    def _admin(self, sql: str) -> None:
         import psycopg
 
-        name = f"analyst_{next(self._names)}"
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
                              autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(sql.encode())
+
+    def new_database(self) -> str:
+        """A fresh database with the analyst schema (copied from a template migrated once); its URL."""
+        if self._template is None:
+            self._admin('CREATE DATABASE "analyst_template"')
+            self._template = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/analyst_template"
+            upgrade(self._template)
+        name = f"analyst_{next(self._names)}"
+        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "analyst_template"')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
 

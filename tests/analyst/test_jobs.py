@@ -246,3 +246,24 @@ def test_explicit_expiry_time_is_kept(api: Api) -> None:
                                              expires_at="2026-11-25T09:30:00Z"))
     assert answer.json["job"]["submitted_at"] == "2026-11-25T07:00:00+00:00"
     assert answer.json["job"]["expires_at"] == "2026-11-25T09:30:00+00:00"
+
+
+def test_claim_blocked_by_an_open_claim_loses_once_it_commits(app: Flask, api: Api, clock: Clock) -> None:
+    """The database, not luck, decides: a claim racing an uncommitted one waits for it, then loses."""
+    from analyst.http import EXTENSION
+    from analyst.jobs import service
+
+    api.post("/jobs", json=job_body())
+    results: list[int] = []
+    with app.extensions[EXTENSION].db.session(write=True) as session:
+        _, token = service.claim_job(session, "job1", user="alice", collector="c1", printer="p1",
+                                     lease_seconds=60, now=clock())
+        assert token == 1
+        rival = threading.Thread(target=lambda: results.append(claim(Api(app.test_client()),
+                                                                     collector="c2").status_code))
+        rival.start()
+        rival.join(0.5)
+        assert rival.is_alive(), "the rival claim must wait for the open transaction"
+    rival.join(30)
+    assert results == [409]
+    assert api.get("/jobs/job1").json["job"]["claim"]["by"] == "c1"
