@@ -55,7 +55,8 @@ def direct_print(job_id: str) -> Response:
     n = node()
     if not n.spool.has(check_job_id(job_id)):
         abort(404)
-    return jsonify(print_here(n, job_id, printer, token).to_json())
+    locations = [loc for loc in body.get("locations", []) if isinstance(loc, str)]
+    return jsonify(print_here(n, job_id, printer, token, locations).to_json())
 
 
 @bp.delete("/jobs/<job_id>")

@@ -58,9 +58,13 @@ def _finish(node: Node, job_id: str, token: int, state: str, **fields: Any) -> N
                                        **fields})
 
 
-def print_here(node: Node, job_id: str, printer: dict[str, Any], token: int) -> ReleaseResult:
-    """Send a job this collector holds to `printer` under claim `token`, and record the outcome."""
-    from collector.output.base import OutputJob, output_for
+def print_here(node: Node, job_id: str, printer: dict[str, Any], token: int,
+               locations: list[str] | None = None) -> ReleaseResult:
+    """Send a job this collector holds to `printer` under claim `token`, and record the outcome.
+
+    `locations` are the job's copies as the analyst knows them; all of them go once it printed.
+    """
+    from collector.output.base import OutputJob, output_for, scheme_of
 
     meta = node.spool.meta(job_id)
     try:
@@ -85,14 +89,15 @@ def print_here(node: Node, job_id: str, printer: dict[str, Any], token: int) -> 
         _finish(node, job_id, token, "held", reason=exc.code, printer=printer["id"])
         return _result(job_id, exc.code)
     try:
-        output = output_for(printer["uri"], cups_server=node.cups_server)
+        needs_cupsd = scheme_of(printer["uri"]) != "socket"
+        output = output_for(printer["uri"], cups_server=node.cups_server() if needs_cupsd else None)
         outcome = output.send(job, printer["uri"], timeout=node.config.output_timeout)
     finally:
         lock.release()
     if outcome.outcome in ("delivered", "completed"):
         _finish(node, job_id, token, "printed", printer=printer["id"], pages=meta.get("pages"),
                 copies=job.copies)
-        discard_copies(node, job_id, meta.get("locations", [node.id]))
+        discard_copies(node, job_id, set(locations or []) | set(meta.get("locations", [])))
         log.info("job %s printed on %s (%s)", job_id, printer["id"], outcome.outcome)
         return _result(job_id, "printed")
     if outcome.outcome == "not-sent":
@@ -136,12 +141,13 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
     except PullprintError as exc:
         code = {404: "not-found", 403: "not-owner", 409: "not-releasable"}.get(exc.status, exc.code)
         return _result(job_id, code)
+    locations = list(job.get("locations", []))
     if node.spool.has(job_id):
-        result = print_here(node, job_id, printer, token)
+        result = print_here(node, job_id, printer, token, locations)
         result.warnings = warnings
         return result
     members = node.live_peers()
-    holders = [members[loc] for loc in job.get("locations", []) if loc in members]
+    holders = [members[loc] for loc in locations if loc in members]
     if not holders:
         _finish(node, job_id, token, "held", reason="unavailable", printer=printer["id"])
         return _result(job_id, "unavailable")
@@ -149,9 +155,9 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
         try:
             if node.config.release_mode == "pull":
                 _pull_here(node, job_id, holder)
-                result = print_here(node, job_id, printer, token)
+                result = print_here(node, job_id, printer, token, [*locations, node.id])
             else:
-                body = {"printer": printer, "token": token, "user": user}
+                body = {"printer": printer, "token": token, "user": user, "locations": locations}
                 answer = node.peers.print_direct(holder["url"], job_id, body,
                                                  timeout=node.config.printer_lock_wait_seconds
                                                  + node.config.output_timeout * 2)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,13 +17,21 @@ from pullprint.localcluster import LocalCluster
 MAX_JOB_BYTES = 4 * 1024 * 1024
 
 
+def cluster_state_dir() -> Path:
+    """A state folder the lp user can enter (cupsd's backends run as lp); pytest's own is private."""
+    state = Path(tempfile.mkdtemp(prefix="pullprint-e2e-"))
+    state.chmod(0o755)
+    return state
+
+
 @pytest.fixture(scope="package")
-def cluster(tmp_path_factory):
-    state = tmp_path_factory.mktemp("cluster")
+def cluster():
+    state = cluster_state_dir()
     with LocalCluster(state, n_collectors=3, n_printers=2,
                       extra_env={"PULLPRINT_COLLECTOR_MAX_JOB_BYTES": str(MAX_JOB_BYTES),
                                  "PULLPRINT_COLLECTOR_HEALTH_MAX_AGE": "0.5"}) as running:
         yield running
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def submit(cluster: LocalCluster, owner: str, data: bytes, *, url: str | None = None, title: str = "doc",
