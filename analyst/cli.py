@@ -1,8 +1,7 @@
-"""`pullprint analyst`, `pullprint user` and `pullprint printer`: run the service, manage users and printers.
+"""`pullprint analyst`, `pullprint user` and `pullprint printer`: run the service, manage users and printers."""
 
-The user and printer commands work directly on the database, through the same service functions
-the HTTP API uses.
-"""
+# The user and printer commands work directly on the database, through the same service functions
+# (and the same validation) as the HTTP API.
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""Job logic: registration, queries, the claim compare-and-set, finishing, deletion, copies and expiry.
+"""Job logic: registration, queries, the claim compare-and-set, finishing, deletion, copies and expiry."""
 
-Every function works inside the caller's transaction (`session`) and takes the time as `now`, so a
-view, the CLI and the tests share the same code and the tests can move the clock.
-"""
+# Every function works inside the caller's transaction (`session`) and takes the time as `now`, so
+# the views, the CLI and the tests share one code path and the tests can move the clock.
 
 from __future__ import annotations
 

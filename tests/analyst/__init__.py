@@ -1,0 +1,1 @@
+"""Tests of the analyst (central registry), on SQLite and PostgreSQL."""
