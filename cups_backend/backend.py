@@ -378,7 +378,11 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
                     status.error(f"cannot read the spool file {document}")
                     return BackendExit.FAILED
             else:
-                spooled = document = _spool_stdin(stdin or sys.stdin.buffer, environ)
+                try:
+                    spooled = document = _spool_stdin(stdin or sys.stdin.buffer, environ)
+                except OSError as exc:
+                    status.error(f"cannot spool the job to TMPDIR: {exc.strerror or exc}")
+                    return BackendExit.FAILED
             return submit(target, cfg, submission, document, status)
     except JobCanceled:
         status.info("Job canceled; upload stopped")

@@ -156,3 +156,26 @@ def test_private_cupsd_backends_are_secure(cupsd) -> None:
         assert (cupsd.backend_dir / name).resolve().exists()
     out = subprocess.run(["lpinfo", "-v"], env=cupsd.env(), capture_output=True, text=True, timeout=60)
     assert "network pullprint" in out.stdout
+
+
+def test_canceling_a_job_mid_upload_stops_the_backend(cupsd, conn, collector, tmp_path) -> None:
+    collector.read_delay = 0.2  # a slow collector keeps the upload going
+    queue = make_queue(cupsd, collector.uri, tmp_path)
+    doc = tmp_path / "big.bin"
+    doc.write_bytes(os.urandom(8 * 1024 * 1024))
+    job_id = lp(cupsd, queue, doc, "-o", "document-format=application/octet-stream")
+    assert collector.arrived.wait(20), cupsd.log_tail()
+    conn.cancelJob(job_id)
+    attrs = wait_state(conn, job_id, {cups.IPP_JOB_CANCELED, cups.IPP_JOB_COMPLETED, cups.IPP_JOB_ABORTED})
+    assert attrs["job-state"] == cups.IPP_JOB_CANCELED
+    collector.read_delay = 0
+    deadline = time.monotonic() + 15
+    while not collector.received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert collector.received and not collector.received[0].complete
+    # The queue is not stopped by the cancel: the next job goes through.
+    small = tmp_path / "next.txt"
+    small.write_text("next\n")
+    next_id = lp(cupsd, queue, small)
+    assert wait_state(conn, next_id, {cups.IPP_JOB_COMPLETED, cups.IPP_JOB_ABORTED})["job-state"] == \
+        cups.IPP_JOB_COMPLETED

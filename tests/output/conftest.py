@@ -82,12 +82,13 @@ class PythonSink:
 
     def _receive(self, conn: socket.socket) -> None:
         record = {"data": bytearray(), "half_closed": False, "done": False}
+        self.connections.append(record)
         with conn:
             while chunk := conn.recv(65536):
                 record["data"] += chunk
-            record["half_closed"] = True  # recv returned b"": the sender shut down its side
-        record["done"] = True
-        self.connections.append(record)
+            # recv returned b"": the sender shut down its side; recorded before we close ours,
+            # which is what the sender waits for.
+            record["half_closed"] = record["done"] = True
 
     def arrivals(self) -> list[Arrival]:
         return [Arrival(bytes(c["data"]), 1) for c in self.connections if c["done"]]

@@ -171,3 +171,19 @@ def test_lpd_control_file_names_the_owner(target_factory) -> None:
     [arrival] = target.wait_for(1)
     assert arrival.data == b"hello lpd\n"
     assert "'user': 'alice'" in arrival.attributes["control"], arrival.attributes
+
+
+@pytest.mark.integration
+def test_cups_output_is_safe_from_several_release_threads(target_factory) -> None:
+    pytest.importorskip("cups")
+    target = target_factory("ipp")
+    documents = [random_document(10_000 + i) for i in range(4)]
+    results: list[DeliveryResult] = []
+    threads = [threading.Thread(target=lambda d=d: results.append(send(target, make_job(d)))) for d in documents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [r.outcome for r in results] == ["completed"] * 4, results
+    arrivals = target.wait_for(4)
+    assert sorted(a.data for a in arrivals) == sorted(documents)
