@@ -2,70 +2,130 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
 from collector.http import NodeClient, NodeUnreachable
+from pullprint import keys
 
 AnalystUnavailable = NodeUnreachable
 
 
+class _Breaker:
+    """Skips the analyst while it is known to be down, instead of waiting for a timeout on every call.
+
+    Known down = this process saw a call fail in the last `cooldown` seconds, or the site's
+    housekeeping (which probes the analyst every second) flagged it in Redis.
+    """
+
+    def __init__(self, redis: Any, site: str, cooldown: float) -> None:
+        self.redis = redis
+        self.key = keys.analyst_down(site)
+        self.cooldown = cooldown
+        self._down_until = 0.0
+        self._flag_checked_at = 0.0
+        self._flag = False
+
+    def is_open(self) -> bool:
+        now = time.monotonic()
+        if now < self._down_until:
+            return True
+        if self.redis is None:
+            return False
+        if now - self._flag_checked_at > 0.25:
+            self._flag_checked_at = now
+            try:
+                self._flag = bool(self.redis.exists(self.key))
+            except Exception:  # noqa: BLE001 - no Redis: rely on this process's own view
+                self._flag = False
+        return self._flag
+
+    def tripped(self) -> None:
+        self._down_until = time.monotonic() + self.cooldown
+
+    def reset(self) -> None:
+        self._down_until = 0.0
+        self._flag = False
+
+
 class AnalystClient:
-    def __init__(self, base_url: str, cluster_token: str, timeout: float) -> None:
+    def __init__(self, base_url: str, cluster_token: str, timeout: float, *, redis: Any = None,
+                 site: str = "main", cooldown: float = 2.0) -> None:
         self.base = base_url.rstrip("/") + "/api/v1"
         self.http = NodeClient(cluster_token, timeout)
+        self.breaker = _Breaker(redis, site, cooldown)
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> Any:
+        if self.breaker.is_open():
+            raise AnalystUnavailable("analyst-unreachable", "the analyst is known to be unreachable")
+        try:
+            return self.http.request(method, url, **kwargs)
+        except AnalystUnavailable:
+            self.breaker.tripped()
+            raise
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        return dict(self._request(method, url, **kwargs).json())
+
+    def probe(self, collector: str, url: str, site: str) -> list[dict[str, Any]]:
+        """A heartbeat that ignores the breaker: how the site finds out the analyst is back."""
+        body = self.http.json("POST", f"{self.base}/collectors/{quote(collector, safe='')}/heartbeat",
+                              json={"url": url, "site": site})
+        self.breaker.reset()
+        return list(body.get("collectors", []))
 
     def register_job(self, job: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        body = self.http.json("POST", f"{self.base}/jobs", json=job)
+        body = self._call("POST", f"{self.base}/jobs", json=job)
         return body["job"], bool(body.get("created", True))
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self.http.json("GET", f"{self.base}/jobs/{job_id}")["job"]
+        return self._call("GET", f"{self.base}/jobs/{job_id}")["job"]
 
     def jobs(self, **filters: str) -> list[dict[str, Any]]:
-        return list(self.http.json("GET", f"{self.base}/jobs", params=filters)["jobs"])
+        return list(self._call("GET", f"{self.base}/jobs", params=filters)["jobs"])
 
     def user_jobs(self, user: str) -> list[dict[str, Any]]:
-        return list(self.http.json("GET", f"{self.base}/users/{quote(user, safe='')}/jobs")["jobs"])
+        return list(self._call("GET", f"{self.base}/users/{quote(user, safe='')}/jobs")["jobs"])
 
-    def claim(self, job_id: str, *, collector: str, printer: str, user: str, lease_seconds: int
-              ) -> tuple[dict[str, Any], int]:
-        body = self.http.json("POST", f"{self.base}/jobs/{job_id}/claim",
-                              json={"collector": collector, "printer": printer, "user": user,
-                                    "lease_seconds": lease_seconds})
-        return body["job"], int(body["token"])
+    def claim(self, job_id: str, *, collector: str, printer: str, user: str, lease_seconds: int,
+              offline_at: str | None = None) -> tuple[dict[str, Any], int]:
+        body: dict[str, Any] = {"collector": collector, "printer": printer, "user": user,
+                                "lease_seconds": lease_seconds}
+        if offline_at:
+            body.update(offline=True, at=offline_at)
+        answer = self._call("POST", f"{self.base}/jobs/{job_id}/claim", json=body)
+        return answer["job"], int(answer["token"])
 
     def finish(self, job_id: str, *, token: int, state: str, reason: str = "", printer: str = "",
-               collector: str = "", pages: int | None = None, copies: int | None = None) -> dict[str, Any]:
-        body = {"token": token, "state": state, "reason": reason, "printer": printer, "collector": collector,
-                "pages": pages, "copies": copies}
-        return self.http.json("POST", f"{self.base}/jobs/{job_id}/finish", json=body)["job"]
+               collector: str = "", pages: int | None = None, copies: int | None = None,
+               offline_at: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"token": token, "state": state, "reason": reason, "printer": printer,
+                                "collector": collector, "pages": pages, "copies": copies}
+        if offline_at:
+            body.update(offline=True, at=offline_at)
+        return self._call("POST", f"{self.base}/jobs/{job_id}/finish", json=body)["job"]
 
     def delete_job(self, job_id: str, *, user: str | None = None, reason: str = "") -> dict[str, Any]:
-        return self.http.json("DELETE", f"{self.base}/jobs/{job_id}", json={"user": user, "reason": reason})["job"]
+        return self._call("DELETE", f"{self.base}/jobs/{job_id}", json={"user": user, "reason": reason})["job"]
 
     def add_location(self, job_id: str, collector: str) -> None:
-        self.http.request("PUT", f"{self.base}/jobs/{job_id}/locations/{quote(collector, safe='')}")
+        self._request("PUT", f"{self.base}/jobs/{job_id}/locations/{quote(collector, safe='')}")
 
     def remove_location(self, job_id: str, collector: str) -> None:
-        self.http.request("DELETE", f"{self.base}/jobs/{job_id}/locations/{quote(collector, safe='')}",
+        self._request("DELETE", f"{self.base}/jobs/{job_id}/locations/{quote(collector, safe='')}",
                           ok=(200, 404))
 
     def auth(self, credentials: dict[str, str], *, printer: str, collector: str) -> str:
-        body = self.http.json("POST", f"{self.base}/auth",
+        body = self._call("POST", f"{self.base}/auth",
                               json={**credentials, "printer": printer, "collector": collector})
         return str(body["user"])
 
-    def heartbeat(self, collector: str, url: str, site: str) -> list[dict[str, Any]]:
-        body = self.http.json("POST", f"{self.base}/collectors/{quote(collector, safe='')}/heartbeat",
-                              json={"url": url, "site": site})
-        return list(body.get("collectors", []))
-
     def printer(self, printer_id: str) -> dict[str, Any]:
-        return self.http.json("GET", f"{self.base}/printers/{quote(printer_id, safe='')}")["printer"]
+        return self._call("GET", f"{self.base}/printers/{quote(printer_id, safe='')}")["printer"]
 
     def sync(self) -> dict[str, Any]:
-        return self.http.json("GET", f"{self.base}/sync")
+        return self._call("GET", f"{self.base}/sync")
 
     def expire(self) -> list[dict[str, Any]]:
-        return list(self.http.json("POST", f"{self.base}/maintenance/expire")["expired"])
+        return list(self._call("POST", f"{self.base}/maintenance/expire")["expired"])

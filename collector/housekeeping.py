@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from collector import membership
 from collector.analyst_client import AnalystUnavailable
 from collector.intake import replicate
 from collector.node import Node
+from pullprint import keys
 from pullprint.errors import PullprintError
 from pullprint.states import FINAL_STATES
 
@@ -29,6 +32,8 @@ def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any]) -> Non
         elif kind == "finish":
             fields = {k: v for k, v in payload.items() if k not in ("id", "token", "state")}
             node.analyst.finish(payload["id"], token=payload["token"], state=payload["state"], **fields)
+        elif kind == "offline-release":
+            _replay_offline_release(node, payload)
         elif kind == "location":
             node.analyst.add_location(payload["id"], payload["collector"])
         else:
@@ -37,6 +42,35 @@ def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any]) -> Non
         raise
     except PullprintError as exc:
         log.warning("journal entry %s for %s refused by the analyst (%s): dropped", kind, payload.get("id"), exc.code)
+
+
+def _replay_offline_release(node: Node, payload: dict[str, Any]) -> None:
+    """A release made while the analyst was away: replayed as the claim and finish it would have been."""
+    job_id, at = payload["id"], payload["at"]
+    try:
+        _, token = node.analyst.claim(job_id, collector=payload["collector"], printer=payload.get("printer", ""),
+                                      user=payload["user"], lease_seconds=node.config.lease_seconds, offline_at=at)
+    except AnalystUnavailable:
+        raise
+    except PullprintError as exc:
+        if exc.status == 404 and _younger_than(at, seconds=3600):
+            # Registered offline by another collector whose journal has not been replayed yet.
+            raise AnalystUnavailable("not-yet-registered", f"job {job_id} is not registered yet") from None
+        log.error("offline release of %s could not be recorded (%s): the analyst keeps its own state",
+                  job_id, exc.code)
+        return
+    fields = {k: payload.get(k) for k in ("reason", "printer", "pages", "copies")}
+    node.analyst.finish(job_id, token=token, state=payload["state"], collector=payload["collector"],
+                        offline_at=at, **{k: v for k, v in fields.items() if v is not None})
+    with contextlib.suppress(Exception):
+        node.redis.delete(keys.offline_claim(job_id))
+
+
+def _younger_than(iso: str, *, seconds: float) -> bool:
+    try:
+        return (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds() < seconds
+    except ValueError:
+        return False
 
 
 def replay_journal(node: Node) -> int:
@@ -146,10 +180,15 @@ class Housekeeper:
             membership.announce(self.node.redis, cfg.id, cfg.url, cfg.site, cfg.member_ttl_seconds)
         except Exception as exc:  # noqa: BLE001
             log.warning("cannot announce membership in redis: %s", exc)
+        down_key = keys.analyst_down(cfg.site)
         try:
-            self.node.analyst.heartbeat(cfg.id, cfg.url, cfg.site)
+            self.node.analyst.probe(cfg.id, cfg.url, cfg.site)
         except (AnalystUnavailable, PullprintError):
-            pass
+            with contextlib.suppress(Exception):
+                self.node.redis.set(down_key, cfg.id, px=int(cfg.heartbeat_seconds * 3000))
+            return
+        with contextlib.suppress(Exception):
+            self.node.redis.delete(down_key)
 
     def run_once(self) -> None:
         now = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections.abc import Iterable, Mapping
@@ -13,6 +14,7 @@ from collector.http import NodeUnreachable
 from collector.node import Node
 from collector.pages import PageCounter
 from collector.spool import new_job_id
+from pullprint import keys
 from pullprint.errors import PullprintError, Unavailable
 from pullprint.wire import JobSubmission
 
@@ -63,9 +65,24 @@ def discard_copies(node: Node, job_id: str, locations: Iterable[str]) -> None:
                 log.warning("could not delete copy of %s on %s: %s", job_id, location, exc.message)
 
 
+def _known_submission(node: Node, seen_key: str | None) -> str | None:
+    if not seen_key:
+        return None
+    try:
+        return node.redis.get(seen_key)  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - without Redis the analyst still catches the repeat
+        return None
+
+
 def submit(node: Node, headers: Mapping[str, str], body: Iterable[bytes]) -> tuple[dict[str, Any], bool]:
     """Take a submitted document; returns (job, created). Raises PullprintError for bad input."""
     submission = JobSubmission.from_headers(headers)
+    seen_key = keys.submitted(submission.owner, submission.idempotency_key) if submission.idempotency_key else None
+    known = _known_submission(node, seen_key)
+    if known:
+        for _ in body:  # read what the client sends, then answer with the first job
+            pass
+        return {"id": known, "state": "held", "locations": []}, False
     job_id = new_job_id()
     now = _now()
     meta: dict[str, Any] = {
@@ -101,6 +118,9 @@ def submit(node: Node, headers: Mapping[str, str], body: Iterable[bytes]) -> tup
     if not created and job["id"] != job_id:
         # A retried submission (same CUPS job-uuid): the first job stands, this copy goes.
         discard_copies(node, job_id, locations)
+    if seen_key:
+        with contextlib.suppress(Exception):
+            node.redis.set(seen_key, job["id"], ex=int(node.config.job_lifetime_hours * 3600), nx=True)
     log.info("job %s from %s: %d bytes, %s pages, copies on %s", job["id"], submission.owner, stored.size,
              stored.pages, ",".join(locations))
     return job, created

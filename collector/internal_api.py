@@ -6,7 +6,7 @@ from flask import Blueprint, Response, abort, jsonify, request, stream_with_cont
 
 from collector.api import json_body, node
 from collector.peers import META_HEADER, decode_meta, encode_meta
-from collector.release import print_here
+from collector.release import Claim, print_here
 from collector.spool import check_job_id
 from pullprint.credentials import check_cluster_auth
 from pullprint.errors import BadRequest, Unauthorized
@@ -49,14 +49,19 @@ def fetch_spool(job_id: str) -> Response:
 @bp.post("/jobs/<job_id>/print")
 def direct_print(job_id: str) -> Response:
     body = json_body()
-    printer, token = body.get("printer"), body.get("token")
-    if not isinstance(printer, dict) or "uri" not in printer or not isinstance(token, int):
-        raise BadRequest("bad-print-request", "a direct print needs the printer and the claim token")
+    printer, claim = body.get("printer"), body.get("claim")
+    if not isinstance(printer, dict) or "uri" not in printer or not isinstance(claim, dict):
+        raise BadRequest("bad-print-request", "a direct print needs the printer and the claim")
+    try:
+        claim = Claim(job_id=check_job_id(job_id), user=str(claim["user"]), token=int(claim["token"]),
+                      offline_at=claim.get("offline_at"))
+    except (KeyError, TypeError, ValueError):
+        raise BadRequest("bad-print-request", "the claim is malformed") from None
     n = node()
-    if not n.spool.has(check_job_id(job_id)):
+    if not n.spool.has(job_id):
         abort(404)
     locations = [loc for loc in body.get("locations", []) if isinstance(loc, str)]
-    return jsonify(print_here(n, job_id, printer, token, locations).to_json())
+    return jsonify(print_here(n, claim, printer, locations).to_json())
 
 
 @bp.delete("/jobs/<job_id>")

@@ -74,7 +74,8 @@ def build_node(config: CollectorConfig) -> Node:
     client = redis.Redis.from_url(config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5,
                                   retry=None, decode_responses=True)
     spool = SpoolStore(config.spool_dir, key)
-    analyst = AnalystClient(config.analyst_url, config.cluster_token, config.analyst_timeout)
+    analyst = AnalystClient(config.analyst_url, config.cluster_token, config.analyst_timeout, redis=client,
+                            site=config.site)
     return Node(
         config=config,
         spool=spool,

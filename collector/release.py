@@ -7,8 +7,10 @@ sent bytes) is never an automatic second send: the claim's lease lapses and the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from collector.analyst_client import AnalystUnavailable
@@ -16,6 +18,7 @@ from collector.http import NodeUnreachable
 from collector.intake import discard_copies
 from collector.node import Node
 from collector.printer_lock import PrinterLock
+from pullprint import keys
 from pullprint.errors import PullprintError
 
 log = logging.getLogger(__name__)
@@ -50,15 +53,58 @@ def _result(job_id: str, status: str, message: str = "", warnings: list[str] | N
     return ReleaseResult(job_id, status, message or MESSAGES.get(status, status), list(warnings or []))
 
 
-def _finish(node: Node, job_id: str, token: int, state: str, **fields: Any) -> None:
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class Claim:
+    """The right to send one job: the analyst's fencing token, or a site-wide Redis claim made offline."""
+
+    job_id: str
+    user: str
+    token: int = 0
+    offline_at: str | None = None  # set when claimed while the analyst was unreachable
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _finish(node: Node, claim: Claim, state: str, **fields: Any) -> None:
+    """Record a release's outcome at the analyst, or journal it for replay when it is away."""
+    if state == "printed":
+        with contextlib.suppress(Exception):
+            node.redis.set(keys.job_gone(claim.job_id), "printed", ex=int(node.config.job_lifetime_hours * 3600))
+    if claim.offline_at:
+        if state == "held":
+            # Nothing changed at the analyst; free the offline claim so the job can be released again.
+            with contextlib.suppress(Exception):
+                node.redis.delete(keys.offline_claim(claim.job_id))
+            return
+        node.journal.append("offline-release", {"id": claim.job_id, "user": claim.user, "state": state,
+                                                "at": claim.offline_at, "collector": node.id, **fields})
+        return
     try:
-        node.analyst.finish(job_id, token=token, state=state, collector=node.id, **fields)
+        node.analyst.finish(claim.job_id, token=claim.token, state=state, collector=node.id, **fields)
     except AnalystUnavailable:
-        node.journal.append("finish", {"id": job_id, "token": token, "state": state, "collector": node.id,
-                                       **fields})
+        node.journal.append("finish", {"id": claim.job_id, "token": claim.token, "state": state,
+                                       "collector": node.id, **fields})
 
 
-def print_here(node: Node, job_id: str, printer: dict[str, Any], token: int,
+def claim_offline(node: Node, job_id: str, user: str) -> Claim | None:
+    """Degraded mode: one collector of the site wins the job through Redis; None if it is taken or gone."""
+    try:
+        if node.redis.exists(keys.job_gone(job_id)):
+            return None
+        if not node.redis.set(keys.offline_claim(job_id), node.id, nx=True,
+                              ex=int(node.config.job_lifetime_hours * 3600)):
+            return None
+    except Exception:  # noqa: BLE001 - without the analyst and without Redis nothing can be claimed safely
+        return None
+    return Claim(job_id, user, 0, _now_iso())
+
+
+def print_here(node: Node, claim: Claim, printer: dict[str, Any],
                locations: list[str] | None = None) -> ReleaseResult:
     """Send a job this collector holds to `printer` under claim `token`, and record the outcome.
 
@@ -66,12 +112,15 @@ def print_here(node: Node, job_id: str, printer: dict[str, Any], token: int,
     """
     from collector.output.base import OutputJob, output_for, scheme_of
 
+    job_id = claim.job_id
     meta = node.spool.meta(job_id)
+    if meta.get("owner") != claim.user:
+        return _result(job_id, "not-owner")
     try:
         node.spool.verify(job_id)  # never send half a document: authenticate all of it first
     except Exception as exc:  # noqa: BLE001 - any failure to read it back means it cannot print
         log.error("job %s failed verification: %s", job_id, exc)
-        _finish(node, job_id, token, "failed", reason="corrupt-spool", printer=printer["id"])
+        _finish(node, claim, "failed", reason="corrupt-spool", printer=printer["id"])
         return _result(job_id, "corrupt-spool")
     job = OutputJob(
         title=meta.get("title", "untitled"),
@@ -86,7 +135,7 @@ def print_here(node: Node, job_id: str, printer: dict[str, Any], token: int,
     try:
         lock.acquire(node.config.printer_lock_wait_seconds)
     except PullprintError as exc:
-        _finish(node, job_id, token, "held", reason=exc.code, printer=printer["id"])
+        _finish(node, claim, "held", reason=exc.code, printer=printer["id"])
         return _result(job_id, exc.code)
     try:
         needs_cupsd = scheme_of(printer["uri"]) != "socket"
@@ -95,16 +144,16 @@ def print_here(node: Node, job_id: str, printer: dict[str, Any], token: int,
     finally:
         lock.release()
     if outcome.outcome in ("delivered", "completed"):
-        _finish(node, job_id, token, "printed", printer=printer["id"], pages=meta.get("pages"),
+        _finish(node, claim, "printed", printer=printer["id"], pages=meta.get("pages"),
                 copies=job.copies)
         discard_copies(node, job_id, set(locations or []) | set(meta.get("locations", [])))
         log.info("job %s printed on %s (%s)", job_id, printer["id"], outcome.outcome)
         return _result(job_id, "printed")
     if outcome.outcome == "not-sent":
-        _finish(node, job_id, token, "held", reason="printer-unreachable", printer=printer["id"])
+        _finish(node, claim, "held", reason="printer-unreachable", printer=printer["id"])
         return _result(job_id, "printer-unreachable", f"The printer could not be reached ({outcome.detail}).")
     # Some bytes may have reached the printer: no automatic resend; the user sees why.
-    _finish(node, job_id, token, "failed", reason="print-failed", printer=printer["id"])
+    _finish(node, claim, "failed", reason="print-failed", printer=printer["id"])
     return _result(job_id, "print-failed", f"The printer reported a failure: {outcome.detail}")
 
 
@@ -133,31 +182,37 @@ def _pull_here(node: Node, job_id: str, holder: dict[str, Any]) -> None:
 
 
 def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], warnings: list[str]) -> ReleaseResult:
+    members = node.live_peers()
     try:
         job, token = node.analyst.claim(job_id, collector=node.id, printer=printer["id"], user=user,
                                         lease_seconds=node.config.lease_seconds)
+        claim = Claim(job_id, user, token)
+        locations = list(job.get("locations", []))
     except AnalystUnavailable:
-        return _result(job_id, "analyst-unreachable")
+        offline = claim_offline(node, job_id, user)
+        if offline is None:
+            return _result(job_id, "not-releasable")
+        claim = offline
+        # Offline we do not know the copies: this node, else every live peer (one without it says so).
+        locations = [node.id] if node.spool.has(job_id) else sorted(members)
     except PullprintError as exc:
         code = {404: "not-found", 403: "not-owner", 409: "not-releasable"}.get(exc.status, exc.code)
         return _result(job_id, code)
-    locations = list(job.get("locations", []))
     if node.spool.has(job_id):
-        result = print_here(node, job_id, printer, token, locations)
+        result = print_here(node, claim, printer, locations)
         result.warnings = warnings
         return result
-    members = node.live_peers()
     holders = [members[loc] for loc in locations if loc in members]
     if not holders:
-        _finish(node, job_id, token, "held", reason="unavailable", printer=printer["id"])
+        _finish(node, claim, "held", reason="unavailable", printer=printer["id"])
         return _result(job_id, "unavailable")
     for holder in holders:
         try:
             if node.config.release_mode == "pull":
                 _pull_here(node, job_id, holder)
-                result = print_here(node, job_id, printer, token, [*locations, node.id])
+                result = print_here(node, claim, printer, [*locations, node.id])
             else:
-                body = {"printer": printer, "token": token, "user": user, "locations": locations}
+                body = {"printer": printer, "claim": claim.to_json(), "locations": locations}
                 answer = node.peers.print_direct(holder["url"], job_id, body,
                                                  timeout=node.config.printer_lock_wait_seconds
                                                  + node.config.output_timeout * 2)
@@ -172,5 +227,5 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
             continue
         result.warnings = warnings
         return result
-    _finish(node, job_id, token, "held", reason="unavailable", printer=printer["id"])
+    _finish(node, claim, "held", reason="unavailable", printer=printer["id"])
     return _result(job_id, "unavailable")

@@ -88,7 +88,14 @@ def _jobs_from_peers(node: Node, user: str, members: dict[str, Any], budget: flo
                 entry["locations"] = sorted(set(entry.get("locations", [])) | set(job.get("locations", [])))
         except (NodeUnreachable, PullprintError):
             continue
-    return sorted(found.values(), key=lambda j: j.get("submitted_at", ""))
+    # A stale copy of a job already printed (or claimed offline) must not be offered again.
+    ids = list(found)
+    try:
+        gone = node.redis.mget([keys.job_gone(i) for i in ids] + [keys.offline_claim(i) for i in ids]) if ids else []
+    except Exception:  # noqa: BLE001
+        gone = [None] * (2 * len(ids))
+    taken = {i for i, g, c in zip(ids, gone[:len(ids)], gone[len(ids):], strict=True) if g or c}
+    return sorted((j for i, j in found.items() if i not in taken), key=lambda j: j.get("submitted_at", ""))
 
 
 def list_jobs(node: Node, session: Session) -> dict[str, Any]:

@@ -60,3 +60,23 @@ MEMBERS_PATTERN = f"{PREFIX}member:collector:*"
 def collector_jobs(collector_id: str) -> str:
     """The set of job ids a collector holds a copy of (for degraded-mode lookups by peers)."""
     return f"{PREFIX}holds:collector:{collector_id}"
+
+
+def analyst_down(site: str) -> str:
+    """Set (with a short TTL) while a site's collectors cannot reach the analyst: skip it, don't wait for it."""
+    return f"{PREFIX}analyst-down:{site}"
+
+
+def offline_claim(job_id: str) -> str:
+    """A release claimed while the analyst was away (site-wide SET NX: one collector wins)."""
+    return f"{PREFIX}offline-claim:{job_id}"
+
+
+def job_gone(job_id: str) -> str:
+    """Marks a job printed or deleted, so a stale copy on a returning node is never released offline."""
+    return f"{PREFIX}gone:{job_id}"
+
+
+def submitted(owner: str, idempotency_key: str) -> str:
+    """The job id a CUPS job-uuid became, so a retried submission finds it even while the analyst is away."""
+    return f"{PREFIX}submitted:{owner}:{idempotency_key}"
