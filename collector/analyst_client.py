@@ -124,6 +124,9 @@ class AnalystClient:
     def printer(self, printer_id: str) -> dict[str, Any]:
         return self._call("GET", f"{self.base}/printers/{quote(printer_id, safe='')}")["printer"]
 
+    def printer_status(self, printer_id: str, status: dict[str, Any]) -> None:
+        self._request("PUT", f"{self.base}/printers/{quote(printer_id, safe='')}/status", json=status)
+
     def sync(self) -> dict[str, Any]:
         return self._call("GET", f"{self.base}/sync")
 

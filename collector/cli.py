@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 
 from collector.config import CollectorConfig
+from collector.health.model import PrinterHealth
+from collector.health.poller import HealthPoller
+from collector.node import Node
 from pullprint import config as pp_config
+from pullprint.errors import PullprintError
 from pullprint.log import setup
 
 _FLAGS = ("id", "site", "bind", "public_url", "spool_dir", "analyst_url", "redis_url", "release_mode")
@@ -55,7 +61,7 @@ def main(argv: list[str]) -> int:
         env=env)
     housekeeper = Housekeeper(node)
     housekeeper.start()
-    _start_poller(node)
+    poller = _start_poller(node)
 
     stopping = threading.Event()
 
@@ -67,6 +73,7 @@ def main(argv: list[str]) -> int:
     while not stopping.is_set() and gunicorn.poll() is None:
         stopping.wait(0.5)
     housekeeper.stop_event.set()
+    poller.stop()
     try:
         withdraw(node.redis, cfg.id)
     except Exception:  # noqa: BLE001 - its key expires anyway
@@ -81,10 +88,24 @@ def main(argv: list[str]) -> int:
     return 0 if stopping.is_set() else 1
 
 
-def _start_poller(node: object) -> None:
-    """The site's SNMP fleet poller, shared among the site's collectors."""
-    try:
-        from collector.health.poller import start_poller_thread
-    except ImportError:
-        return
-    start_poller_thread(node)  # type: ignore[arg-type]
+def _start_poller(node: Node) -> HealthPoller:
+    """The site's SNMP fleet poller, shared among the site's collectors; changes go to the analyst."""
+    from collector.health.policy import judge
+
+    def report(printer_id: str, health: PrinterHealth) -> None:
+        printer = next((p for p in node.directory.printers() if p.get("id") == printer_id), None)
+        if printer is None:
+            return
+        verdict = judge(health, printer, now=time.time(), max_age=float("inf"))
+        body = {"state": verdict.state, "reason": verdict.reason, "warnings": verdict.warnings,
+                "errors": verdict.errors, "polled_at": health.polled_at, "collector": node.id,
+                "uptime": health.uptime}
+        try:
+            node.analyst.printer_status(printer_id, body)
+        except PullprintError as exc:
+            logging.getLogger(__name__).info("printer status of %s not reported: %s", printer_id, exc.code)
+
+    poller = HealthPoller(node.id, node.redis, node.directory.printers, site=node.config.site,
+                          interval=node.config.poll_interval_seconds, report=report)
+    poller.start()
+    return poller

@@ -31,8 +31,12 @@ class CollectorConfig:
     lease_seconds: int = 120            # how long a release claim is good for
     printer_lock_wait_seconds: float = 60.0
     output_timeout: float = 30.0        # connect/write timeout towards a printer
+    output_retries: int = 3             # a printer that refuses the connection is tried again…
+    output_retry_backoff: float = 0.5   # …after 0.5 s, 1 s, 2 s; then the job stays held with the reason
+    release_wait_seconds: float = 20.0  # a release answers within this; jobs still going out are "queued"
     health_max_age: float = 30.0        # a cached SNMP reading older than this is refreshed at release
     health_timeout: float = 1.0
+    poll_interval_seconds: float = 15.0  # SNMP fleet poll; the site's collectors share the printers
     lockout_threshold: int = 5          # failed logins before a lockout
     lockout_seconds: int = 300
     cups_state_dir: str = ""            # local cupsd for ipp/lpd output; defaults to <spool_dir>/cupsd

@@ -29,6 +29,9 @@ class Node:
     directory: Directory
     pool: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="fanout"))
+    # Releases run here so a slow printer never holds a request past release_wait_seconds.
+    release_pool: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="release"))
     _local_cupsd: Any = None
     _cupsd_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,6 +60,7 @@ class Node:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.release_pool.shutdown(wait=False)
         if self._local_cupsd is not None:
             self._local_cupsd.stop()
 

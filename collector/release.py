@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MESSAGES = {
     "printed": "Sent to the printer.",
+    "queued": "Waiting for the printer; it will print shortly.",
     "not-found": "The job no longer exists.",
     "not-owner": "This job belongs to someone else.",
     "not-releasable": "The job is already being printed or has been printed.",
@@ -140,7 +142,7 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     try:
         needs_cupsd = scheme_of(printer["uri"]) != "socket"
         output = output_for(printer["uri"], cups_server=node.cups_server() if needs_cupsd else None)
-        outcome = output.send(job, printer["uri"], timeout=node.config.output_timeout)
+        outcome = _send_with_retries(node, output, job, printer["uri"])
     finally:
         lock.release()
     if outcome.outcome in ("delivered", "completed"):
@@ -155,6 +157,19 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     # Some bytes may have reached the printer: no automatic resend; the user sees why.
     _finish(node, claim, "failed", reason="print-failed", printer=printer["id"])
     return _result(job_id, "print-failed", f"The printer reported a failure: {outcome.detail}")
+
+
+def _send_with_retries(node: Node, output: Any, job: Any, uri: str) -> Any:
+    """Send; a printer that took nothing (refused, unreachable) is tried again with backoff, in turn."""
+    delay = node.config.output_retry_backoff
+    for attempt in range(node.config.output_retries + 1):
+        outcome = output.send(job, uri, timeout=node.config.output_timeout)
+        if outcome.outcome != "not-sent" or attempt == node.config.output_retries:
+            return outcome
+        log.info("printer %s took nothing (%s); trying again in %.1f s", uri, outcome.detail, delay)
+        time.sleep(delay)
+        delay *= 2
+    return outcome
 
 
 def _pull_here(node: Node, job_id: str, holder: dict[str, Any]) -> None:

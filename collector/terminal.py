@@ -6,6 +6,7 @@ import concurrent.futures
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from collector.analyst_client import AnalystUnavailable
@@ -139,18 +140,22 @@ def release(node: Node, session: Session, body: dict[str, Any], idempotency_key:
             return dict(json.loads(previous))
         node.redis.set(idem_key, "pending", nx=True, ex=600)
 
+    def remember(answer: dict[str, Any]) -> None:
+        if idem_key:
+            node.redis.set(idem_key, json.dumps(answer), ex=600)
+
     try:
-        answer = _release(node, session, wanted)
+        answer = _release(node, session, wanted, remember)
     except BaseException:
         if idem_key:
             node.redis.delete(idem_key)
         raise
-    if idem_key:
-        node.redis.set(idem_key, json.dumps(answer), ex=600)
+    remember(answer)
     return answer
 
 
-def _release(node: Node, session: Session, wanted: list[str] | None) -> dict[str, Any]:
+def _release(node: Node, session: Session, wanted: list[str] | None,
+             remember: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     printer = node.directory.printer(session.printer)
     if wanted is None:
         listing = list_jobs(node, session)["jobs"]
@@ -161,11 +166,27 @@ def _release(node: Node, session: Session, wanted: list[str] | None) -> dict[str
         results = [ReleaseResult(job_id, reason or "printer-error", message, warnings) for job_id in wanted]
         return {"printer": printer["id"], "results": [r.to_json() for r in results],
                 "suggestion": suggest_printer(node, printer)}
-    started = time.monotonic()
-    results = [release_one(node, job_id, session.user, printer, warnings) for job_id in wanted]
-    log.info("release of %d job(s) by %s at %s took %.2f s", len(results), session.user, printer["id"],
-             time.monotonic() - started)
-    return {"printer": printer["id"], "results": [r.to_json() for r in results]}
+    results: dict[str, ReleaseResult] = {}
+
+    def release_in_order() -> None:
+        # One job after the other, in the order the user chose: the printer takes them in that order.
+        started = time.monotonic()
+        for job_id in wanted:
+            results[job_id] = release_one(node, job_id, session.user, printer, warnings)
+        log.info("release of %d job(s) by %s at %s took %.2f s", len(wanted), session.user, printer["id"],
+                 time.monotonic() - started)
+        remember(answer_for(results))
+
+    def answer_for(done: dict[str, ReleaseResult]) -> dict[str, Any]:
+        queued = {j: ReleaseResult(j, "queued", MESSAGES["queued"], warnings) for j in wanted if j not in done}
+        return {"printer": printer["id"], "results": [(done.get(j) or queued[j]).to_json() for j in wanted]}
+
+    future = node.release_pool.submit(release_in_order)
+    try:
+        future.result(timeout=node.config.release_wait_seconds)
+    except concurrent.futures.TimeoutError:
+        pass  # the rest goes out in the background; the terminal sees them as queued
+    return answer_for(dict(results))
 
 
 def suggest_printer(node: Node, refused: dict[str, Any]) -> dict[str, Any] | None:
