@@ -103,6 +103,13 @@ def release_station() -> str:
     return render_template("release.html", printer=request.args.get("printer", ""))
 
 
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    from collector.openapi import DOCUMENT
+
+    return jsonify(DOCUMENT)
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
     return jsonify({"status": "alive", "collector": node().id})
