@@ -1,0 +1,107 @@
+"""Against a real Redis: sessions end after inactivity, lockout after repeated failures, printer locks with fencing."""
+
+import threading
+import time
+
+import pytest
+
+from collector import membership
+from collector.printer_lock import PrinterBusy, PrinterLock
+from collector.sessions import LoginGuard, SessionStore
+from pullprint import keys
+from pullprint.errors import Locked, Unauthorized
+
+
+def test_session_lives_while_used_and_ends_after_inactivity(redis):
+    store = SessionStore(redis, idle_seconds=1)
+    session = store.create("alice", "p1")
+    for _ in range(3):  # used every 0.6 s: the timer restarts each time
+        time.sleep(0.6)
+        assert store.get(session.token).user == "alice"
+    time.sleep(1.3)
+    with pytest.raises(Unauthorized):
+        store.get(session.token)
+
+
+def test_session_token_is_not_stored_in_redis(redis):
+    session = SessionStore(redis, 60).create("alice", "p1")
+    assert not any(session.token in key for key in redis.keys("*"))
+
+
+def test_logout_ends_the_session(redis):
+    store = SessionStore(redis, 60)
+    session = store.create("bob", "p2")
+    assert store.delete(session.token)
+    with pytest.raises(Unauthorized):
+        store.get(session.token)
+
+
+def test_lockout_after_threshold_and_reset_on_success(redis):
+    guard = LoginGuard(redis, threshold=3, lockout_seconds=30)
+    for _ in range(2):
+        guard.check("user:alice")
+        guard.failed("user:alice")
+    guard.succeeded("user:alice")  # a success clears the count
+    for _ in range(3):
+        guard.check("user:alice")
+        guard.failed("user:alice")
+    with pytest.raises(Locked) as info:
+        guard.check("user:alice")
+    assert 0 < info.value.details["retry_after"] <= 30
+    guard.check("user:bob")  # others are not affected
+
+
+def test_printer_lock_serializes_and_fences(redis):
+    first = PrinterLock(redis, "p1", "c1", lease_seconds=0.6)
+    token1 = first.acquire(0)
+    with pytest.raises(PrinterBusy):
+        PrinterLock(redis, "p1", "c2").acquire(0.2)
+    time.sleep(1.0)  # the keeper extends the lease while the job is going out
+    assert redis.exists(keys.printer_lock("p1"))
+    first.release()
+    second = PrinterLock(redis, "p1", "c2")
+    assert second.acquire(0) > token1
+    second.release()
+
+
+def test_lock_of_a_dead_holder_expires_and_the_next_token_is_higher(redis):
+    dead = PrinterLock(redis, "p2", "c1", lease_seconds=0.5)
+    dead_token = dead.acquire(0)
+    dead._stop.set()  # the holder dies: nobody extends its lease any more
+    started = time.monotonic()
+    successor = PrinterLock(redis, "p2", "c2")
+    token = successor.acquire(5)
+    assert time.monotonic() - started < 2
+    assert token > dead_token
+    dead.release()  # a late release by the dead holder does not free the successor's lock
+    assert redis.exists(keys.printer_lock("p2"))
+    successor.release()
+
+
+def test_lock_waiters_get_the_printer_one_at_a_time(redis):
+    inside, overlaps = [], []
+
+    def job(name):
+        lock = PrinterLock(redis, "p3", name)
+        lock.acquire(10)
+        inside.append(name)
+        if len(inside) > 1:
+            overlaps.append(list(inside))
+        time.sleep(0.05)
+        inside.remove(name)
+        lock.release()
+
+    threads = [threading.Thread(target=job, args=(f"c{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == []
+
+
+def test_membership_expires_without_heartbeats(redis):
+    membership.announce(redis, "c1", "http://c1", "main", ttl_seconds=0.5)
+    membership.announce(redis, "c2", "http://c2", "main", ttl_seconds=5)
+    assert set(membership.live_members(redis)) == {"c1", "c2"}
+    time.sleep(0.7)
+    assert set(membership.live_members(redis)) == {"c2"}
