@@ -24,6 +24,9 @@ class AnalystConfig:
     collector_dead_after: float = 5.0
     default_lease_seconds: float = 120
     max_lease_seconds: float = 3600
+    # A releasing job whose lease lapsed this long ago (its collector died mid-release) goes back to held
+    # as `interrupted` at the next POST /maintenance/expire.
+    lease_grace_seconds: float = 30
     # PIN guessing: this many failures for one user name within the window lock it for the window.
     lockout_failures: int = 5
     lockout_window_seconds: float = 300
@@ -31,3 +34,6 @@ class AnalystConfig:
     # the gunicorn workers and turns this off for them.
     auto_migrate: bool = True
     log_level: str = "INFO"
+    # `scrypt$…` hash (pullprint.credentials.pin_hash) of the console's password for user `admin`
+    # (``PULLPRINT_ANALYST_CONSOLE_PASSWORD_HASH_FILE``); empty: GET /console answers 404.
+    console_password_hash: str = ""

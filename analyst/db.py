@@ -48,6 +48,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def load_models() -> type[Base]:
     """Import every domain's models so that `Base.metadata` knows all tables."""
+    from analyst.accounting import models as _accounting  # noqa: F401
     from analyst.collectors import models as _collectors  # noqa: F401
     from analyst.events import models as _events  # noqa: F401
     from analyst.jobs import models as _jobs  # noqa: F401

@@ -12,8 +12,10 @@ from typing import Any
 from flask import current_app, request
 from sqlalchemy.orm import Session
 
+from analyst import validate as v
 from analyst.config import AnalystConfig
 from analyst.db import Database
+from analyst.events.service import Replay
 from analyst.metrics import RequestCounter
 from analyst.users.service import Lockout
 from pullprint.errors import BadRequest
@@ -89,3 +91,29 @@ def query_int(name: str, default: int, *, minimum: int = 0, maximum: int = 10_00
     if not minimum <= value <= maximum:
         raise BadRequest("bad-field", f"{name} must be between {minimum} and {maximum}", field=name)
     return value
+
+
+def query_bool(name: str) -> bool | None:
+    """A true/false query parameter; absent or empty is None."""
+    raw = (request.args.get(name) or "").lower()
+    if not raw:
+        return None
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise BadRequest("bad-field", f"{name} must be true or false", field=name)
+
+
+def read_replay(body: dict[str, Any]) -> Replay | None:
+    """`"offline": true` and `"at"` of a call a collector replays after the analyst was unreachable.
+
+    `at` (default: now) is when the collector acted; a time ahead of the analyst's clock is taken as now,
+    since a collector's clock running fast must not put events in the future.
+    """
+    if not v.boolean(body, "offline", default=False):
+        v.timestamp(body, "at")  # still checked, so a malformed body is a 400 either way
+        return None
+    current = now()
+    at = v.timestamp(body, "at") or current
+    return Replay(at=min(at, current), replayed_at=current)

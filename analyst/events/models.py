@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from analyst.db import Base, UTCDateTime
@@ -27,3 +27,5 @@ class Event(Base):
     printer_id: Mapped[str | None] = mapped_column(String(64))
     collector_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Replayed by a collector that acted while the analyst was unreachable; `at` is when it happened.
+    offline: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from analyst.events import service
-from analyst.http import query_int, transaction
+from analyst.http import query_bool, query_int, transaction
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1")
 
@@ -17,5 +17,6 @@ def list_events() -> ResponseReturnValue:
     limit = query_int("limit", 100, minimum=1, maximum=1000)
     with transaction() as session:
         events = service.list_events(session, since=since, limit=limit, kind=request.args.get("kind") or None,
-                                     user=request.args.get("user") or None, job=request.args.get("job") or None)
+                                     user=request.args.get("user") or None, job=request.args.get("job") or None,
+                                     offline=query_bool("offline"))
         return {"events": [service.event_to_dict(e) for e in events]}

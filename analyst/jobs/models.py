@@ -1,4 +1,4 @@
-"""The jobs table, where each job's copies are, and the accounting of printed jobs."""
+"""The jobs table and where each job's copies are (accounting rows live in analyst.accounting)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, Uniq
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from analyst.db import Base, UTCDateTime
-from analyst.events.models import BigId
 
 
 class Job(Base):
@@ -58,18 +57,3 @@ class JobLocation(Base):
 
     job: Mapped[Job] = relationship(back_populates="locations")
 
-
-class PrintRecord(Base):
-    """Accounting: one row per printed job, kept after the job's copies are gone."""
-
-    __tablename__ = "prints"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(String(64), index=True)
-    user_name: Mapped[str] = mapped_column(String(64), index=True)
-    printer_id: Mapped[str] = mapped_column(String(64), default="")
-    collector_id: Mapped[str] = mapped_column(String(64), default="")
-    site: Mapped[str] = mapped_column(String(64), default="")
-    pages: Mapped[int | None] = mapped_column(Integer)
-    copies: Mapped[int] = mapped_column(Integer, default=1)
-    printed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

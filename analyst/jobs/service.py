@@ -16,8 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from analyst import validate as v
-from analyst.events.service import record_event
-from analyst.jobs.models import Job, JobLocation, PrintRecord
+from analyst.accounting.service import count_print, record_print
+from analyst.events.service import Replay, record_event
+from analyst.jobs.models import Job, JobLocation
 from analyst.printers.models import Printer
 from pullprint.errors import BadRequest, Conflict, Forbidden, NotFound
 from pullprint.states import FINAL_STATES, JobState
@@ -27,6 +28,8 @@ RELEASABLE = (JobState.HELD.value, JobState.FAILED.value)
 # The states a user still sees at a terminal.
 OPEN_STATES = (JobState.HELD.value, JobState.RELEASING.value, JobState.FAILED.value)
 FINISH_STATES = (JobState.PRINTED.value, JobState.HELD.value, JobState.FAILED.value)
+# The state_reason of a job whose releaser's lease lapsed: it went back to held, its claim token kept.
+INTERRUPTED = "interrupted"
 
 
 @dataclass
@@ -116,14 +119,18 @@ def _merge_locations(job: Job, collectors: list[str], now: datetime) -> None:
             job.locations.append(JobLocation(collector_id=collector, added_at=now))
 
 
-def register_job(session: Session, reg: JobRegistration, *, now: datetime,
-                 lifetime: timedelta) -> tuple[Job, bool]:
-    """Create a held job, or find the one this registration repeats; returns (job, created)."""
+def register_job(session: Session, reg: JobRegistration, *, now: datetime, lifetime: timedelta,
+                 replay: Replay | None = None) -> tuple[Job, bool]:
+    """Create a held job, or find the one this registration repeats; returns (job, created).
+
+    A `replay` (a collector's journal, sent after the analyst was away) dates the job and its event
+    when the collector took it in.
+    """
     existing = _find_existing(session, reg)
     if existing is not None:
         _merge_locations(existing, reg.locations, now)
         return existing, False
-    submitted = reg.submitted_at or now
+    submitted = reg.submitted_at or (replay.at if replay else now)
     job = Job(
         id=reg.id or uuid.uuid4().hex, owner=reg.owner, title=reg.title, size=reg.size, sha256=reg.sha256,
         pages=reg.pages, copies=reg.copies, options=reg.options, content_type=reg.content_type,
@@ -144,7 +151,7 @@ def register_job(session: Session, reg: JobRegistration, *, now: datetime,
         _merge_locations(existing, reg.locations, now)
         return existing, False
     record_event(session, "submit", now=now, user=job.owner, job=job.id, collector=reg.received_by or None,
-                 detail={"title": job.title, "size": job.size, "site": job.site})
+                 detail={"title": job.title, "size": job.size, "site": job.site}, replay=replay)
     return job, True
 
 
@@ -175,7 +182,7 @@ def user_jobs(session: Session, owner: str) -> list[Job]:
 
 
 def claim_job(session: Session, job_id: str, *, user: str, collector: str, printer: str,
-              lease_seconds: float, now: datetime) -> tuple[Job, int]:
+              lease_seconds: float, now: datetime, replay: Replay | None = None) -> tuple[Job, int]:
     """Move a job to releasing for `collector`, compare-and-set; returns (job, fencing token).
 
     One UPDATE decides: only a held or failed job, or one whose previous releaser's lease has
@@ -186,7 +193,7 @@ def claim_job(session: Session, job_id: str, *, user: str, collector: str, print
         .where(Job.id == job_id, Job.owner == user,
                or_(Job.state.in_(RELEASABLE),
                    and_(Job.state == JobState.RELEASING.value, Job.lease_expires_at < now)))
-        .values(state=JobState.RELEASING.value, claim_token=Job.claim_token + 1, claimed_by=collector,
+        .values(state=JobState.RELEASING.value, state_reason="", claim_token=Job.claim_token + 1, claimed_by=collector,
                 claim_printer=printer, lease_expires_at=now + timedelta(seconds=lease_seconds),
                 updated_at=now)
         .returning(Job.claim_token)
@@ -202,19 +209,29 @@ def claim_job(session: Session, job_id: str, *, user: str, collector: str, print
     assert job is not None
     token = int(won[0])
     record_event(session, "claim", now=now, user=user, job=job_id, printer=printer, collector=collector,
-                 detail={"token": token})
+                 detail={"token": token}, replay=replay)
     return job, token
 
 
 def finish_job(session: Session, job_id: str, *, token: int, state: str, reason: str = "",
                printer: str | None = None, collector: str | None = None, pages: int | None = None,
-               copies: int | None = None, now: datetime) -> Job:
-    """End a release under the claim `token`: printed (accounted), or back to held/failed with a reason."""
+               copies: int | None = None, duplex: bool | None = None, color: bool | None = None,
+               now: datetime, replay: Replay | None = None) -> Job:
+    """End a release under the claim `token`: printed (accounted), or back to held/failed with a reason.
+
+    A job that was moved back to held as interrupted still takes the finish of the claim it was
+    interrupted under, as long as no one has claimed it since (its token is still the current one):
+    the releaser was slow, not dead, and what it reports is what happened at the printer.
+    """
     if state not in FINISH_STATES:
         raise BadRequest("bad-field", f"state must be one of {', '.join(FINISH_STATES)}", field="state")
+    before = session.get(Job, job_id, populate_existing=True)
+    late = before is not None and before.state == JobState.HELD and before.state_reason == INTERRUPTED
     done = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.state == JobState.RELEASING.value, Job.claim_token == token)
+        .where(Job.id == job_id, Job.claim_token == token,
+               or_(Job.state == JobState.RELEASING.value,
+                   and_(Job.state == JobState.HELD.value, Job.state_reason == INTERRUPTED)))
         .values(state=state, state_reason="" if state == JobState.PRINTED else reason,
                 lease_expires_at=None, updated_at=now)
         .returning(Job.id)
@@ -230,18 +247,23 @@ def finish_job(session: Session, job_id: str, *, token: int, state: str, reason:
                        token=job.claim_token)
     printer = printer or job.claim_printer or ""
     collector = collector or job.claimed_by or ""
+    extra = {"late": True} if late else {}
     if state == JobState.PRINTED:
         site = session.scalar(select(Printer.site).where(Printer.id == printer)) or job.site
-        record = PrintRecord(job_id=job.id, user_name=job.owner, printer_id=printer, collector_id=collector,
-                             site=site, pages=job.pages if pages is None else pages,
-                             copies=job.copies if copies is None else copies, printed_at=now)
-        session.add(record)
+        counts = count_print(job.pages if pages is None else pages, job.copies if copies is None else copies,
+                             job.options, duplex=duplex, color=color)
+        record_print(session, job_id=job.id, user=job.owner, printer=printer, collector=collector, site=site,
+                     counts=counts, printed_at=replay.at if replay else now, recorded_at=now,
+                     offline=replay is not None)
         record_event(session, "print", now=now, user=job.owner, job=job.id, printer=printer,
-                     collector=collector, detail={"pages": record.pages, "copies": record.copies,
-                                                  "site": site, "token": token})
+                     collector=collector, replay=replay,
+                     detail={"pages": counts.pages, "copies": counts.copies, "impressions": counts.impressions,
+                             "sheets": counts.sheets, "duplex": counts.duplex, "color": counts.color,
+                             "site": site, "token": token, **extra})
     else:
         record_event(session, "release-failed", now=now, user=job.owner, job=job.id, printer=printer,
-                     collector=collector, detail={"state": state, "reason": reason, "token": token})
+                     collector=collector, replay=replay,
+                     detail={"state": state, "reason": reason, "token": token, **extra})
     return job
 
 
@@ -289,6 +311,29 @@ def remove_location(session: Session, job_id: str, collector: str) -> Job:
             job.locations.remove(loc)
     session.flush()
     return job
+
+
+def interrupt_releases(session: Session, *, now: datetime, grace: timedelta) -> list[Job]:
+    """Move releasing jobs whose lease lapsed more than `grace` ago back to held (reason ``interrupted``).
+
+    Their releaser died or lost the analyst mid-release. The claim token is kept, so the releaser's own
+    late finish is still accepted (see `finish_job`) while any new claim raises it and fences that out.
+    """
+    rows = session.execute(
+        update(Job)
+        .where(Job.state == JobState.RELEASING.value, Job.lease_expires_at < now - grace)
+        .values(state=JobState.HELD.value, state_reason=INTERRUPTED, lease_expires_at=None, updated_at=now)
+        .returning(Job.id, Job.claimed_by, Job.claim_printer, Job.claim_token)
+        .execution_options(synchronize_session=False)
+    ).all()
+    jobs = []
+    for job_id, collector, printer, token in rows:
+        job = get_job(session, job_id)
+        record_event(session, "release-interrupted", now=now, user=job.owner, job=job.id, printer=printer,
+                     collector=collector, detail={"token": token})
+        jobs.append(job)
+    jobs.sort(key=lambda j: (j.submitted_at, j.id))
+    return jobs
 
 
 def expire_jobs(session: Session, *, now: datetime) -> list[Job]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from analyst import validate as v
-from analyst.http import analyst, json_body, now, query_int, transaction
+from analyst.http import analyst, json_body, now, query_int, read_replay, transaction
 from analyst.jobs import service
 from pullprint.errors import BadRequest
 from pullprint.states import JobState
@@ -16,9 +18,11 @@ bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 
 @bp.post("/jobs")
 def register() -> ResponseReturnValue:
-    reg = service.JobRegistration.from_dict(json_body())
+    body = json_body()
+    reg = service.JobRegistration.from_dict(body)
+    replay = read_replay(body)
     with transaction() as session:
-        job, created = service.register_job(session, reg, now=now(), lifetime=analyst().lifetime)
+        job, created = service.register_job(session, reg, now=now(), lifetime=analyst().lifetime, replay=replay)
         answer = {"job": service.job_to_dict(job), "created": created}
     return answer, 201 if created else 200
 
@@ -57,9 +61,10 @@ def claim(job_id: str) -> ResponseReturnValue:
     lease = v.number(body, "lease_seconds", default=config.default_lease_seconds, minimum=0.001,
                      maximum=config.max_lease_seconds)
     assert lease is not None
+    replay = read_replay(body)
     with transaction() as session:
         job, token = service.claim_job(session, job_id, user=user, collector=collector, printer=printer,
-                                       lease_seconds=lease, now=now())
+                                       lease_seconds=lease, now=now(), replay=replay)
         return {"job": service.job_to_dict(job), "token": token}
 
 
@@ -71,13 +76,14 @@ def finish(job_id: str) -> ResponseReturnValue:
     state = v.required_text(body, "state", max_len=16)
     printer = v.text(body, "printer", max_len=64)
     collector = v.text(body, "collector", max_len=64)
+    replay = read_replay(body)
     with transaction() as session:
         job = service.finish_job(
             session, job_id, token=token, state=state, reason=v.text(body, "reason", default="", max_len=1000) or "",
             printer=v.identifier(printer, "printer") if printer else None,
             collector=v.identifier(collector, "collector") if collector else None,
             pages=v.integer(body, "pages", minimum=0), copies=v.integer(body, "copies", minimum=1),
-            now=now())
+            duplex=v.boolean(body, "duplex"), color=v.boolean(body, "color"), now=now(), replay=replay)
         return {"job": service.job_to_dict(job)}
 
 
@@ -107,5 +113,9 @@ def remove_location(job_id: str, collector: str) -> ResponseReturnValue:
 @bp.post("/maintenance/expire")
 def expire() -> ResponseReturnValue:
     json_body(optional=True)
+    grace = timedelta(seconds=analyst().config.lease_grace_seconds)
     with transaction() as session:
-        return {"expired": [service.job_to_dict(job) for job in service.expire_jobs(session, now=now())]}
+        # Interrupted first: one of those past its lifetime then expires in the same call.
+        interrupted = [service.job_to_dict(job) for job in service.interrupt_releases(session, now=now(), grace=grace)]
+        expired = [service.job_to_dict(job) for job in service.expire_jobs(session, now=now())]
+        return {"expired": expired, "interrupted": interrupted}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,10 +21,26 @@ class Printer(Base):
     snmp_version: Mapped[str] = mapped_column(String(4), default="2c")
     snmp_community: Mapped[str] = mapped_column(String(255), default="public")
     site: Mapped[str] = mapped_column(String(64), default="main")
+    # Free text for people ("Building A, floor 2, by the kitchen"), and the structured parts to search by.
     location: Mapped[str] = mapped_column(String(255), default="")
+    building: Mapped[str] = mapped_column(String(64), default="")
+    floor: Mapped[str] = mapped_column(String(32), default="")
+    room: Mapped[str] = mapped_column(String(64), default="")
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # What the device can do ("duplex", "color", "a3", "staple"), for people choosing a printer.
+    capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
     in_service: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Why an operator took it out of service (shown to people and in the console).
+    service_reason: Mapped[str] = mapped_column(String(255), default="")
     # What a release does when SNMP cannot reach the printer: try anyway, or refuse and keep the job held.
     unreachable_policy: Mapped[str] = mapped_column(String(8), default="allow")
+    # SNMPv3 (USM) credentials; the keys are secrets that only collectors get back (GET /sync).
+    snmp_v3_user: Mapped[str] = mapped_column(String(64), default="")
+    snmp_v3_auth_protocol: Mapped[str] = mapped_column(String(8), default="")
+    snmp_v3_auth_key: Mapped[str] = mapped_column(String(255), default="")
+    snmp_v3_priv_protocol: Mapped[str] = mapped_column(String(8), default="")
+    snmp_v3_priv_key: Mapped[str] = mapped_column(String(255), default="")
+    # The newest status a collector's SNMP poller reported (None until the first report).
+    status: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
