@@ -20,6 +20,7 @@ class CollectorConfig:
     redis_url: str = "redis://127.0.0.1:6379/0"
     max_job_bytes: int = 512 * 1024 * 1024
     replicas: int = 2                   # copies of each job, counting this node's own
+    repair_grace_seconds: float = 30.0  # a vanished holder counts as holding its copies this long
     release_mode: str = "direct"        # "direct": the holder prints; "pull": fetch, then print here
     session_idle_seconds: int = 60
     login_budget_seconds: float = 2.0

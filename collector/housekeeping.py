@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collector import membership
@@ -19,6 +19,7 @@ from pullprint.errors import PullprintError
 from pullprint.states import FINAL_STATES
 
 log = logging.getLogger(__name__)
+EXPIRY_SLACK = timedelta(minutes=5)  # lets the analyst expire a job (and say so) before its files go
 
 
 def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any]) -> None:
@@ -114,25 +115,36 @@ def _journalled(node: Node, job_id: str) -> bool:
     return any(e["payload"].get("id") == job_id for e in node.journal.entries())
 
 
-def repair_replicas(node: Node) -> int:
-    """Copy again every job this node holds that has fewer live copies than wanted."""
+def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: float) -> int:
+    """Copy again every job this node holds that has fewer live copies than wanted.
+
+    A holder that vanished counts as holding its copies for `grace_seconds` (a restart is not a
+    loss); after that its copies are made again from the survivors. `absent_since` carries, from
+    one call to the next, when each missing holder was first seen gone.
+    """
     members = node.live_peers()
+    now = time.monotonic()
+    for back in [c for c in absent_since if c in members]:
+        del absent_since[back]
     repaired = 0
     for job_id in node.spool.job_ids():
         try:
             meta = node.spool.meta(job_id)
         except PullprintError:
             continue
-        live = [loc for loc in meta.get("locations", []) if loc == node.id or loc in members]
-        if node.id not in live:
-            live.append(node.id)
-        if len(live) >= node.config.replicas:
+        holders = {node.id}
+        for location in meta.get("locations", []):
+            if location == node.id or location in members:
+                holders.add(location)
+            elif now - absent_since.setdefault(location, now) < grace_seconds:
+                holders.add(location)  # gone only briefly: still counted
+        if len(holders) >= node.config.replicas:
             continue
         # Only the live holder with the smallest id repairs, so two survivors don't both copy.
-        if min(live) != node.id:
+        if min(h for h in holders if h == node.id or h in members) != node.id:
             continue
         try:
-            added = replicate(node, job_id, meta, exclude=live)
+            added = replicate(node, job_id, meta, exclude=holders)
         except PullprintError:
             continue
         for peer in added:
@@ -143,7 +155,36 @@ def repair_replicas(node: Node) -> int:
         if added:
             node.spool.update_meta(job_id, locations=sorted(set(meta.get("locations", [])) | set(added)))
             repaired += 1
+            log.info("job %s copied again to %s", job_id, ",".join(added))
     return repaired
+
+
+def sweep_orphans(node: Node) -> dict[str, int]:
+    """Find orphans both ways: records that name this node but have no file here, and expired files."""
+    found = {"records_without_file": 0, "expired_files": 0}
+    try:
+        records = node.analyst.jobs(location=node.id)
+    except (AnalystUnavailable, PullprintError):
+        records = None
+    for job in records or []:
+        if job.get("state") in FINAL_STATES or node.spool.has(job["id"]):
+            continue
+        log.warning("job %s is recorded on %s but its file is missing: forgetting this copy", job["id"], node.id)
+        try:
+            node.analyst.remove_location(job["id"], node.id)
+            found["records_without_file"] += 1
+        except (AnalystUnavailable, PullprintError):
+            pass
+    now = datetime.now(UTC)
+    for job_id in node.spool.job_ids():
+        try:
+            expires = datetime.fromisoformat(node.spool.meta(job_id).get("expires_at", ""))
+        except (PullprintError, ValueError):
+            continue
+        if now - expires > EXPIRY_SLACK:
+            node.spool.delete(job_id)  # the analyst expires the record; the file must not outlive it
+            found["expired_files"] += 1
+    return found
 
 
 def expire_jobs(node: Node) -> int:
@@ -163,13 +204,15 @@ class Housekeeper:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.stop_event = threading.Event()
+        self.absent_since: dict[str, float] = {}
         cfg = node.config
         self.duties: list[tuple[str, float, Callable[[], Any]]] = [
             ("heartbeat", cfg.heartbeat_seconds, self.heartbeat),
             ("journal", 2.0, lambda: replay_journal(node)),
             ("directory", 30.0, node.directory.refresh),
-            ("repair", 5.0, lambda: repair_replicas(node)),
+            ("repair", 5.0, lambda: repair_replicas(node, self.absent_since, cfg.repair_grace_seconds)),
             ("reconcile", 300.0, lambda: reconcile(node)),
+            ("orphans", 60.0, lambda: sweep_orphans(node)),
             ("expire", 60.0, lambda: expire_jobs(node)),
         ]
         self._next = {name: 0.0 for name, _, _ in self.duties}

@@ -29,7 +29,8 @@ def cluster():
     state = cluster_state_dir()
     with LocalCluster(state, n_collectors=3, n_printers=2,
                       extra_env={"PULLPRINT_COLLECTOR_MAX_JOB_BYTES": str(MAX_JOB_BYTES),
-                                 "PULLPRINT_COLLECTOR_HEALTH_MAX_AGE": "0.5"}) as running:
+                                 "PULLPRINT_COLLECTOR_HEALTH_MAX_AGE": "0.5",
+                                 "PULLPRINT_COLLECTOR_REPAIR_GRACE_SECONDS": "2"}) as running:
         yield running
     shutil.rmtree(state, ignore_errors=True)
 
@@ -84,3 +85,8 @@ def wait_for(check, timeout: float = 20.0, what: str = "condition"):
 
 def user(cluster: LocalCluster, name: str) -> dict:
     return next(u for u in cluster.describe()["users"] if u["name"] == name)
+
+
+def analyst_get(cluster: LocalCluster, path: str) -> dict:
+    return requests.get(f"{cluster.analyst_url}/api/v1{path}", timeout=5,
+                        headers={"Authorization": f"Bearer {cluster.secret('cluster_token')}"}).json()

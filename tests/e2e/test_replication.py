@@ -1,0 +1,60 @@
+"""Replication under node loss: copies are made again, returning nodes forget what was printed while they were away."""
+
+from __future__ import annotations
+
+import os
+
+from tests.e2e.conftest import analyst_get, login, received_hashes, release, sha, submit, user, wait_for
+
+
+def _spool_has(collector, job_id: str) -> bool:
+    return (collector.spool_dir / "jobs" / f"{job_id}.spool").exists()
+
+
+def test_killed_holder_is_replaced_and_its_stale_copy_goes_when_it_returns(cluster):
+    carol = user(cluster, "carol")
+    printer = cluster.printers[0]
+    data = os.urandom(60_000)
+    answer = submit(cluster, "carol", data, url=cluster.collectors["c1"].url)
+    assert answer.status_code == 201
+    job_id, locations = answer.json()["id"], answer.json()["locations"]
+    replica = next(c for c in locations if c != "c1")
+    assert _spool_has(cluster.collectors[replica], job_id)  # the copy was fsynced before the 201
+
+    cluster.kill_collector(replica)
+    try:
+        # After the grace period the survivor copies the job again, and the analyst records it.
+        third = wait_for(lambda: next((c for c in analyst_get(cluster, f"/jobs/{job_id}")["job"]["locations"]
+                                       if c not in ("c1", replica)), None), 30, "a new copy")
+        assert _spool_has(cluster.collectors[third], job_id)
+        # Printed while the old replica holder is dead…
+        token = login(cluster, printer["id"], badge=carol["badge"]).json()["session"]
+        assert release(cluster, token, {"jobs": [job_id]}).json()["results"][0]["status"] == "printed"
+        assert _spool_has(cluster.collectors[replica], job_id)  # its stale copy is still on its disk
+    finally:
+        cluster.start_collector(replica)
+    # …so the returning node drops its stale copy before it serves anything.
+    assert not _spool_has(cluster.collectors[replica], job_id)
+    assert received_hashes(printer).count(sha(data)) == 1
+    for collector in cluster.collectors.values():
+        assert not _spool_has(collector, job_id)
+
+
+def test_lone_collector_accepts_and_copies_as_soon_as_a_peer_returns(cluster):
+    others = [c for c in cluster.collectors if c != "c1"]
+    for cid in others:
+        cluster.kill_collector(cid)
+    try:
+        wait_for(lambda: submit(cluster, "alice", b"probe", url=cluster.collectors["c1"].url).json()
+                 .get("locations") == ["c1"], 15, "c1 to see it is alone")
+        answer = submit(cluster, "alice", os.urandom(20_000), url=cluster.collectors["c1"].url)
+        assert answer.status_code == 201 and answer.json()["locations"] == ["c1"]  # accepted, under-replicated
+        job_id = answer.json()["id"]
+        cluster.start_collector(others[0])
+        wait_for(lambda: len(analyst_get(cluster, f"/jobs/{job_id}")["job"]["locations"]) == 2, 30,
+                 "the job to be copied to the returning peer")
+        assert _spool_has(cluster.collectors[others[0]], job_id)
+    finally:
+        for cid in others:
+            if not cluster.collectors[cid].daemon.alive():
+                cluster.start_collector(cid)
