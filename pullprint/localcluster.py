@@ -13,6 +13,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,11 @@ class LocalCluster:
     sim: Any = None
     cupsd: Any = None
     printers: list[dict[str, Any]] = field(default_factory=list)
+    # Optional: how collectors reach the analyst and Redis. Called once per name ("analyst", "redis")
+    # with the real URL, it returns the URL collectors get instead (the fault suite puts a
+    # fault-injecting TCP proxy there). None: collectors talk to them directly.
+    collector_link: Callable[[str, str], str] | None = None
+    collector_urls: dict[str, str] = field(default_factory=dict)
 
     # -- secrets ------------------------------------------------------------------------------------
     def _write_secrets(self) -> None:
@@ -131,6 +137,25 @@ class LocalCluster:
         daemon, self.redis_url = daemons.start_redis(self.state_dir / "redis")
         self.daemons["redis"] = daemon
 
+    def stop_redis(self, kill: bool = False) -> None:
+        """Stop (or SIGKILL) Redis; it holds only rebuildable state, so everything in it is gone."""
+        daemon = self.daemons["redis"]
+        daemon.kill() if kill else daemon.stop()
+
+    def start_redis_again(self) -> None:
+        """Bring Redis back, empty, on its old port."""
+        port = int(self.redis_url.rsplit(":", 1)[1].split("/", 1)[0])
+        daemon, url = daemons.start_redis(self.state_dir / "redis", port=port)
+        self.daemons["redis"] = daemon
+        self.redis_url = url
+
+    def _collector_url(self, name: str, url: str) -> str:
+        if self.collector_link is None:
+            return url
+        if name not in self.collector_urls:
+            self.collector_urls[name] = self.collector_link(name, url)
+        return self.collector_urls[name]
+
     def _start_analyst(self, port: int | None = None) -> None:
         port = port or daemons.free_port()
         self.analyst_url = f"http://127.0.0.1:{port}"
@@ -180,7 +205,8 @@ class LocalCluster:
                "PULLPRINT_COLLECTOR_REPLICAS": str(self.replicas)}
         argv = [sys.executable, "-m", "pullprint.cli", "collector", "--id", collector_id,
                 "--bind", f"127.0.0.1:{port}", "--spool-dir", str(process.spool_dir),
-                "--analyst-url", self.analyst_url, "--redis-url", self.redis_url,
+                "--analyst-url", self._collector_url("analyst", self.analyst_url),
+                "--redis-url", self._collector_url("redis", self.redis_url),
                 "--release-mode", release_mode or self.release_mode]
         process.daemon = daemons.start(f"collector {collector_id}", argv, env=env,
                                        log_path=self.state_dir / collector_id / "collector.log",
