@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from analyst import metrics
 from analyst.config import AnalystConfig
+from analyst.console.service import looks_like_hash
 from analyst.db import Database, head_revision, upgrade
 from analyst.http import EXTENSION, Analyst, analyst, transaction
 from pullprint import config as pullprint_config
@@ -34,6 +35,9 @@ def create_app(config: AnalystConfig | None = None) -> Flask:
     if not config.badge_pepper:
         raise PullprintError("bad-config", "analyst.badge_pepper is not set "
                              "(set PULLPRINT_ANALYST_BADGE_PEPPER_FILE to a file holding it)", status=500)
+    if config.console_password_hash and not looks_like_hash(config.console_password_hash):
+        raise PullprintError("bad-config", "analyst.console_password_hash is not a scrypt$… hash "
+                             "(make one with pullprint.credentials.pin_hash)", status=500)
     if config.auto_migrate:
         upgrade(config.db_url)
 
@@ -42,13 +46,15 @@ def create_app(config: AnalystConfig | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = Analyst(config=config, db=Database(config.db_url))
 
+    from analyst.accounting.views import bp as accounting_bp
     from analyst.collectors.views import bp as collectors_bp
+    from analyst.console.views import bp as console_bp
     from analyst.events.views import bp as events_bp
     from analyst.jobs.views import bp as jobs_bp
     from analyst.printers.views import bp as printers_bp
     from analyst.users.views import bp as users_bp
 
-    for blueprint in (jobs_bp, users_bp, printers_bp, collectors_bp, events_bp):
+    for blueprint in (jobs_bp, users_bp, printers_bp, collectors_bp, events_bp, accounting_bp, console_bp):
         app.register_blueprint(blueprint)
     _add_health(app)
     _add_auth_and_errors(app)

@@ -43,4 +43,5 @@ def list_collectors() -> ResponseReturnValue:
 def sync() -> ResponseReturnValue:
     with transaction() as session:
         return {"users": sync_users(session),
-                "printers": [printer_to_dict(p) for p in list_printers(session)]}
+                # Collectors poll the printers over SNMPv3, so they (and only they) get the keys in clear.
+                "printers": [printer_to_dict(p, secrets=True) for p in list_printers(session)]}

@@ -26,6 +26,10 @@ from pullprint.daemons import free_port, require
 TOKEN = "test-cluster-token"
 PEPPER = "test-badge-pepper"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# The PrinterDict fields added after the first version, at their defaults.
+PRINTER_ADDITIONS = {"building": "", "floor": "", "room": "", "capabilities": [], "service_reason": "",
+                     "snmp_v3_user": "", "snmp_v3_auth_protocol": "", "snmp_v3_auth_key": "",
+                     "snmp_v3_priv_protocol": "", "snmp_v3_priv_key": "", "status": None}
 
 
 class PostgresServer:

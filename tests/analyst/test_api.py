@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from analyst.app import create_app
-from tests.analyst.conftest import Api, Clock, job_body, make_config
+from tests.analyst.conftest import PRINTER_ADDITIONS, Api, Clock, job_body, make_config
 
 API_CALLS = [
     ("get", "/jobs"), ("post", "/jobs"), ("get", "/jobs/j1"), ("post", "/jobs/j1/claim"),
@@ -150,10 +150,10 @@ def test_printers_upsert_get_and_remove(api: Api) -> None:
             "location": "Building A, floor 2, room 210", "tags": ["color", "a3"], "in_service": True,
             "unreachable_policy": "allow"}
     created = api.post("/printers", json=body)
-    assert (created.status_code, created.json) == (201, {"printer": body})
+    assert (created.status_code, created.json) == (201, {"printer": {**body, **PRINTER_ADDITIONS}})
     updated = api.post("/printers", json={"id": "p1", "location": "room 211", "in_service": False})
     assert updated.status_code == 200
-    assert updated.json["printer"] == {**body, "location": "room 211", "in_service": False}
+    assert updated.json["printer"] == {**body, **PRINTER_ADDITIONS, "location": "room 211", "in_service": False}
     assert api.get("/printers/p1").json["printer"]["location"] == "room 211"
     assert api.get("/printers").json["printers"] == [updated.json["printer"]]
     assert api.get("/printers/p2").status_code == 404

@@ -15,7 +15,7 @@ from analyst.app import create_app
 from analyst.cli import gunicorn_argv, gunicorn_env, printer_main, user_main
 from pullprint import cli as pullprint_cli
 from pullprint.daemons import free_port, start
-from tests.analyst.conftest import PEPPER, TOKEN, Api, make_config
+from tests.analyst.conftest import PEPPER, PRINTER_ADDITIONS, TOKEN, Api, make_config
 
 
 @pytest.fixture
@@ -78,7 +78,8 @@ def test_printer_cli(cli_env: None, db_url: str) -> None:
         assert printer == {"id": "p1", "uri": "socket://10.1.2.3:9100", "snmp_host": "10.1.2.3",
                            "snmp_port": 1161, "snmp_version": "2c", "snmp_community": "private",
                            "site": "north", "location": "Building A, room 210",
-                           "tags": ["color", "a3", "duplex"], "in_service": True, "unreachable_policy": "refuse"}
+                           "tags": ["color", "a3", "duplex"], "in_service": True, "unreachable_policy": "refuse",
+                           **PRINTER_ADDITIONS}
         out = io.StringIO()
         printer_main(["list", "--db-url", db_url], out=out)
         assert out.getvalue().startswith("p1\tsocket://10.1.2.3:9100\tsnmp=10.1.2.3:1161\tsite=north")
