@@ -170,6 +170,14 @@ def _snmp_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _read_key_file(path: str, option: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise BadRequest("bad-field", f"{option}: cannot read {path}: {exc.strerror}") from None
+
+
 def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
     """`pullprint printer add|list|remove`."""
     from analyst.printers import service
@@ -183,11 +191,23 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
     add.add_argument("--snmp", help="HOST[:PORT] of the printer's SNMP agent")
     add.add_argument("--snmp-community")
     add.add_argument("--snmp-version", choices=service.SNMP_VERSIONS)
+    add.add_argument("--snmp-v3-user", help="SNMPv3 (USM) user name")
+    add.add_argument("--snmp-v3-auth-protocol", choices=service.SNMP_V3_AUTH_PROTOCOLS, type=str.upper)
+    add.add_argument("--snmp-v3-auth-key-file", metavar="FILE",
+                     help="file holding the SNMPv3 authentication passphrase (never on the command line)")
+    add.add_argument("--snmp-v3-priv-protocol", choices=service.SNMP_V3_PRIV_PROTOCOLS, type=str.upper)
+    add.add_argument("--snmp-v3-priv-key-file", metavar="FILE", help="file holding the SNMPv3 privacy passphrase")
     add.add_argument("--site")
-    add.add_argument("--location")
+    add.add_argument("--location", help="free text for people (\"Building A, floor 2, by the kitchen\")")
+    add.add_argument("--building")
+    add.add_argument("--floor")
+    add.add_argument("--room")
     add.add_argument("--tag", dest="tags", action="extend", nargs="+", metavar="T", help="tags (repeatable)")
+    add.add_argument("--capability", dest="capabilities", action="extend", nargs="+", metavar="C",
+                     help="what it can do: duplex, color, a3, staple, … (repeatable)")
     add.add_argument("--unreachable-policy", choices=service.UNREACHABLE_POLICIES)
     add.add_argument("--out-of-service", action="store_true", help="take the printer out of service")
+    add.add_argument("--service-reason", help="why it is out of service (shown to people)")
     _database_options(add)
     listing = commands.add_parser("list", help="list printers")
     _database_options(listing)
@@ -202,9 +222,11 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
             for printer in service.list_printers(session):
                 p = service.printer_to_dict(printer)
                 snmp = f"{p['snmp_host']}:{p['snmp_port']}" if p["snmp_host"] else "-"
+                place = ", ".join(part for part in (p["building"], p["floor"] and f"floor {p['floor']}",
+                                                    p["room"] and f"room {p['room']}") if part)
                 print(f"{p['id']}\t{p['uri']}\tsnmp={snmp}\tsite={p['site']}\t{p['location']}\t"
-                      f"tags={','.join(p['tags'])}\t{'in service' if p['in_service'] else 'out of service'}",
-                      file=out)
+                      f"tags={','.join(p['tags'])}\t{'in service' if p['in_service'] else 'out of service'}\t"
+                      f"place={place or '-'}\tcapabilities={','.join(p['capabilities'])}", file=out)
         return 0
     if args.command == "remove":
         with _session(config) as session:
@@ -214,7 +236,15 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
 
     body: dict[str, Any] = {"id": args.id, "uri": args.uri, "snmp_community": args.snmp_community,
                             "snmp_version": args.snmp_version, "site": args.site, "location": args.location,
-                            "tags": args.tags, "unreachable_policy": args.unreachable_policy}
+                            "tags": args.tags, "unreachable_policy": args.unreachable_policy,
+                            "building": args.building, "floor": args.floor, "room": args.room,
+                            "capabilities": args.capabilities, "service_reason": args.service_reason,
+                            "snmp_v3_user": args.snmp_v3_user, "snmp_v3_auth_protocol": args.snmp_v3_auth_protocol,
+                            "snmp_v3_priv_protocol": args.snmp_v3_priv_protocol}
+    for name in ("snmp_v3_auth_key", "snmp_v3_priv_key"):
+        path = getattr(args, f"{name}_file")
+        if path:
+            body[name] = _read_key_file(path, f"--{name.replace('_', '-')}-file")
     if args.snmp:
         body["snmp_host"], body["snmp_port"] = _snmp_address(args.snmp)
     if args.out_of_service:
