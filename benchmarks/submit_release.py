@@ -138,6 +138,15 @@ class Sink:
             time.sleep(0.002)
 
 
+def _sink_hashes(sink: Sink) -> list[str]:
+    """Every SHA-256 the sink recorded, one per connection (a job printed twice appears twice)."""
+    found = []
+    for sidecar in sink.folder.glob("*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            found.append(json.loads(sidecar.read_text())["sha256"])
+    return found
+
+
 def run_pool(count: int, workers: int, fn: Any) -> tuple[float, list[Any]]:
     """Run fn(i) for i in range(count) on `workers` threads; (elapsed seconds, results in order)."""
     start = time.perf_counter()
@@ -324,6 +333,11 @@ def pullprint_run(base: Path, docs: list[tuple[Path, str]], lp_docs: int, submit
         result["release_all"] = {"jobs": len(subset), "statuses": counts,
                                  "seconds_until_last_byte": round(max(done) - asked, 3),
                                  "jobs_per_s": round(len(subset) / (max(done) - asked), 2)}
+        time.sleep(1.0)  # anything printed twice would show up by now
+        sink._scan()
+        sink2._scan()
+        printed = [meta_sha for s in (sink, sink2) for meta_sha in _sink_hashes(s)]
+        result["duplicate_prints"] = len(printed) - len(set(printed))
 
         # Badge logins (carol with a few held jobs, a realistic list), sequential then 4 at a time.
         for _ in range(3):
@@ -498,7 +512,8 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(OSError):
         cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                     if line.startswith("model name")), "")
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+    commit = os.environ.get("PULLPRINT_SOURCE_COMMIT") or version(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
+    return {"nproc": os.cpu_count(), "cpu": cpu, "source_commit": commit, "python": platform.python_version(),
             "platform": platform.platform(), "cupsd": version(["dpkg-query", "-W", "-f", "${Version}", "cups"]),
             "haproxy": version(["haproxy", "-v"]), "redis": version(["redis-server", "--version"])}
 
@@ -545,9 +560,12 @@ def main(argv: list[str] | None = None) -> int:
     entries: dict[str, Any] = {}
     for name, run in (("submit-release", scenario_submit_release), ("login-one-dead", scenario_login_one_dead)):
         if args.scenario in ("all", name):
-            started = time.perf_counter()
+            started, load_before = time.perf_counter(), os.getloadavg()
             entries[name] = {**common, **run(args), "wall_seconds": 0.0}
             entries[name]["wall_seconds"] = round(time.perf_counter() - started, 1)
+            # Other work on the machine skews both sides; the load average says how busy it was.
+            entries[name]["loadavg_1_5_15"] = {"before": [round(x, 2) for x in load_before],
+                                               "after": [round(x, 2) for x in os.getloadavg()]}
             print(f"{name}: {entries[name]['wall_seconds']} s", flush=True)
             write_results(args.out, entries)
     if "login-one-dead" in entries:
