@@ -19,7 +19,8 @@ READ_SIZE = 64 * 1024
 
 
 def node() -> Node:
-    return current_app.extensions["pullprint.node"]  # type: ignore[no-any-return]
+    node: Node = current_app.extensions["pullprint.node"]
+    return node
 
 
 def sessions() -> SessionStore:

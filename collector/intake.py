@@ -16,7 +16,7 @@ from collector.pages import PageCounter
 from collector.spool import new_job_id
 from pullprint import keys
 from pullprint.errors import PullprintError, Unavailable
-from pullprint.wire import JobSubmission
+from pullprint.wire import HeaderSource, JobSubmission
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,12 @@ def _known_submission(node: Node, seen_key: str | None) -> str | None:
     if not seen_key:
         return None
     try:
-        return node.redis.get(seen_key)  # type: ignore[no-any-return]
+        return node.redis.get(seen_key)
     except Exception:  # noqa: BLE001 - without Redis the analyst still catches the repeat
         return None
 
 
-def submit(node: Node, headers: Mapping[str, str], body: Iterable[bytes]) -> tuple[dict[str, Any], bool]:
+def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable[bytes]) -> tuple[dict[str, Any], bool]:
     """Take a submitted document; returns (job, created). Raises PullprintError for bad input."""
     submission = JobSubmission.from_headers(headers)
     seen_key = keys.submitted(submission.owner, submission.idempotency_key) if submission.idempotency_key else None
@@ -110,7 +110,7 @@ def submit(node: Node, headers: Mapping[str, str], body: Iterable[bytes]) -> tup
             job, created = node.analyst.register_job(record)
         except AnalystUnavailable:
             # Degraded mode: the job is durable here and on a peer; the analyst hears of it on replay.
-            node.journal.append("register", record)
+            node.journal.append("register", {**record, "offline": True, "at": record["submitted_at"]})
             job, created = {**record, "state": "held", "journalled": True}, True
     except BaseException:
         discard_copies(node, job_id, locations)

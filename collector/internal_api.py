@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from flask import Blueprint, Response, abort, jsonify, request, stream_with_context
 
 from collector.api import json_body, node
@@ -37,7 +39,7 @@ def fetch_spool(job_id: str) -> Response:
     meta = n.spool.meta(job_id)
     fh = n.spool.open_sealed(job_id)
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         with fh:
             while block := fh.read(64 * 1024):
                 yield block

@@ -90,7 +90,7 @@ def _finish(node: Node, claim: Claim, state: str, **fields: Any) -> None:
         node.analyst.finish(claim.job_id, token=claim.token, state=state, collector=node.id, **fields)
     except AnalystUnavailable:
         node.journal.append("finish", {"id": claim.job_id, "token": claim.token, "state": state,
-                                       "collector": node.id, **fields})
+                                       "collector": node.id, "offline_at": _now_iso(), **fields})
 
 
 def claim_offline(node: Node, job_id: str, user: str) -> Claim | None:

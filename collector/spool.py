@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from pullprint import crypto
 from pullprint.errors import BadRequest, NotFound, TooLarge
@@ -28,6 +28,10 @@ def check_job_id(job_id: str) -> str:
     if not _JOB_ID.match(job_id or ""):
         raise NotFound("not-found", "no such job")
     return job_id
+
+
+class ByteSource(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
 
 
 class TruncatedUpload(BadRequest):
@@ -115,7 +119,7 @@ class SpoolStore:
             tmp_spool.unlink(missing_ok=True)
             raise
 
-    def store_replica(self, job_id: str, sealed: BinaryIO, meta: dict[str, Any]) -> None:
+    def store_replica(self, job_id: str, sealed: ByteSource, meta: dict[str, Any]) -> None:
         """Keep a peer's sealed copy, after checking it decrypts to the document it claims to be."""
         tmp_spool = self.tmp / f"{job_id}.replica"
         try:

@@ -163,23 +163,24 @@ def _release(node: Node, session: Session, wanted: list[str] | None,
     allowed, reason, warnings, message = _check_printer(node, printer)
     if not allowed:
         # The printer cannot take jobs: nothing is claimed, every job stays held.
-        results = [ReleaseResult(job_id, reason or "printer-error", message, warnings) for job_id in wanted]
-        return {"printer": printer["id"], "results": [r.to_json() for r in results],
+        refused = [ReleaseResult(job_id, reason or "printer-error", message, warnings) for job_id in wanted]
+        return {"printer": printer["id"], "results": [r.to_json() for r in refused],
                 "suggestion": suggest_printer(node, printer)}
     results: dict[str, ReleaseResult] = {}
+    order = list(wanted)
 
     def release_in_order() -> None:
         # One job after the other, in the order the user chose: the printer takes them in that order.
         started = time.monotonic()
-        for job_id in wanted:
+        for job_id in order:
             results[job_id] = release_one(node, job_id, session.user, printer, warnings)
-        log.info("release of %d job(s) by %s at %s took %.2f s", len(wanted), session.user, printer["id"],
+        log.info("release of %d job(s) by %s at %s took %.2f s", len(order), session.user, printer["id"],
                  time.monotonic() - started)
         remember(answer_for(results))
 
     def answer_for(done: dict[str, ReleaseResult]) -> dict[str, Any]:
-        queued = {j: ReleaseResult(j, "queued", MESSAGES["queued"], warnings) for j in wanted if j not in done}
-        return {"printer": printer["id"], "results": [(done.get(j) or queued[j]).to_json() for j in wanted]}
+        queued = {j: ReleaseResult(j, "queued", MESSAGES["queued"], warnings) for j in order if j not in done}
+        return {"printer": printer["id"], "results": [(done.get(j) or queued[j]).to_json() for j in order]}
 
     future = node.release_pool.submit(release_in_order)
     try:

@@ -26,7 +26,7 @@ def badge_hash(pepper: bytes, badge: str) -> str:
 def pin_hash(pin: str, *, salt: bytes | None = None) -> str:
     """The stored form of a PIN: ``scrypt$<salt b64>$<hash b64>``."""
     salt = salt or os.urandom(16)
-    digest = hashlib.scrypt(pin.encode(), salt=salt, **_SCRYPT)  # type: ignore[arg-type]
+    digest = hashlib.scrypt(pin.encode(), salt=salt, **_SCRYPT)
     return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
 
 
@@ -46,7 +46,7 @@ def verify_pin(pin: str, stored: str | None) -> bool:
         return False
     if scheme != "scrypt":
         return False
-    candidate = hashlib.scrypt(pin.encode(), salt=salt, **_SCRYPT)  # type: ignore[arg-type]
+    candidate = hashlib.scrypt(pin.encode(), salt=salt, **_SCRYPT)
     return hmac.compare_digest(candidate, digest) and known
 
 

@@ -233,7 +233,7 @@ class LocalCluster:
         self.lb_socket = str(self.state_dir / "lb" / "admin.sock")
         (self.state_dir / "lb").mkdir(exist_ok=True)
         settings = haproxy.LbSettings(bind=f"127.0.0.1:{port}", socket_path=self.lb_socket)
-        cluster = {"collectors": [{"id": c.id, "url": c.url} for c in self.collectors.values()]}
+        cluster: dict[str, object] = {"collectors": [{"id": c.id, "url": c.url} for c in self.collectors.values()]}
         config_path = self.state_dir / "lb" / "haproxy.cfg"
         config_path.write_text(haproxy.render(cluster, settings))
         haproxy.check(config_path)

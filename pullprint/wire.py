@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import quote, unquote
 
 from pullprint.errors import BadRequest
@@ -40,6 +41,12 @@ MAX_TITLE = 255
 _OWNER = re.compile(r"^[A-Za-z0-9._@\-+$]{1,64}$")
 _IDEM = re.compile(r"^[A-Za-z0-9:._\-]{1,128}$")
 _OPTION_NAME = re.compile(r"^[a-z0-9][a-z0-9\-_.]{0,63}$")
+
+
+class HeaderSource(Protocol):
+    """Anything with a case-insensitive `get`, such as a request's headers."""
+
+    def get(self, key: str, /) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ class JobSubmission:
         return headers
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> JobSubmission:
+    def from_headers(cls, headers: HeaderSource | Mapping[str, str]) -> JobSubmission:
         """Parse and validate submission headers; raises BadRequest with a clear message."""
         owner = (headers.get(H_OWNER) or "").strip()
         if not owner:
