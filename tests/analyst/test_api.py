@@ -16,7 +16,8 @@ API_CALLS = [
     ("delete", "/jobs/j1/locations/c1"), ("get", "/users/alice/jobs"), ("post", "/auth"),
     ("post", "/collectors/c1/heartbeat"), ("get", "/collectors"), ("get", "/printers"), ("get", "/printers/p1"),
     ("post", "/printers"), ("post", "/users"), ("delete", "/users/alice"), ("get", "/sync"), ("get", "/events"),
-    ("post", "/maintenance/expire"),
+    ("post", "/maintenance/expire"), ("get", "/reports/pages?by=user"), ("put", "/printers/p1/status"),
+    ("put", "/printers/p1/service"), ("delete", "/printers/p1"), ("get", "/users"),
 ]
 
 

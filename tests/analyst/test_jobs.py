@@ -152,8 +152,8 @@ def test_printed_is_accounted_once_and_finish_is_retry_safe(app: Flask, api: Api
 
     from sqlalchemy import select
 
-    from analyst.http import EXTENSION
     from analyst.accounting.models import PrintRecord
+    from analyst.http import EXTENSION
 
     with app.extensions[EXTENSION].db.session() as session:
         rows = list(session.scalars(select(PrintRecord)))
