@@ -59,7 +59,7 @@ def test_upgrade_from_0001_keeps_and_completes_accounting(empty_db_url: str) -> 
         api = Api(app.test_client())
         rows = {r["key"]: r for r in api.get("/reports/pages?by=user").json["rows"]}
         assert rows["alice"] == {"key": "alice", "jobs": 1, "pages": 3, "unknown_page_jobs": 0, "copies": 2,
-                                      "impressions": 6, "sheets": 4, "duplex_jobs": 1, "color_jobs": 1}
+                                 "impressions": 6, "sheets": 4, "duplex_jobs": 1, "color_jobs": 1}
         assert (rows["bob"]["jobs"], rows["bob"]["pages"], rows["bob"]["unknown_page_jobs"]) == (1, 0, 1)
         printer = api.get("/printers/p1").json["printer"]
         assert (printer["location"], printer["tags"], printer["building"], printer["capabilities"],
