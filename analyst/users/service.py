@@ -131,7 +131,7 @@ def authenticate(session: Session, *, pepper: bytes, now: datetime, lockout: Loc
     cost the same time. Failed PINs are counted per name typed, known or not, so that lockout
     does not reveal which names exist either.
     """
-    where = {"printer": printer, "collector": collector}
+    where: dict[str, Any] = {"printer": printer, "collector": collector}
     if badge is not None:
         digest = badge_hash(_pepper(pepper), badge)
         found = session.scalars(select(User.name).where(User.badge_hash == digest)).first()
