@@ -54,9 +54,9 @@ class SnmpSettings:
 
     def describe(self) -> dict[str, str]:
         if self.version == "3":
-            return {"snmp_version": "3", "snmp_user": self.user, "snmp_auth_protocol": self.auth_protocol,
-                    "snmp_auth_key": self.auth_key, "snmp_priv_protocol": self.priv_protocol,
-                    "snmp_priv_key": self.priv_key}
+            return {"snmp_version": "3", "snmp_v3_user": self.user, "snmp_v3_auth_protocol": self.auth_protocol,
+                    "snmp_v3_auth_key": self.auth_key, "snmp_v3_priv_protocol": self.priv_protocol,
+                    "snmp_v3_priv_key": self.priv_key}
         return {"snmp_version": "2c", "snmp_community": self.community}
 
 

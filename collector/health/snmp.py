@@ -108,11 +108,11 @@ class SnmpTarget:
             raise ValueError(f"printer {printer.get('id')}: unknown snmp_version {version!r}")
         return cls(printer_id=str(printer["id"]), host=str(host), port=int(port), version=version,
                    community=str(printer.get("snmp_community") or "public"),
-                   user=str(printer.get("snmp_user") or ""),
-                   auth_protocol=str(printer.get("snmp_auth_protocol") or "SHA").upper(),
-                   auth_key=str(printer.get("snmp_auth_key") or ""),
-                   priv_protocol=str(printer.get("snmp_priv_protocol") or "AES").upper(),
-                   priv_key=str(printer.get("snmp_priv_key") or ""),
+                   user=str(printer.get("snmp_v3_user") or ""),
+                   auth_protocol=str(printer.get("snmp_v3_auth_protocol") or "SHA").upper(),
+                   auth_key=str(printer.get("snmp_v3_auth_key") or ""),
+                   priv_protocol=str(printer.get("snmp_v3_priv_protocol") or "AES").upper(),
+                   priv_key=str(printer.get("snmp_v3_priv_key") or ""),
                    timeout=float(printer.get("snmp_timeout") or 1.0),
                    retries=int(printer.get("snmp_retries") if printer.get("snmp_retries") is not None else 1),
                    device_index=int(printer.get("snmp_device_index") or 1))

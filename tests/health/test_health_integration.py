@@ -145,7 +145,7 @@ def test_snmp_v1_reading(sim, redis):
 def test_snmp_v3_reading_and_wrong_key(sim, redis):
     sim.control.set_fault("p4", "paper-out")
     assert check_printer(record(sim, "p4"), redis).reason == "printer-error:media-empty"
-    wrong = check_printer(record(sim, "p4", id="p4-wrong", snmp_auth_key="not-the-key"), redis, timeout=0.5)
+    wrong = check_printer(record(sim, "p4", id="p4-wrong", snmp_v3_auth_key="not-the-key"), redis, timeout=0.5)
     assert wrong.reason == "printer-error:unreachable"
 
 

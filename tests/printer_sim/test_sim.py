@@ -41,8 +41,8 @@ def send_job(uri: str, data: bytes) -> None:
 
 def snmp(cmd: str, printer: dict, *oids: str, version: str = "2c", timeout: int = 2) -> subprocess.CompletedProcess:
     if version == "3":
-        auth = ["-v3", "-l", "authPriv", "-u", printer["snmp_user"], "-a", printer["snmp_auth_protocol"],
-                "-A", printer["snmp_auth_key"], "-x", printer["snmp_priv_protocol"], "-X", printer["snmp_priv_key"]]
+        auth = ["-v3", "-l", "authPriv", "-u", printer["snmp_v3_user"], "-a", printer["snmp_v3_auth_protocol"],
+                "-A", printer["snmp_v3_auth_key"], "-x", printer["snmp_v3_priv_protocol"], "-X", printer["snmp_v3_priv_key"]]
     else:
         auth = [f"-v{version}", "-c", printer.get("snmp_community", "public")]
     return subprocess.run([cmd, "-On", "-t", str(timeout), "-r", "0", *auth, printer["snmp"], *oids],
@@ -196,7 +196,7 @@ def test_v3_printer_answers_usm_and_ignores_communities(sim):
     walk = values(snmp("snmpwalk", p3, ALERTS, version="3"))
     assert [v for k, v in walk.items() if k.startswith(ALERTS + ".7.1.")] == ["INTEGER: 808"]
     assert "Timeout" in snmp("snmpget", p3, UPTIME, version="2c", timeout=1).stderr
-    wrong = snmp("snmpget", {**p3, "snmp_auth_key": "not-the-key"}, UPTIME, version="3", timeout=1)
+    wrong = snmp("snmpget", {**p3, "snmp_v3_auth_key": "not-the-key"}, UPTIME, version="3", timeout=1)
     assert wrong.returncode != 0
 
 
