@@ -205,6 +205,7 @@ class Housekeeper:
         self.node = node
         self.stop_event = threading.Event()
         self.absent_since: dict[str, float] = {}
+        self.analyst_away = False
         cfg = node.config
         self.duties: list[tuple[str, float, Callable[[], Any]]] = [
             ("heartbeat", cfg.heartbeat_seconds, self.heartbeat),
@@ -227,9 +228,15 @@ class Housekeeper:
         try:
             self.node.analyst.probe(cfg.id, cfg.url, cfg.site)
         except (AnalystUnavailable, PullprintError):
+            self.analyst_away = True
             with contextlib.suppress(Exception):
                 self.node.redis.set(down_key, cfg.id, px=int(cfg.heartbeat_seconds * 3000))
             return
+        if self.analyst_away:
+            # The analyst is back: replay the journal now, then drop what it says is gone.
+            self.analyst_away = False
+            now = time.monotonic()
+            self._next["journal"], self._next["reconcile"], self._next["directory"] = now, now + 1, now
         with contextlib.suppress(Exception):
             self.node.redis.delete(down_key)
 

@@ -42,9 +42,11 @@ def replicate(node: Node, job_id: str, meta: dict[str, Any], exclude: Iterable[s
     for peer in peers:
         if len(holders) >= wanted:
             break
+        # Each copy knows where the others are, so whichever holder prints can delete them all.
+        locations = sorted({*meta.get("locations", []), node.id, *holders, peer["id"]})
         try:
             with node.spool.open_sealed(job_id) as sealed:
-                node.peers.store_replica(peer["url"], job_id, meta, sealed)
+                node.peers.store_replica(peer["url"], job_id, {**meta, "locations": locations}, sealed)
             holders.append(peer["id"])
         except (NodeUnreachable, PullprintError) as exc:
             log.warning("replica of %s to %s failed: %s", job_id, peer["id"], exc.message)
