@@ -76,11 +76,11 @@ def spool_copies(cluster: LocalCluster) -> dict[str, list[str]]:
     return copies
 
 
-def settle(cluster: LocalCluster, *, lease_wait: float = 90.0) -> dict[str, Any]:
+def settle(cluster: LocalCluster, *, journal_wait: float = 30.0, lease_wait: float = 45.0) -> dict[str, Any]:
     """Let journals drain and lapsed releases come back (POST /maintenance/expire), all bounded."""
     started = time.monotonic()
     journals_empty = False
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + journal_wait
     while time.monotonic() < deadline:
         if all(not (c.spool_dir / "journal.jsonl").exists() or not (c.spool_dir / "journal.jsonl").read_text().strip()
                for c in cluster.collectors.values()):

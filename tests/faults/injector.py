@@ -119,11 +119,11 @@ class Injector:
         control = self.cluster.sim.control
         printers = [p["id"] for p in self.cluster.printers]
         for printer in printers:
-            control.sink(printer, delay_seconds=2.5)
+            control.sink(printer, delay_seconds=2.0)
         started = time.time()
         victim, job = None, None
         try:
-            deadline = time.monotonic() + 8
+            deadline = time.monotonic() + 5
             while time.monotonic() < deadline and not self.stop_event.is_set():
                 jobs = self._analyst("/jobs?state=releasing&limit=20")["jobs"]
                 for candidate in jobs:

@@ -27,7 +27,7 @@ from tests.faults.workload import Ledger, Target, Workload
 
 # Short leases so that interrupted releases come back within a test's time (defaults: 120 s + 30 s).
 CLUSTER_ENV = {
-    "PULLPRINT_COLLECTOR_LEASE_SECONDS": "45",
+    "PULLPRINT_COLLECTOR_LEASE_SECONDS": "20",
     "PULLPRINT_ANALYST_LEASE_GRACE_SECONDS": "5",
     "PULLPRINT_COLLECTOR_MAX_JOB_BYTES": str(8 * 1024 * 1024),
 }
@@ -70,7 +70,8 @@ class ProxyLinks:
 
 def run(*, kills: int, jobs: int, out: Path | None = None, submitters: int = 4, terminals: int = 4,
         max_minutes: float = 240.0, keep_state: bool = False, seed: int | None = None,
-        other_every: int = 4, collectors: int = 3, printers: int = 2, log=print) -> dict[str, Any]:  # noqa: ANN001
+        other_every: int = 4, collectors: int = 3, printers: int = 2, pause: float = 0.05,
+        log=print) -> dict[str, Any]:  # noqa: ANN001
     folder = state_dir()
     links = ProxyLinks(folder / "proxies")
     cluster = LocalCluster(folder, n_collectors=collectors, n_printers=printers, with_cupsd=False,
@@ -82,7 +83,8 @@ def run(*, kills: int, jobs: int, out: Path | None = None, submitters: int = 4, 
         log(f"cluster up in {time.time() - started:.1f} s at {folder}")
         target = Target.from_cluster_json(folder / "cluster.json")
         ledger = Ledger(folder / "ledger.jsonl")
-        workload = Workload(target, ledger, jobs=jobs, submitters=submitters, terminals=terminals, seed=seed)
+        workload = Workload(target, ledger, jobs=jobs, submitters=submitters, terminals=terminals, pause=pause,
+                            seed=seed)
         injector = Injector(cluster, workload, links.links, kills=kills, other_every=other_every, seed=seed)
         workload.keep_going = lambda: injector.kills < kills and not injector.stop_event.is_set()
         deadline = time.monotonic() + max_minutes * 60
@@ -113,7 +115,8 @@ def run(*, kills: int, jobs: int, out: Path | None = None, submitters: int = 4, 
         report = {
             "command": " ".join(sys.argv) if sys.argv else "",
             "parameters": {"kills": kills, "jobs": jobs, "submitters": submitters, "terminals": terminals,
-                           "collectors": collectors, "printers": printers, "seed": seed, "env": CLUSTER_ENV},
+                           "collectors": collectors, "printers": printers, "seed": seed, "pause": pause,
+                           "env": CLUSTER_ENV},
             "faults": injector.summary(),
             "fault_seconds": round(fault_end - fault_start, 1),
             "total_seconds": round(time.time() - started, 1),

@@ -143,9 +143,10 @@ class Stats:
 
 class Workload:
     def __init__(self, target: Target, ledger: Ledger, *, jobs: int, submitters: int = 4, terminals: int = 4,
-                 big_fraction: float = 0.12, seed: int | None = None) -> None:
+                 big_fraction: float = 0.12, pause: float = 0.05, seed: int | None = None) -> None:
         self.target, self.ledger, self.jobs = target, ledger, jobs
         self.n_submitters, self.n_terminals, self.big_fraction = submitters, terminals, big_fraction
+        self.pause = pause
         self.stats = Stats()
         self.lock = threading.Lock()
         self.stop_submitting = threading.Event()
@@ -232,7 +233,7 @@ class Workload:
                 if big:
                     with self.lock:
                         self.stats.big_in_flight -= 1
-            time.sleep(rng.uniform(0.0, 0.05))
+            time.sleep(rng.uniform(0.0, self.pause))
 
     # -- terminals ----------------------------------------------------------------------------------
     def login(self, user: dict[str, str], printer: str) -> dict[str, Any] | None:
