@@ -56,13 +56,18 @@ class AnalystClient:
         self.http = NodeClient(cluster_token, timeout)
         self.breaker = _Breaker(redis, site, cooldown)
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> Any:
-        if self.breaker.is_open():
-            raise AnalystUnavailable("analyst-unreachable", "the analyst is known to be unreachable")
+    def _request(self, method: str, url: str, *, bypass_breaker: bool = False, **kwargs: Any) -> Any:
+        if not bypass_breaker and self.breaker.is_open():
+            error = AnalystUnavailable("analyst-unreachable", "the analyst is known to be unreachable")
+            error.maybe_acted = False  # not sent at all
+            raise error
         try:
             return self.http.request(method, url, **kwargs)
-        except AnalystUnavailable:
-            self.breaker.tripped()
+        except AnalystUnavailable as exc:
+            # Only a refused or unanswered connection opens the breaker here; a slow answer under
+            # load does not. A hung analyst is found by the housekeeping probe (two misses).
+            if not exc.maybe_acted:
+                self.breaker.tripped()
             raise
 
     def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
@@ -76,7 +81,9 @@ class AnalystClient:
         return list(body.get("collectors", []))
 
     def register_job(self, job: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        body = self._call("POST", f"{self.base}/jobs", json=job)
+        # Always tried, breaker or not: a submission can wait a second, and every registration
+        # that reaches the analyst is one fewer to replay (and to keep safe) later.
+        body = self._call("POST", f"{self.base}/jobs", json=job, bypass_breaker=True)
         return body["job"], bool(body.get("created", True))
 
     def job(self, job_id: str) -> dict[str, Any]:

@@ -24,7 +24,8 @@ def node() -> Node:
 
 
 def sessions() -> SessionStore:
-    return SessionStore(node().redis, node().config.session_idle_seconds)
+    cfg = node().config
+    return SessionStore(node().redis, cfg.session_idle_seconds, cfg.cluster_token)
 
 
 def json_body() -> dict[str, Any]:
@@ -121,12 +122,13 @@ def readyz() -> tuple[Response, int]:
     n = node()
     if not n.spool.writable():
         return jsonify({"ready": False, "reason": "spool is not writable"}), 503
+    degraded = []
     try:
         n.redis.ping()
     except Exception:  # noqa: BLE001
-        return jsonify({"ready": False, "reason": "redis is unreachable"}), 503
-    # An unreachable analyst does not make a collector unready: it degrades (journal + cache).
-    return jsonify({"ready": True, "collector": n.id, "journal": len(n.journal)}), 200
+        degraded.append("redis unreachable: sessions are signed-only, membership comes from the analyst")
+    # Neither an unreachable analyst nor Redis makes a collector unready: it degrades and keeps serving.
+    return jsonify({"ready": True, "collector": n.id, "journal": len(n.journal), "degraded": degraded}), 200
 
 
 @bp.get("/metrics")

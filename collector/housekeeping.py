@@ -13,6 +13,7 @@ from typing import Any
 from collector import membership
 from collector.analyst_client import AnalystUnavailable
 from collector.intake import replicate
+from collector.journal import Deferred
 from collector.node import Node
 from pullprint import keys
 from pullprint.errors import PullprintError
@@ -54,9 +55,10 @@ def _replay_offline_release(node: Node, payload: dict[str, Any]) -> None:
     except AnalystUnavailable:
         raise
     except PullprintError as exc:
-        if exc.status == 404 and _younger_than(at, seconds=3600):
-            # Registered offline by another collector whose journal has not been replayed yet.
-            raise AnalystUnavailable("not-yet-registered", f"job {job_id} is not registered yet") from None
+        if exc.status == 404 and _younger_than(at, seconds=node.config.job_lifetime_hours * 3600):
+            # Registered offline by another collector whose journal has not been replayed yet:
+            # keep this entry, let the other jobs' entries go on.
+            raise Deferred(job_id) from None
         log.error("offline release of %s could not be recorded (%s): the analyst keeps its own state",
                   job_id, exc.code)
         return
@@ -82,37 +84,62 @@ def replay_journal(node: Node) -> int:
 
 
 def reconcile(node: Node) -> dict[str, int]:
-    """Drop local copies of jobs the analyst says are gone (printed, deleted, expired, unknown).
+    """Square this node's spool with the analyst, job by job.
 
-    A node that comes back after being away runs this before it serves, so a job deleted while it
-    was down never reappears from its stale copy.
+    - printed, deleted, expired → the copy goes (a node that was away never serves a stale copy);
+    - known and live → the copy is real (committed) and learns the current locations;
+    - unknown, and in this node's journal → kept: the registration is on its way;
+    - unknown, provisional, older than `provisional_grace_seconds` → deleted: its intake died
+      before registering, so it was never acknowledged;
+    - unknown and committed → registered from here ("adopted"): the node that registered it may
+      have died with the registration still in its journal, and this copy is an acknowledged job.
+
+    A node that comes back after being away runs this before it serves.
     """
-    kept = dropped = 0
+    counts = {"kept": 0, "dropped": 0, "adopted": 0}
+    journalled = {str(e["payload"].get("id")) for e in node.journal.entries()}
     for job_id in node.spool.job_ids():
         try:
+            meta = node.spool.meta(job_id)
             job = node.analyst.job(job_id)
         except AnalystUnavailable:
-            kept += 1
+            counts["kept"] += 1
             continue
         except PullprintError as exc:
-            if exc.status == 404 and not _journalled(node, job_id):
-                node.spool.delete(job_id)
-                dropped += 1
+            if exc.status != 404:
+                counts["kept"] += 1
+                continue
+            counts[_unknown_copy(node, job_id, meta, journalled)] += 1
             continue
         if job["state"] in FINAL_STATES:
             node.spool.delete(job_id)
-            dropped += 1
+            counts["dropped"] += 1
         else:
-            node.spool.update_meta(job_id, locations=job.get("locations", []))
-            kept += 1
+            node.spool.update_meta(job_id, locations=job.get("locations", []), provisional=False)
+            counts["kept"] += 1
     for job_id in node.spool.spool_files_without_meta():
         node.spool.delete(job_id)  # a crash between the two renames: never acknowledged
-        dropped += 1
-    return {"kept": kept, "dropped": dropped}
+        counts["dropped"] += 1
+    return counts
 
 
-def _journalled(node: Node, job_id: str) -> bool:
-    return any(e["payload"].get("id") == job_id for e in node.journal.entries())
+def _unknown_copy(node: Node, job_id: str, meta: dict[str, Any], journalled: set[str]) -> str:
+    """What to do with a copy of a job the analyst does not know; returns the count it goes to."""
+    if job_id in journalled:
+        return "kept"
+    if meta.get("provisional"):
+        if not _younger_than(meta.get("submitted_at", ""), seconds=node.config.provisional_grace_seconds):
+            node.spool.delete(job_id)
+            return "dropped"
+        return "kept"
+    record = {**meta, "locations": sorted({*meta.get("locations", []), node.id})}
+    record.pop("provisional", None)
+    job, _ = node.analyst.register_job(record)
+    if job["id"] != job_id:
+        node.spool.delete(job_id)  # the same CUPS job was registered under another id: that one stands
+        return "dropped"
+    log.warning("job %s was unknown to the analyst; registered it from this node's copy", job_id)
+    return "adopted"
 
 
 def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: float) -> int:
@@ -132,6 +159,8 @@ def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: f
             meta = node.spool.meta(job_id)
         except PullprintError:
             continue
+        if meta.get("provisional"):
+            continue  # not a job (yet): its intake may have died before registering it
         holders = {node.id}
         for location in meta.get("locations", []):
             if location == node.id or location in members:
@@ -206,13 +235,14 @@ class Housekeeper:
         self.stop_event = threading.Event()
         self.absent_since: dict[str, float] = {}
         self.analyst_away = False
+        self.failed_probes = 0
         cfg = node.config
         self.duties: list[tuple[str, float, Callable[[], Any]]] = [
             ("heartbeat", cfg.heartbeat_seconds, self.heartbeat),
             ("journal", 2.0, lambda: replay_journal(node)),
             ("directory", 30.0, node.directory.refresh),
             ("repair", 5.0, lambda: repair_replicas(node, self.absent_since, cfg.repair_grace_seconds)),
-            ("reconcile", 300.0, lambda: reconcile(node)),
+            ("reconcile", 60.0, lambda: reconcile(node)),
             ("orphans", 60.0, lambda: sweep_orphans(node)),
             ("expire", 60.0, lambda: expire_jobs(node)),
         ]
@@ -226,12 +256,17 @@ class Housekeeper:
             log.warning("cannot announce membership in redis: %s", exc)
         down_key = keys.analyst_down(cfg.site)
         try:
-            self.node.analyst.probe(cfg.id, cfg.url, cfg.site)
+            collectors = self.node.analyst.probe(cfg.id, cfg.url, cfg.site)
+            self.node.remember_members(collectors)
         except (AnalystUnavailable, PullprintError):
             self.analyst_away = True
-            with contextlib.suppress(Exception):
-                self.node.redis.set(down_key, cfg.id, px=int(cfg.heartbeat_seconds * 3000))
+            self.failed_probes += 1
+            # Two misses in a row, not one slow answer, tell the whole site to stop waiting for it.
+            if self.failed_probes >= 2:
+                with contextlib.suppress(Exception):
+                    self.node.redis.set(down_key, cfg.id, px=int(cfg.heartbeat_seconds * 3000))
             return
+        self.failed_probes = 0
         if self.analyst_away:
             # The analyst is back: replay the journal now, then drop what it says is gone.
             self.analyst_away = False

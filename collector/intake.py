@@ -46,13 +46,30 @@ def replicate(node: Node, job_id: str, meta: dict[str, Any], exclude: Iterable[s
         locations = sorted({*meta.get("locations", []), node.id, *holders, peer["id"]})
         try:
             with node.spool.open_sealed(job_id) as sealed:
-                node.peers.store_replica(peer["url"], job_id, {**meta, "locations": locations}, sealed)
+                # Provisional until the job is registered (or journalled): a copy left behind by an
+                # intake that died before that was never acknowledged, and must never be printed.
+                node.peers.store_replica(peer["url"], job_id,
+                                         {**meta, "locations": locations, "provisional": True}, sealed)
             holders.append(peer["id"])
         except (NodeUnreachable, PullprintError) as exc:
             log.warning("replica of %s to %s failed: %s", job_id, peer["id"], exc.message)
     if peers and not holders:
         raise Unavailable("replication-failed", "no peer collector could store a copy; try again")
     return holders
+
+
+def commit_replicas(node: Node, job_id: str, locations: Iterable[str]) -> None:
+    """Tell the peers holding a job's copies that it is registered: their copies are real now.
+
+    Best effort: a peer that misses this commits its copy itself when it reconciles with the analyst.
+    """
+    members = node.live_peers()
+    for location in locations:
+        if location != node.id and location in members:
+            try:
+                node.peers.commit(members[location]["url"], job_id)
+            except (NodeUnreachable, PullprintError) as exc:
+                log.info("commit of %s on %s deferred to its reconcile: %s", job_id, location, exc.message)
 
 
 def discard_copies(node: Node, job_id: str, locations: Iterable[str]) -> None:
@@ -120,6 +137,8 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
     if not created and job["id"] != job_id:
         # A retried submission (same CUPS job-uuid): the first job stands, this copy goes.
         discard_copies(node, job_id, locations)
+    else:
+        commit_replicas(node, job_id, locations)
     if seen_key:
         with contextlib.suppress(Exception):
             node.redis.set(seen_key, job["id"], ex=int(node.config.job_lifetime_hours * 3600), nx=True)

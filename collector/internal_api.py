@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, abort, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from collector.api import json_body, node
 from collector.peers import META_HEADER, decode_meta, encode_meta
 from collector.release import Claim, print_here
 from collector.spool import check_job_id
 from pullprint.credentials import check_cluster_auth
-from pullprint.errors import BadRequest, Unauthorized
+from pullprint.errors import BadRequest, NotFound, Unauthorized
 
 bp = Blueprint("internal", __name__, url_prefix="/internal/v1")
 
@@ -31,6 +31,12 @@ def store_replica(job_id: str) -> tuple[Response, int]:
         raise BadRequest("bad-meta", f"the {META_HEADER} header is missing or malformed") from None
     node().spool.store_replica(job_id, request.stream, meta)
     return jsonify({"stored": job_id, "collector": node().id}), 201
+
+
+@bp.put("/replicas/<job_id>/commit")
+def commit_replica(job_id: str) -> Response:
+    node().spool.update_meta(check_job_id(job_id), provisional=False)
+    return jsonify({"committed": job_id})
 
 
 @bp.get("/jobs/<job_id>/spool")
@@ -60,8 +66,9 @@ def direct_print(job_id: str) -> Response:
     except (KeyError, TypeError, ValueError):
         raise BadRequest("bad-print-request", "the claim is malformed") from None
     n = node()
-    if not n.spool.has(job_id):
-        abort(404)
+    if not n.spool.has(job_id) or (claim.offline_at and n.spool.meta(job_id).get("provisional")):
+        # Offline, only copies of acknowledged jobs may print (the analyst cannot vouch for the rest).
+        raise NotFound("no-copy", "this collector holds no printable copy of the job")
     locations = [loc for loc in body.get("locations", []) if isinstance(loc, str)]
     return jsonify(print_here(n, claim, printer, locations).to_json())
 
@@ -77,6 +84,6 @@ def held_for_user(user: str) -> Response:
     jobs = []
     for job_id in n.spool.job_ids():
         meta = n.spool.meta(job_id)
-        if meta.get("owner") == user:
+        if meta.get("owner") == user and not meta.get("provisional"):
             jobs.append({**meta, "state": "held", "locations": sorted(set(meta.get("locations", [])) | {n.id})})
     return jsonify({"jobs": jobs})

@@ -44,27 +44,58 @@ class Journal:
         return len(self.entries())
 
     def replay(self, deliver: Callable[[str, dict[str, Any]], None]) -> int:
-        """Deliver entries in order, dropping each once delivered; stops at the first failure.
+        """Deliver entries in order, dropping each once delivered; returns how many were delivered.
 
-        Returns how many were delivered. `deliver` raises to signal "try again later".
+        `deliver` raises `Unreachable`-style exceptions to stop the whole replay (try again later),
+        or `Deferred` to keep that entry — and every later entry about the same job, so one job's
+        entries stay in order — while the entries of other jobs go on.
         """
         delivered = 0
+        kept: list[int] = []
+        waiting_jobs: set[str] = set()
         entries = self.entries()
+        stopped_at = len(entries)
         try:
-            for entry in entries:
-                deliver(entry["kind"], entry["payload"])
-                delivered += 1
+            for index, entry in enumerate(entries):
+                job = str(entry.get("payload", {}).get("id", ""))
+                if job in waiting_jobs:
+                    kept.append(index)
+                    continue
+                try:
+                    deliver(entry["kind"], entry["payload"])
+                    delivered += 1
+                except Deferred:
+                    kept.append(index)
+                    waiting_jobs.add(job)
+                except BaseException:
+                    stopped_at = index
+                    raise
         finally:
             if delivered:
-                self._drop_first(delivered)
+                self._keep(entries_seen=len(entries), keep=kept + list(range(stopped_at, len(entries))))
         return delivered
 
-    def _drop_first(self, count: int) -> None:
+    def _keep(self, entries_seen: int, keep: list[int]) -> None:
+        """Rewrite the journal with the `keep` entries of the first `entries_seen`, then any appended since."""
         with self._lock:
-            lines = self.path.read_text().splitlines(keepends=True)
+            lines = [line for line in self.path.read_text().splitlines(keepends=True) if line.strip()]
+            parsed_ok = []
+            for line in lines:
+                try:
+                    json.loads(line)
+                    parsed_ok.append(line)
+                except json.JSONDecodeError:
+                    continue
+            wanted = set(keep)
+            survivors = [line for i, line in enumerate(parsed_ok[:entries_seen]) if i in wanted]
+            survivors += parsed_ok[entries_seen:]
             tmp = self.path.with_suffix(".tmp")
             with open(tmp, "w") as fh:
-                fh.writelines(lines[count:])
+                fh.writelines(line if line.endswith("\n") else line + "\n" for line in survivors)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
+
+
+class Deferred(Exception):
+    """This entry cannot be delivered yet (it waits for another node's journal); keep it and go on."""

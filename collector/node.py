@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
+import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,13 +43,32 @@ class Node:
         return self.config.id
 
     def live_peers(self) -> dict[str, dict[str, Any]]:
-        """Live collectors other than this one. Redis down means no peers are known (never a stall)."""
+        """Live collectors other than this one: from Redis, or from the analyst's view when Redis is away."""
         try:
             members = live_members(self.redis)
-        except Exception:  # noqa: BLE001 - Redis trouble degrades to "no known peers"
-            return {}
+        except Exception:  # noqa: BLE001 - Redis trouble: fall back to what the last heartbeat heard
+            members = self._members_from_analyst()
         members.pop(self.id, None)
         return members
+
+    @property
+    def members_file(self) -> Path:
+        return Path(self.config.spool_dir) / "members.json"
+
+    def _members_from_analyst(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.members_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        if time.time() - float(data.get("at", 0)) > 3 * self.config.member_ttl_seconds:
+            return {}  # too old to trust: better no peer than a dead one
+        return {c["id"]: c for c in data.get("collectors", []) if c.get("alive")}
+
+    def remember_members(self, collectors: list[dict[str, Any]]) -> None:
+        """Keep the analyst's list of collectors (from a heartbeat) for when Redis is away."""
+        tmp = self.members_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"at": time.time(), "collectors": collectors}))
+        os.replace(tmp, self.members_file)
 
     def cups_server(self) -> str:
         """The local cupsd used for ipp/ipps/lpd output; started on first use."""

@@ -96,6 +96,9 @@ DOCUMENT: dict[str, Any] = {
         "/internal/v1/replicas/{id}": {"put": {
             "summary": "Store a peer's sealed copy (verified before the answer)", "security": [{"clusterToken": []}],
             "responses": {"201": _json({"type": "object"}), "400": _error("copy does not verify")}}},
+        "/internal/v1/replicas/{id}/commit": {"put": {
+            "summary": "The job is registered: a provisional copy becomes a real one",
+            "security": [{"clusterToken": []}], "responses": {"200": _json({"type": "object"})}}},
         "/internal/v1/jobs/{id}/spool": {"get": {
             "summary": "Fetch a sealed copy (pull)", "security": [{"clusterToken": []}],
             "responses": {"200": {"description": "sealed bytes; metadata in X-Pullprint-Meta"}}}},

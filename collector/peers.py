@@ -33,6 +33,9 @@ class PeerClient:
                           headers={META_HEADER: encode_meta(meta), "Content-Type": "application/octet-stream"},
                           timeout=self._transfer)
 
+    def commit(self, peer_url: str, job_id: str) -> None:
+        self.http.request("PUT", f"{peer_url}{INTERNAL}/replicas/{job_id}/commit")
+
     def fetch(self, peer_url: str, job_id: str) -> tuple[dict[str, Any], Iterator[bytes]]:
         response = self.http.request("GET", f"{peer_url}{INTERNAL}/jobs/{job_id}/spool", stream=True,
                                      timeout=self._transfer)

@@ -77,14 +77,13 @@ def _finish(node: Node, claim: Claim, state: str, **fields: Any) -> None:
     if state == "printed":
         with contextlib.suppress(Exception):
             node.redis.set(keys.job_gone(claim.job_id), "printed", ex=int(node.config.job_lifetime_hours * 3600))
+    elif state == "held" or not claim.offline_at:
+        # Free the site claim so the job can be released again (an offline print keeps it until replayed).
+        release_site_claim(node, claim.job_id)
     if claim.offline_at:
-        if state == "held":
-            # Nothing changed at the analyst; free the offline claim so the job can be released again.
-            with contextlib.suppress(Exception):
-                node.redis.delete(keys.offline_claim(claim.job_id))
-            return
-        node.journal.append("offline-release", {"id": claim.job_id, "user": claim.user, "state": state,
-                                                "at": claim.offline_at, "collector": node.id, **fields})
+        if state != "held":  # held: nothing changed, the analyst need not hear of it
+            node.journal.append("offline-release", {"id": claim.job_id, "user": claim.user, "state": state,
+                                                    "at": claim.offline_at, "collector": node.id, **fields})
         return
     try:
         node.analyst.finish(claim.job_id, token=claim.token, state=state, collector=node.id, **fields)
@@ -93,17 +92,24 @@ def _finish(node: Node, claim: Claim, state: str, **fields: Any) -> None:
                                        "collector": node.id, "offline_at": _now_iso(), **fields})
 
 
-def claim_offline(node: Node, job_id: str, user: str) -> Claim | None:
-    """Degraded mode: one collector of the site wins the job through Redis; None if it is taken or gone."""
+def take_site_claim(node: Node, job_id: str, ttl_seconds: float) -> bool | None:
+    """The site-wide release mutex in Redis, taken before every release, online or offline.
+
+    The analyst's compare-and-set decides online; this key is what lets an offline release know
+    that another collector is printing the job right now, or has printed it. True: taken; False:
+    someone else has it (or the job is gone); None: Redis cannot say.
+    """
     try:
         if node.redis.exists(keys.job_gone(job_id)):
-            return None
-        if not node.redis.set(keys.offline_claim(job_id), node.id, nx=True,
-                              ex=int(node.config.job_lifetime_hours * 3600)):
-            return None
-    except Exception:  # noqa: BLE001 - without the analyst and without Redis nothing can be claimed safely
+            return False
+        return bool(node.redis.set(keys.offline_claim(job_id), node.id, nx=True, ex=max(1, int(ttl_seconds))))
+    except Exception:  # noqa: BLE001
         return None
-    return Claim(job_id, user, 0, _now_iso())
+
+
+def release_site_claim(node: Node, job_id: str) -> None:
+    with contextlib.suppress(Exception):
+        node.redis.delete(keys.offline_claim(job_id))
 
 
 def print_here(node: Node, claim: Claim, printer: dict[str, Any],
@@ -139,6 +145,9 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     except PullprintError as exc:
         _finish(node, claim, "held", reason=exc.code, printer=printer["id"])
         return _result(job_id, exc.code)
+    except Exception as exc:  # noqa: BLE001 - Redis away: the claim still guarantees one print
+        log.warning("no cluster-wide lock for printer %s (%s); sending without it", printer["id"],
+                    type(exc).__name__)
     try:
         needs_cupsd = scheme_of(printer["uri"]) != "socket"
         output = output_for(printer["uri"], cups_server=node.cups_server() if needs_cupsd else None)
@@ -196,24 +205,41 @@ def _pull_here(node: Node, job_id: str, holder: dict[str, Any]) -> None:
         node.journal.append("location", {"id": job_id, "collector": node.id})
 
 
+def _printable_here(node: Node, claim: Claim) -> bool:
+    """This node has a copy it may print: any copy under the analyst's claim; offline, only committed ones."""
+    if not node.spool.has(claim.job_id):
+        return False
+    return not (claim.offline_at and node.spool.meta(claim.job_id).get("provisional"))
+
+
 def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], warnings: list[str]) -> ReleaseResult:
     members = node.live_peers()
+    site_claim = take_site_claim(node, job_id, node.config.lease_seconds)
+    if site_claim is False:
+        return _result(job_id, "not-releasable")
     try:
         job, token = node.analyst.claim(job_id, collector=node.id, printer=printer["id"], user=user,
                                         lease_seconds=node.config.lease_seconds)
         claim = Claim(job_id, user, token)
         locations = list(job.get("locations", []))
-    except AnalystUnavailable:
-        offline = claim_offline(node, job_id, user)
-        if offline is None:
-            return _result(job_id, "not-releasable")
-        claim = offline
+    except AnalystUnavailable as exc:
+        if exc.maybe_acted:
+            # The claim may have gone through (a slow analyst, not a dead one): nothing is printed,
+            # and the site claim stays until the lease would lapse, so nobody releases it meanwhile.
+            return _result(job_id, "analyst-unreachable")
+        if site_claim is None:  # neither the analyst nor Redis can vouch that nobody else prints it
+            return _result(job_id, "analyst-unreachable")
+        # Offline: the site claim now stands until the release is replayed to the analyst.
+        with contextlib.suppress(Exception):
+            node.redis.expire(keys.offline_claim(job_id), int(node.config.job_lifetime_hours * 3600))
+        claim = Claim(job_id, user, 0, _now_iso())
         # Offline we do not know the copies: this node, else every live peer (one without it says so).
-        locations = [node.id] if node.spool.has(job_id) else sorted(members)
+        locations = [node.id] if _printable_here(node, claim) else sorted(members)
     except PullprintError as exc:
+        release_site_claim(node, job_id)
         code = {404: "not-found", 403: "not-owner", 409: "not-releasable"}.get(exc.status, exc.code)
         return _result(job_id, code)
-    if node.spool.has(job_id):
+    if _printable_here(node, claim):
         result = print_here(node, claim, printer, locations)
         result.warnings = warnings
         return result

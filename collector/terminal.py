@@ -78,7 +78,7 @@ def _jobs_from_peers(node: Node, user: str, members: dict[str, Any], budget: flo
             meta = node.spool.meta(job_id)
         except PullprintError:
             continue
-        if meta.get("owner") == user and meta.get("state", "held") == "held":
+        if meta.get("owner") == user and not meta.get("provisional"):
             found[job_id] = {**meta, "state": "held"}
     futures = {node.pool.submit(node.peers.held_for_user, m["url"], user): m for m in members.values()}
     done, _ = concurrent.futures.wait(futures, timeout=budget)

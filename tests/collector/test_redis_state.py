@@ -13,7 +13,7 @@ from pullprint.errors import Locked, Unauthorized
 
 
 def test_session_lives_while_used_and_ends_after_inactivity(redis):
-    store = SessionStore(redis, idle_seconds=1)
+    store = SessionStore(redis, idle_seconds=1, signing_secret="cluster")
     session = store.create("alice", "p1")
     for _ in range(3):  # used every 0.6 s: the timer restarts each time
         time.sleep(0.6)
@@ -24,12 +24,39 @@ def test_session_lives_while_used_and_ends_after_inactivity(redis):
 
 
 def test_session_token_is_not_stored_in_redis(redis):
-    session = SessionStore(redis, 60).create("alice", "p1")
+    session = SessionStore(redis, 60, "cluster").create("alice", "p1")
     assert not any(session.token in key for key in redis.keys("*"))
 
 
+def test_forged_or_tampered_tokens_are_refused(redis):
+    store = SessionStore(redis, 60, "cluster")
+    token = store.create("alice", "p1").token
+    body, _, signature = token.partition(".")
+    for bad in (token + "x", "x" + token, body + "." + signature[::-1], "", "a.b",
+                SessionStore(redis, 60, "other cluster").create("alice", "p1").token):
+        with pytest.raises(Unauthorized):
+            store.get(bad)
+
+
+def test_sessions_and_lockout_keep_working_without_redis():
+    import redis as redis_lib
+
+    from pullprint.daemons import free_port
+
+    dead = redis_lib.Redis(port=free_port(), socket_timeout=0.2, socket_connect_timeout=0.2, retry=None)
+    store = SessionStore(dead, 60, "cluster", offline_max_seconds=1)
+    session = store.create("alice", "p1")  # signed: needs no Redis
+    assert store.get(session.token).user == "alice"
+    guard = LoginGuard(dead, threshold=1, lockout_seconds=30)
+    guard.failed("user:alice")
+    guard.check("user:alice")  # counting pauses, it does not fail the login
+    time.sleep(1.1)
+    with pytest.raises(Unauthorized):  # without Redis a signed token lives only offline_max_seconds
+        store.get(session.token)
+
+
 def test_logout_ends_the_session(redis):
-    store = SessionStore(redis, 60)
+    store = SessionStore(redis, 60, "cluster")
     session = store.create("bob", "p2")
     assert store.delete(session.token)
     with pytest.raises(Unauthorized):

@@ -113,3 +113,25 @@ def test_journal_replays_in_order_and_keeps_what_failed(tmp_path):
         fh.write('{"kind": "regis')
     assert journal.replay(lambda kind, payload: seen.append(payload["id"])) == 2
     assert seen[-2:] == ["3", "4"]
+
+
+def test_journal_defers_one_job_without_blocking_the_others(tmp_path):
+    from collector.journal import Deferred
+
+    journal = Journal(tmp_path / "j.jsonl")
+    journal.append("offline-release", {"id": "A"})
+    journal.append("register", {"id": "B"})
+    journal.append("finish", {"id": "A"})  # must stay behind A's first entry
+    journal.append("register", {"id": "C"})
+    delivered = []
+
+    def deliver(kind, payload):
+        if payload["id"] == "A":
+            raise Deferred()
+        delivered.append(payload["id"])
+
+    assert journal.replay(deliver) == 2
+    assert delivered == ["B", "C"]
+    assert [(e["kind"], e["payload"]["id"]) for e in journal.entries()] == [("offline-release", "A"), ("finish", "A")]
+    assert journal.replay(lambda kind, payload: delivered.append(payload["id"])) == 2
+    assert delivered[-2:] == ["A", "A"] and journal.entries() == []
