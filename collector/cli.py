@@ -47,6 +47,7 @@ def main(argv: list[str]) -> int:
     from collector.node import build_node
 
     node = build_node(cfg)
+    node.spool.clear_leftovers()
     # A returning node first hands the analyst what it journalled, then drops what was deleted
     # while it was away; only then does it accept requests.
     replay_journal(node)

@@ -64,9 +64,21 @@ class SpoolStore:
         self._key = installation_key
         for folder in (self.root, self.jobs, self.tmp):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Anything left in tmp/ is an upload or replica that never finished: it was never acknowledged.
+
+    def clear_leftovers(self) -> int:
+        """Delete what a crash left in tmp/: uploads and replicas that never finished (never acknowledged).
+
+        Only for a node that is not serving yet: every worker process writes there.
+        """
+        count = 0
         for leftover in self.tmp.iterdir():
             leftover.unlink(missing_ok=True)
+            count += 1
+        return count
+
+    def _tmp(self, name: str) -> Path:
+        # Unique per write: two workers may handle the same job at once (a replica and a repair).
+        return self.tmp / f"{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
 
     def _paths(self, job_id: str) -> tuple[Path, Path]:
         check_job_id(job_id)
@@ -83,7 +95,7 @@ class SpoolStore:
 
     def _commit(self, job_id: str, tmp_spool: Path, meta: dict[str, Any]) -> None:
         spool_path, meta_path = self._paths(job_id)
-        tmp_meta = self.tmp / f"{job_id}.json"
+        tmp_meta = self._tmp(f"{job_id}.json")
         with open(tmp_meta, "w") as fh:
             json.dump(meta, fh)
             fh.flush()
@@ -96,7 +108,7 @@ class SpoolStore:
     def receive(self, job_id: str, chunks: Iterable[bytes], meta: dict[str, Any], *, limit: int,
                 count_pages: Any = None) -> StoredJob:
         """Encrypt an incoming document into the spool; nothing is left behind if it fails."""
-        tmp_spool = self.tmp / f"{job_id}.spool"
+        tmp_spool = self._tmp(f"{job_id}.spool")
         try:
             with open(tmp_spool, "wb") as fh:
                 writer = crypto.SpoolWriter(self._key, job_id, fh)
@@ -121,7 +133,7 @@ class SpoolStore:
 
     def store_replica(self, job_id: str, sealed: ByteSource, meta: dict[str, Any]) -> None:
         """Keep a peer's sealed copy, after checking it decrypts to the document it claims to be."""
-        tmp_spool = self.tmp / f"{job_id}.replica"
+        tmp_spool = self._tmp(f"{job_id}.replica")
         try:
             with open(tmp_spool, "wb") as fh:
                 while block := sealed.read(READ_SIZE):
@@ -154,7 +166,7 @@ class SpoolStore:
     def update_meta(self, job_id: str, **changes: Any) -> None:
         meta = self.meta(job_id) | changes
         _, meta_path = self._paths(job_id)
-        tmp_meta = self.tmp / f"{job_id}.json"
+        tmp_meta = self._tmp(f"{job_id}.json")
         tmp_meta.write_text(json.dumps(meta))
         os.replace(tmp_meta, meta_path)
 

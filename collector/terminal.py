@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import logging
 import time
@@ -133,22 +134,29 @@ def release(node: Node, session: Session, body: dict[str, Any], idempotency_key:
 
     idem_key = keys.idempotent_release(session.user, idempotency_key) if idempotency_key else None
     if idem_key:
-        previous = node.redis.get(idem_key)
+        try:
+            previous = node.redis.get(idem_key)
+            if not previous:
+                # "pending" only while this request waits; after that the answer itself is kept.
+                node.redis.set(idem_key, "pending", nx=True, ex=int(node.config.release_wait_seconds) + 10)
+        except Exception:  # noqa: BLE001 - without Redis the analyst's claim alone keeps it to one print
+            previous, idem_key = None, None
         if previous == "pending":
             raise Conflict("release-in-progress", "this release request is already being carried out")
         if previous:
             return dict(json.loads(previous))
-        node.redis.set(idem_key, "pending", nx=True, ex=600)
 
     def remember(answer: dict[str, Any]) -> None:
         if idem_key:
-            node.redis.set(idem_key, json.dumps(answer), ex=600)
+            with contextlib.suppress(Exception):
+                node.redis.set(idem_key, json.dumps(answer), ex=600)
 
     try:
         answer = _release(node, session, wanted, remember)
     except BaseException:
         if idem_key:
-            node.redis.delete(idem_key)
+            with contextlib.suppress(Exception):
+                node.redis.delete(idem_key)
         raise
     remember(answer)
     return answer
