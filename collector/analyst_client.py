@@ -89,6 +89,10 @@ class AnalystClient:
     def job(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"{self.base}/jobs/{job_id}")["job"]
 
+    def lookup(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The analyst's record of each job it knows among `job_ids` (at most 1000 per call)."""
+        return dict(self._call("POST", f"{self.base}/jobs/lookup", json={"ids": job_ids})["jobs"])
+
     def jobs(self, **filters: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"{self.base}/jobs", params=filters)["jobs"])
 

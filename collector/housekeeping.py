@@ -20,7 +20,8 @@ from pullprint.errors import PullprintError
 from pullprint.states import FINAL_STATES
 
 log = logging.getLogger(__name__)
-EXPIRY_SLACK = timedelta(minutes=5)  # lets the analyst expire a job (and say so) before its files go
+EXPIRY_SLACK = timedelta(minutes=5)
+LOOKUP_BATCH = 500  # lets the analyst expire a job (and say so) before its files go
 
 
 def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any]) -> None:
@@ -47,7 +48,11 @@ def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any]) -> Non
 
 
 def _replay_offline_release(node: Node, payload: dict[str, Any]) -> None:
-    """A release made while the analyst was away: replayed as the claim and finish it would have been."""
+    """A release made while the analyst was away: replayed as the claim and finish it would have been.
+
+    Idempotent: a replay cut short after its claim (the analyst went away again, the node died)
+    finds its own claim on the next try and finishes it with that token.
+    """
     job_id, at = payload["id"], payload["at"]
     try:
         _, token = node.analyst.claim(job_id, collector=payload["collector"], printer=payload.get("printer", ""),
@@ -59,9 +64,16 @@ def _replay_offline_release(node: Node, payload: dict[str, Any]) -> None:
             # Registered offline by another collector whose journal has not been replayed yet:
             # keep this entry, let the other jobs' entries go on.
             raise Deferred(job_id) from None
-        log.error("offline release of %s could not be recorded (%s): the analyst keeps its own state",
-                  job_id, exc.code)
-        return
+        job = node.analyst.job(job_id) if exc.status == 409 else {}
+        claim = job.get("claim") or {}
+        if job.get("state") == "releasing" and claim.get("by") == payload["collector"]:
+            token = int(claim["token"])  # our own earlier replay got this far
+        elif job.get("state") == payload["state"]:
+            return  # already recorded
+        else:
+            log.error("offline release of %s could not be recorded (%s, now %s): the analyst keeps its state",
+                      job_id, exc.code, job.get("state"))
+            return
     fields = {k: payload.get(k) for k in ("reason", "printer", "pages", "copies")}
     node.analyst.finish(job_id, token=token, state=payload["state"], collector=payload["collector"],
                         offline_at=at, **{k: v for k, v in fields.items() if v is not None})
@@ -98,25 +110,28 @@ def reconcile(node: Node) -> dict[str, int]:
     """
     counts = {"kept": 0, "dropped": 0, "adopted": 0}
     journalled = {str(e["payload"].get("id")) for e in node.journal.entries()}
-    for job_id in node.spool.job_ids():
+    local = node.spool.job_ids()
+    for start in range(0, len(local), LOOKUP_BATCH):
+        batch = local[start:start + LOOKUP_BATCH]
         try:
-            meta = node.spool.meta(job_id)
-            job = node.analyst.job(job_id)
-        except AnalystUnavailable:
-            counts["kept"] += 1
-            continue
-        except PullprintError as exc:
-            if exc.status != 404:
+            known = node.analyst.lookup(batch)
+        except (AnalystUnavailable, PullprintError):
+            counts["kept"] += len(local) - start  # the analyst cannot say: keep everything, ask again later
+            break
+        for job_id in batch:
+            try:
+                meta = node.spool.meta(job_id)
+            except PullprintError:
+                continue  # deleted meanwhile
+            job = known.get(job_id)
+            if job is None:
+                counts[_unknown_copy(node, job_id, meta, journalled)] += 1
+            elif job["state"] in FINAL_STATES:
+                node.spool.delete(job_id)
+                counts["dropped"] += 1
+            else:
+                node.spool.update_meta(job_id, locations=job.get("locations", []), provisional=False)
                 counts["kept"] += 1
-                continue
-            counts[_unknown_copy(node, job_id, meta, journalled)] += 1
-            continue
-        if job["state"] in FINAL_STATES:
-            node.spool.delete(job_id)
-            counts["dropped"] += 1
-        else:
-            node.spool.update_meta(job_id, locations=job.get("locations", []), provisional=False)
-            counts["kept"] += 1
     for job_id in node.spool.spool_files_without_meta():
         node.spool.delete(job_id)  # a crash between the two renames: never acknowledged
         counts["dropped"] += 1
@@ -228,7 +243,9 @@ def expire_jobs(node: Node) -> int:
 
 
 class Housekeeper:
-    """Runs each duty on its own period in one background thread until stopped."""
+    """Runs each duty on its own period until stopped: the heartbeat in a thread of its own (a long
+    reconcile or repair must never let this node's membership lapse), the other duties in another.
+    """
 
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -238,7 +255,6 @@ class Housekeeper:
         self.failed_probes = 0
         cfg = node.config
         self.duties: list[tuple[str, float, Callable[[], Any]]] = [
-            ("heartbeat", cfg.heartbeat_seconds, self.heartbeat),
             ("journal", 2.0, lambda: replay_journal(node)),
             ("directory", 30.0, node.directory.refresh),
             ("repair", 5.0, lambda: repair_replicas(node, self.absent_since, cfg.repair_grace_seconds)),
@@ -290,7 +306,15 @@ class Housekeeper:
             self.run_once()
             self.stop_event.wait(0.2)
 
-    def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run, name="housekeeping", daemon=True)
-        thread.start()
-        return thread
+    def beat(self) -> None:
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            try:
+                self.heartbeat()
+            except Exception:  # noqa: BLE001
+                log.exception("heartbeat failed")
+            self.stop_event.wait(max(0.05, self.node.config.heartbeat_seconds - (time.monotonic() - started)))
+
+    def start(self) -> None:
+        threading.Thread(target=self.beat, name="heartbeat", daemon=True).start()
+        threading.Thread(target=self.run, name="housekeeping", daemon=True).start()

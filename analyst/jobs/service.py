@@ -175,6 +175,13 @@ def list_jobs(session: Session, *, state: str | None = None, location: str | Non
     return list(session.scalars(query.order_by(Job.submitted_at, Job.id).limit(limit)))
 
 
+def lookup_jobs(session: Session, job_ids: list[str]) -> list[Job]:
+    """The jobs among `job_ids` that exist (any state): how a collector squares its spool in one call."""
+    if not job_ids:
+        return []
+    return list(session.scalars(select(Job).where(Job.id.in_(job_ids))))
+
+
 def user_jobs(session: Session, owner: str) -> list[Job]:
     """What the owner sees at a terminal: held, releasing and failed jobs, oldest first."""
     query = select(Job).where(Job.owner == owner, Job.state.in_(OPEN_STATES))

@@ -45,6 +45,19 @@ def search() -> ResponseReturnValue:
         return {"jobs": [service.job_to_dict(job) for job in jobs]}
 
 
+LOOKUP_MAX = 1000
+
+
+@bp.post("/jobs/lookup")
+def lookup() -> ResponseReturnValue:
+    body = json_body()
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > LOOKUP_MAX:
+        raise BadRequest("bad-field", f"ids must be a list of at most {LOOKUP_MAX} job ids", field="ids")
+    with transaction() as session:
+        return {"jobs": {job.id: service.job_to_dict(job) for job in service.lookup_jobs(session, ids)}}
+
+
 @bp.get("/users/<name>/jobs")
 def user_jobs(name: str) -> ResponseReturnValue:
     with transaction() as session:

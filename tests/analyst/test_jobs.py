@@ -67,6 +67,17 @@ def test_list_jobs_by_state_and_location(api: Api) -> None:
     assert api.get("/jobs?state=bogus").status_code == 400
 
 
+def test_lookup_answers_many_jobs_in_one_call(api: Api) -> None:
+    api.post("/jobs", json=job_body("a", locations=["c1"]))
+    api.post("/jobs", json=job_body("b", locations=["c2"]))
+    api.delete("/jobs/b", json={"reason": "test"})
+    found = api.post("/jobs/lookup", json={"ids": ["a", "b", "unknown"]}).json["jobs"]
+    assert {k: v["state"] for k, v in found.items()} == {"a": "held", "b": "deleted"}
+    assert found["a"]["locations"] == ["c1"]
+    assert api.post("/jobs/lookup", json={"ids": "a"}).status_code == 400
+    assert api.post("/jobs/lookup", json={"ids": ["x"] * 1001}).status_code == 400
+
+
 def test_claim_is_compare_and_set(api: Api) -> None:
     api.post("/jobs", json=job_body())
     won = claim(api, lease_seconds=60)
