@@ -100,9 +100,9 @@ class AnalystClient:
         return list(self._call("GET", f"{self.base}/users/{quote(user, safe='')}/jobs")["jobs"])
 
     def claim(self, job_id: str, *, collector: str, printer: str, user: str, lease_seconds: int,
-              offline_at: str | None = None) -> tuple[dict[str, Any], int]:
+              offline_at: str | None = None, confirm_interrupted: bool = False) -> tuple[dict[str, Any], int]:
         body: dict[str, Any] = {"collector": collector, "printer": printer, "user": user,
-                                "lease_seconds": lease_seconds}
+                                "lease_seconds": lease_seconds, "confirm_interrupted": confirm_interrupted}
         if offline_at:
             body.update(offline=True, at=offline_at)
         answer = self._call("POST", f"{self.base}/jobs/{job_id}/claim", json=body)

@@ -56,7 +56,8 @@ def _replay_offline_release(node: Node, payload: dict[str, Any]) -> None:
     job_id, at = payload["id"], payload["at"]
     try:
         _, token = node.analyst.claim(job_id, collector=payload["collector"], printer=payload.get("printer", ""),
-                                      user=payload["user"], lease_seconds=node.config.lease_seconds, offline_at=at)
+                                      user=payload["user"], lease_seconds=node.config.lease_seconds, offline_at=at,
+                                      confirm_interrupted=True)  # recording what happened, not printing
     except AnalystUnavailable:
         raise
     except PullprintError as exc:

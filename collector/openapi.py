@@ -77,7 +77,8 @@ DOCUMENT: dict[str, Any] = {
             "parameters": [TOKEN, IDEMPOTENCY],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"jobs": {"type": "array", "items": {"type": "string"}},
-                                                 "all": {"type": "boolean"}}}}}},
+                                                 "all": {"type": "boolean"},
+                                                 "confirm_interrupted": {"type": "boolean"}}}}}},
             "responses": {
                 "200": _json({"type": "object", "properties": {
                     "printer": {"type": "string"},

@@ -31,7 +31,8 @@ MESSAGES = {
     "not-owner": "This job belongs to someone else.",
     "not-releasable": "The job is already being printed or has been printed.",
     "unavailable": "No collector holding this job can be reached right now; try again shortly.",
-    "interrupted": "The release was interrupted; check the printer before releasing again.",
+    "interrupted": "The last release of this job was interrupted: check the printer, then release it again "
+                   "to confirm.",
     "printer-unreachable": "The printer could not be reached; the job is still held.",
     "printer-busy": "The printer is busy with other jobs; the job is still held.",
     "print-failed": "The printer reported a failure.",
@@ -212,14 +213,16 @@ def _printable_here(node: Node, claim: Claim) -> bool:
     return not (claim.offline_at and node.spool.meta(claim.job_id).get("provisional"))
 
 
-def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], warnings: list[str]) -> ReleaseResult:
+def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], warnings: list[str],
+                confirm_interrupted: bool = False) -> ReleaseResult:
     members = node.live_peers()
     site_claim = take_site_claim(node, job_id, node.config.lease_seconds)
     if site_claim is False:
         return _result(job_id, "not-releasable")
     try:
         job, token = node.analyst.claim(job_id, collector=node.id, printer=printer["id"], user=user,
-                                        lease_seconds=node.config.lease_seconds)
+                                        lease_seconds=node.config.lease_seconds,
+                                        confirm_interrupted=confirm_interrupted)
         claim = Claim(job_id, user, token)
         locations = list(job.get("locations", []))
     except AnalystUnavailable as exc:
@@ -237,6 +240,8 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
         locations = [node.id] if _printable_here(node, claim) else sorted(members)
     except PullprintError as exc:
         release_site_claim(node, job_id)
+        if exc.code == "interrupted":
+            return _result(job_id, "interrupted")
         code = {404: "not-found", 403: "not-owner", 409: "not-releasable"}.get(exc.status, exc.code)
         return _result(job_id, code)
     if _printable_here(node, claim):

@@ -68,6 +68,9 @@ def _availability(node: Node, job: dict[str, Any], members: dict[str, Any]) -> d
     elif job.get("state") == "releasing":
         entry["reason"] = "releasing"
         entry["message"] = "This job is being released."
+    elif job.get("state_reason") == "interrupted":
+        entry["reason"] = "interrupted"
+        entry["message"] = MESSAGES["interrupted"]
     return entry
 
 
@@ -125,6 +128,8 @@ def _check_printer(node: Node, printer: dict[str, Any]) -> tuple[bool, str | Non
 
 def release(node: Node, session: Session, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
     """Release the named jobs (or all) at the session's printer; per job a ReleaseResult."""
+    # A job whose last release was interrupted prints again only when the user names it and confirms.
+    confirm = body.get("confirm_interrupted") is True and body.get("all") is not True
     if body.get("all") is True:
         wanted = None
     elif isinstance(body.get("jobs"), list) and body["jobs"] and all(isinstance(j, str) for j in body["jobs"]):
@@ -152,7 +157,7 @@ def release(node: Node, session: Session, body: dict[str, Any], idempotency_key:
                 node.redis.set(idem_key, json.dumps(answer), ex=600)
 
     try:
-        answer = _release(node, session, wanted, remember)
+        answer = _release(node, session, wanted, remember, confirm)
     except BaseException:
         if idem_key:
             with contextlib.suppress(Exception):
@@ -163,7 +168,7 @@ def release(node: Node, session: Session, body: dict[str, Any], idempotency_key:
 
 
 def _release(node: Node, session: Session, wanted: list[str] | None,
-             remember: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+             remember: Callable[[dict[str, Any]], None], confirm_interrupted: bool = False) -> dict[str, Any]:
     printer = node.directory.printer(session.printer)
     if wanted is None:
         listing = list_jobs(node, session)["jobs"]
@@ -181,7 +186,7 @@ def _release(node: Node, session: Session, wanted: list[str] | None,
         # One job after the other, in the order the user chose: the printer takes them in that order.
         started = time.monotonic()
         for job_id in order:
-            results[job_id] = release_one(node, job_id, session.user, printer, warnings)
+            results[job_id] = release_one(node, job_id, session.user, printer, warnings, confirm_interrupted)
         log.info("release of %d job(s) by %s at %s took %.2f s", len(order), session.user, printer["id"],
                  time.monotonic() - started)
         remember(answer_for(results))

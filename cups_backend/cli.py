@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     inst.add_argument("--ca-file", help="CA bundle for pullprints:// (default: the system store)")
     inst.add_argument("--info", default="pullprint secure release")
     inst.add_argument("--location", default="")
+    inst.add_argument("--parallel", type=int, default=1, metavar="N",
+                      help="make NAME a class of N queues, so N jobs stream to the cluster at once (default 1)")
     sub.add_parser("remove", parents=[common], help="delete the queue (the backend stays installed)")
     sub.add_parser("status", parents=[common], help="show the queue and its jobs")
     return parser
@@ -57,16 +59,29 @@ def _install(args: argparse.Namespace) -> int:
     written = install.install_backend(Path(args.backend_dir))
     mode = stat.S_IMODE(written[0].stat().st_mode)
     connection = install.connect(args.cups_server)
-    entry = install.create_queue(connection, args.name, args.uri, info=args.info, location=args.location)
     print(f"installed backend {', '.join(map(str, written))} (mode {mode:04o}"
           f"{', runs as root: the interpreter is not reachable by lp' if mode == 0o700 else ''})")
     print(f"credentials in {conf} (root:lp 0640)")
+    if args.parallel > 1:
+        members = install.create_class(connection, args.name, args.uri, args.parallel, info=args.info,
+                                       location=args.location)
+        print(f"class {args.name} of {', '.join(members)} -> {args.uri} (raw, not shared, error policy retry-job)")
+        return 0
+    entry = install.create_queue(connection, args.name, args.uri, info=args.info, location=args.location)
     print(f"queue {args.name} -> {entry.get('device-uri')} (raw, not shared, error policy retry-job)")
     return 0
 
 
 def _remove(args: argparse.Namespace) -> int:
     connection = install.connect(args.cups_server)
+    classes = connection.getClasses()
+    if args.name in classes:
+        members = list(classes[args.name])
+        connection.deleteClass(args.name)
+        for member in members:
+            connection.deletePrinter(member)
+        print(f"removed class {args.name} and its queues {', '.join(members)}")
+        return 0
     if args.name not in connection.getPrinters():
         print(f"pullprint queue remove: no queue {args.name!r}", file=sys.stderr)
         return 1

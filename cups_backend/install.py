@@ -122,6 +122,29 @@ def create_queue(connection, name: str, uri: str, *, info: str = "pullprint secu
     return connection.getPrinters()[name]
 
 
+def create_class(connection, name: str, uri: str, members: int, *, info: str = "pullprint secure release",
+                 location: str = "", error_policy: str = "retry-job") -> list[str]:
+    """The shared queue as a class of `members` raw queues (`NAME-1`…) with the same URI.
+
+    cupsd runs one backend at a time per queue; a class lets it hand jobs to idle members, so
+    that many jobs stream to the cluster at once. Returns the member names.
+    """
+    names = [f"{name}-{i}" for i in range(1, members + 1)]
+    for member in names:
+        create_queue(connection, member, uri, info=f"{info} ({member})", location=location,
+                     error_policy=error_policy)
+        connection.addPrinterToClass(member, name)
+    connection.setPrinterInfo(name, info)
+    if location:
+        connection.setPrinterLocation(name, location)
+    connection.setPrinterShared(name, False)
+    connection.enablePrinter(name)
+    connection.acceptJobs(name)
+    if name not in connection.getClasses():
+        raise ValueError(f"cupsd did not create the class {name!r}")
+    return names
+
+
 def connect(cups_server: str | None = None):
     """A pycups connection to `cups_server` ("host:port", a socket path, or the default)."""
     import cups

@@ -248,7 +248,7 @@ class LocalCluster:
         code = queue_cli.main(["install", "--name", "SecurePrint", "--uri", f"pullprint://{self.lb_url[7:]}/",
                                "--cups-server", self.cupsd.server, "--backend-dir", str(self.cupsd.backend_dir),
                                "--server-root", str(self.cupsd.server_root),
-                               "--token-file", str(self.secrets["submit_token"])])
+                               "--token-file", str(self.secrets["submit_token"]), "--parallel", "4"])
         if code != 0:
             raise RuntimeError(f"could not install the SecurePrint queue (exit {code})")
 

@@ -189,17 +189,23 @@ def user_jobs(session: Session, owner: str) -> list[Job]:
 
 
 def claim_job(session: Session, job_id: str, *, user: str, collector: str, printer: str,
-              lease_seconds: float, now: datetime, replay: Replay | None = None) -> tuple[Job, int]:
+              lease_seconds: float, now: datetime, replay: Replay | None = None,
+              confirm_interrupted: bool = False) -> tuple[Job, int]:
     """Move a job to releasing for `collector`, compare-and-set; returns (job, fencing token).
 
-    One UPDATE decides: only a held or failed job, or one whose previous releaser's lease has
-    lapsed, matches, and the database lets exactly one of any concurrent claims match it.
+    One UPDATE decides: only a held or failed job matches, and the database lets exactly one of
+    any concurrent claims match it. A job whose last release was interrupted (its releaser died,
+    so some or all of it may be lying in a tray) is claimed only with `confirm_interrupted`: the
+    user looked at the printer and asked again. That includes taking over a lapsed lease. So a
+    retried request, a double tap or a second terminal never prints such a job a second time.
     """
+    releasable = Job.state.in_(RELEASABLE)
+    if not confirm_interrupted:
+        releasable = and_(releasable, Job.state_reason != INTERRUPTED)
+    takeover = and_(Job.state == JobState.RELEASING.value, Job.lease_expires_at < now)
     won = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.owner == user,
-               or_(Job.state.in_(RELEASABLE),
-                   and_(Job.state == JobState.RELEASING.value, Job.lease_expires_at < now)))
+        .where(Job.id == job_id, Job.owner == user, or_(releasable, takeover) if confirm_interrupted else releasable)
         .values(state=JobState.RELEASING.value, state_reason="", claim_token=Job.claim_token + 1, claimed_by=collector,
                 claim_printer=printer, lease_expires_at=now + timedelta(seconds=lease_seconds),
                 updated_at=now)
@@ -212,6 +218,11 @@ def claim_job(session: Session, job_id: str, *, user: str, collector: str, print
             raise NotFound("not-found", f"no job {job_id}")
         if job.owner != user:
             raise Forbidden("not-owner", "this job belongs to another user")
+        lapsed = (job.state == JobState.RELEASING and job.lease_expires_at is not None
+                  and job.lease_expires_at < now)
+        if job.state_reason == INTERRUPTED or lapsed:
+            raise Conflict("interrupted", "the last release of this job was interrupted: check the printer, "
+                           "then confirm to release it again", state=job.state)
         raise Conflict("not-releasable", f"the job is {job.state}", state=job.state)
     assert job is not None
     token = int(won[0])

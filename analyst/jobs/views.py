@@ -77,7 +77,8 @@ def claim(job_id: str) -> ResponseReturnValue:
     replay = read_replay(body)
     with transaction() as session:
         job, token = service.claim_job(session, job_id, user=user, collector=collector, printer=printer,
-                                       lease_seconds=lease, now=now(), replay=replay)
+                                       lease_seconds=lease, now=now(), replay=replay,
+                                       confirm_interrupted=body.get("confirm_interrupted") is True)
         return {"job": service.job_to_dict(job), "token": token}
 
 

@@ -129,7 +129,11 @@ def test_lapsed_lease_is_taken_over_with_a_higher_token(api: Api, clock: Clock) 
     clock.advance(seconds=29)
     assert claim(api, collector="c2").status_code == 409
     clock.advance(seconds=2)
-    second = claim(api, collector="c2", lease_seconds=30)
+    # The first releaser may have printed it: a plain claim (a retry, a double tap) is refused…
+    plain = claim(api, collector="c2", lease_seconds=30)
+    assert plain.status_code == 409 and plain.json["error"] == "interrupted"
+    # …and only a user who looked at the printer and confirmed takes it over.
+    second = claim(api, collector="c2", lease_seconds=30, confirm_interrupted=True)
     assert second.status_code == 200
     assert second.json["token"] == 2
     assert second.json["job"]["claim"]["by"] == "c2"

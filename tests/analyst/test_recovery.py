@@ -23,9 +23,12 @@ def test_lapsed_release_goes_back_to_held_after_the_grace(api: Api, clock: Clock
     event = api.get("/events?kind=release-interrupted").json["events"]
     assert [(e["job"], e["user"], e["collector"], e["printer"], e["detail"]) for e in event] == [
         ("job1", "alice", "c1", "p1", {"token": 1})]
-    # The user sees it again and can release it elsewhere; the new claim fences the old releaser out.
+    # The user sees it again; a plain claim (a retry, a double tap) is refused with the reason…
     assert [j["state"] for j in api.get("/users/alice/jobs").json["jobs"]] == ["held"]
-    again = claim(api, collector="c2")
+    plain = claim(api, collector="c2")
+    assert (plain.status_code, plain.json["error"]) == (409, "interrupted")
+    # …and once they confirm, the new claim fences the old releaser out.
+    again = claim(api, collector="c2", confirm_interrupted=True)
     assert (again.json["token"], again.json["job"]["state_reason"]) == (2, "")
     late = api.post("/jobs/job1/finish", json={"token": 1, "state": "printed"})
     assert (late.status_code, late.json["error"]) == (409, "stale-token")
@@ -68,7 +71,8 @@ def test_a_lapsed_claim_can_still_be_taken_over_before_the_sweep(api: Api, clock
     api.post("/jobs", json=job_body())
     claim(api, lease_seconds=5)
     clock.advance(seconds=6)
-    takeover = claim(api, collector="c2")
+    assert claim(api, collector="c2").json["error"] == "interrupted"  # not without the user's word
+    takeover = claim(api, collector="c2", confirm_interrupted=True)
     assert (takeover.status_code, takeover.json["token"]) == (200, 2)
     clock.advance(seconds=40)
     assert api.post("/maintenance/expire").json["interrupted"] == []  # c2's lease is live

@@ -122,7 +122,7 @@ def drain(cluster: LocalCluster, workload: Workload, id_to_key: dict[str, str]) 
             if body is None:
                 time.sleep(1)
                 continue
-            wanted = []
+            wanted, confirmed = [], []
             for job in body.get("jobs", []):
                 if not job.get("available"):
                     continue
@@ -130,13 +130,15 @@ def drain(cluster: LocalCluster, workload: Workload, id_to_key: dict[str, str]) 
                 if plain:
                     wanted.append(job["id"])
                 elif id_to_key.get(job["id"]) not in seen_keys:
-                    wanted.append(job["id"])
+                    confirmed.append(job["id"])  # nothing of it came out: the user confirms a new release
                     re_released.append(job["id"])
-            if not wanted:
+            if not wanted and not confirmed:
                 break
-            for start in range(0, len(wanted), 20):
-                workload.release(user, printer, body["session"], wanted[start:start + 20], origin="drain")
-                released += len(wanted[start:start + 20])
+            for ids, confirm in ((wanted, False), (confirmed, True)):
+                for start in range(0, len(ids), 20):
+                    workload.release(user, printer, body["session"], ids[start:start + 20], origin="drain",
+                                     confirm_interrupted=confirm)
+                    released += len(ids[start:start + 20])
     return {"rounds": rounds, "released": released, "re_released_interrupted": len(re_released)}
 
 

@@ -258,7 +258,7 @@ class Workload:
         return body
 
     def release(self, user: dict[str, str], printer: str, session: str, job_ids: list[str],
-                *, origin: str = "terminal") -> dict[str, Any] | None:
+                *, origin: str = "terminal", confirm_interrupted: bool = False) -> dict[str, Any] | None:
         """Release `job_ids`, retrying with the same Idempotency-Key (re-login when the session is gone)."""
         key = f"rel-{uuid.uuid4()}"
         started = time.monotonic()
@@ -266,7 +266,8 @@ class Workload:
         for attempt in range(1, RELEASE_MAX_ATTEMPTS + 1):
             try:
                 answer = requests.post(f"{self.target.lb_url}/api/v1/sessions/{session}/release",
-                                       json={"jobs": job_ids}, headers={"Idempotency-Key": key},
+                                       json={"jobs": job_ids, "confirm_interrupted": confirm_interrupted},
+                                       headers={"Idempotency-Key": key},
                                        timeout=RELEASE_TIMEOUT)
                 if answer.status_code == 200:
                     body = answer.json()
