@@ -179,3 +179,26 @@ def test_canceling_a_job_mid_upload_stops_the_backend(cupsd, conn, collector, tm
     next_id = lp(cupsd, queue, small)
     assert wait_state(conn, next_id, {cups.IPP_JOB_COMPLETED, cups.IPP_JOB_ABORTED})["job-state"] == \
         cups.IPP_JOB_COMPLETED
+
+
+def test_parallel_queue_is_a_class_of_queues_that_delivers_every_job(cupsd, conn, collector, tmp_path) -> None:
+    name = f"SecurePrintClass{next(_names)}"
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    assert queue_main(["install", "--name", name, "--uri", collector.uri, "--cups-server", cupsd.server,
+                       "--backend-dir", str(cupsd.backend_dir), "--server-root", str(cupsd.server_root),
+                       "--token-file", str(token_file), "--parallel", "3"]) == 0
+    assert sorted(conn.getClasses()[name]) == [f"{name}-1", f"{name}-2", f"{name}-3"]
+    documents = []
+    for n in range(6):
+        doc = tmp_path / f"doc{n}.ps"
+        doc.write_bytes(b"%!PS\n" + os.urandom(20_000))
+        documents.append(doc.read_bytes())
+        lp(cupsd, name, doc, user="bob")
+    deadline = time.monotonic() + 30
+    while len(collector.received) < 6 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sorted(r.body for r in collector.received) == sorted(documents)
+    assert {r.headers["X-Pullprint-Owner"] for r in collector.received} == {"bob"}
+    assert queue_main(["remove", "--name", name, "--cups-server", cupsd.server]) == 0
+    assert name not in conn.getClasses() and f"{name}-1" not in conn.getPrinters()
