@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-import redis as redis_lib
 
 from collector.health.cache import HISTORY_LENGTH, check_printer, read_health, read_history, store_health
 from collector.health.model import PrinterHealth
@@ -15,7 +14,6 @@ from collector.health.poller import HealthPoller, rendezvous_owner
 from collector.health.snmp import SnmpTarget, poll_many
 from printer_sim.cluster import start_sim
 from pullprint import keys
-from pullprint.daemons import start_redis
 
 pytestmark = pytest.mark.integration
 
@@ -34,22 +32,6 @@ def sim(tmp_path_factory):
     handle = start_sim(4, tmp_path_factory.mktemp("sim"), v3=("p4",))
     yield handle
     handle.stop()
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    daemon, url = start_redis(tmp_path_factory.mktemp("redis"))
-    yield url
-    daemon.stop()
-
-
-@pytest.fixture
-def redis(redis_url):
-    client = redis_lib.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
 
 
 @pytest.fixture(autouse=True)
@@ -202,7 +184,7 @@ def test_two_collectors_share_the_fleet_each_printer_polled_once(sim, redis):
     assert sorted(polled["c1"] + polled["c2"]) == ["p1", "p2", "p3", "p4"]
     for pid in ["p1", "p2", "p3", "p4"]:
         assert pid in polled[rendezvous_owner(pid, members)]
-        assert redis.get(keys.poll_owner(pid)).decode() == rendezvous_owner(pid, members)
+        assert redis.get(keys.poll_owner(pid)) == rendezvous_owner(pid, members)
     # within the same cycle window nobody polls again, whatever it believes about membership
     lone = HealthPoller("c3", redis, lambda: printers, interval=5, members=lambda: ["c3"])
     assert asyncio.run(lone.run_cycle()) == {}

@@ -42,7 +42,8 @@ def send_job(uri: str, data: bytes) -> None:
 def snmp(cmd: str, printer: dict, *oids: str, version: str = "2c", timeout: int = 2) -> subprocess.CompletedProcess:
     if version == "3":
         auth = ["-v3", "-l", "authPriv", "-u", printer["snmp_v3_user"], "-a", printer["snmp_v3_auth_protocol"],
-                "-A", printer["snmp_v3_auth_key"], "-x", printer["snmp_v3_priv_protocol"], "-X", printer["snmp_v3_priv_key"]]
+                "-A", printer["snmp_v3_auth_key"], "-x", printer["snmp_v3_priv_protocol"],
+                "-X", printer["snmp_v3_priv_key"]]
     else:
         auth = [f"-v{version}", "-c", printer.get("snmp_community", "public")]
     return subprocess.run([cmd, "-On", "-t", str(timeout), "-r", "0", *auth, printer["snmp"], *oids],

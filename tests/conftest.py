@@ -1,4 +1,4 @@
-"""A real redis-server for the collector's integration tests (an empty database around each test)."""
+"""Shared fixtures: a real redis-server (an empty database around each test)."""
 
 import pytest
 import redis as redis_lib
