@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 
 from collector.config import CollectorConfig
 from collector.health.model import PrinterHealth
@@ -97,10 +98,13 @@ def _start_poller(node: Node) -> HealthPoller:
         printer = next((p for p in node.directory.printers() if p.get("id") == printer_id), None)
         if printer is None:
             return
-        verdict = judge(health, printer, now=time.time(), max_age=float("inf"))
-        body = {"state": verdict.state, "reason": verdict.reason, "warnings": verdict.warnings,
-                "errors": verdict.errors, "polled_at": health.polled_at, "collector": node.id,
-                "uptime": health.uptime}
+        # The printer's own condition (not the operator's out-of-service flag, which the analyst holds).
+        verdict = judge(health, {**printer, "in_service": True}, now=time.time(), max_age=float("inf"))
+        if verdict.state not in ("ok", "warning", "error", "unreachable"):
+            return
+        body = {"state": verdict.state, "reason": verdict.reason or "", "warnings": verdict.warnings,
+                "errors": verdict.errors, "collector": node.id, "uptime": health.uptime,
+                "polled_at": datetime.fromtimestamp(health.polled_at, UTC).isoformat()}
         try:
             node.analyst.printer_status(printer_id, body)
         except PullprintError as exc:

@@ -30,6 +30,8 @@ class CollectorConfig:
     member_ttl_seconds: float = 3.0     # a collector that stops heartbeating is dead after this
     heartbeat_seconds: float = 1.0
     job_lifetime_hours: float = 8.0
+    reconcile_seconds: float = 60.0     # how often the spool is squared with the analyst
+    expire_seconds: float = 60.0        # how often expired jobs and interrupted releases are swept
     lease_seconds: int = 120            # how long a release claim is good for
     printer_lock_wait_seconds: float = 60.0
     output_timeout: float = 30.0        # connect/write timeout towards a printer

@@ -259,9 +259,9 @@ class Housekeeper:
             ("journal", 2.0, lambda: replay_journal(node)),
             ("directory", 30.0, node.directory.refresh),
             ("repair", 5.0, lambda: repair_replicas(node, self.absent_since, cfg.repair_grace_seconds)),
-            ("reconcile", 60.0, lambda: reconcile(node)),
-            ("orphans", 60.0, lambda: sweep_orphans(node)),
-            ("expire", 60.0, lambda: expire_jobs(node)),
+            ("reconcile", cfg.reconcile_seconds, lambda: reconcile(node)),
+            ("orphans", cfg.reconcile_seconds, lambda: sweep_orphans(node)),
+            ("expire", cfg.expire_seconds, lambda: expire_jobs(node)),
         ]
         self._next = {name: 0.0 for name, _, _ in self.duties}
 

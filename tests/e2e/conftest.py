@@ -30,7 +30,8 @@ def cluster():
     with LocalCluster(state, n_collectors=3, n_printers=2,
                       extra_env={"PULLPRINT_COLLECTOR_MAX_JOB_BYTES": str(MAX_JOB_BYTES),
                                  "PULLPRINT_COLLECTOR_HEALTH_MAX_AGE": "0.5",
-                                 "PULLPRINT_COLLECTOR_REPAIR_GRACE_SECONDS": "2"}) as running:
+                                 "PULLPRINT_COLLECTOR_REPAIR_GRACE_SECONDS": "2",
+                                 "PULLPRINT_COLLECTOR_POLL_INTERVAL_SECONDS": "1"}) as running:
         yield running
     shutil.rmtree(state, ignore_errors=True)
 
@@ -87,6 +88,10 @@ def user(cluster: LocalCluster, name: str) -> dict:
     return next(u for u in cluster.describe()["users"] if u["name"] == name)
 
 
+def analyst_call(cluster: LocalCluster, method: str, path: str, **kwargs) -> requests.Response:
+    return requests.request(method, f"{cluster.analyst_url}/api/v1{path}", timeout=5,
+                            headers={"Authorization": f"Bearer {cluster.secret('cluster_token')}"}, **kwargs)
+
+
 def analyst_get(cluster: LocalCluster, path: str) -> dict:
-    return requests.get(f"{cluster.analyst_url}/api/v1{path}", timeout=5,
-                        headers={"Authorization": f"Bearer {cluster.secret('cluster_token')}"}).json()
+    return analyst_call(cluster, "GET", path).json()

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from tests.e2e.conftest import login, received_hashes, release, sha, submit, user
+from tests.e2e.conftest import analyst_call, analyst_get, login, received_hashes, release, sha, submit, user, wait_for
 
 HARD = {
     "paper-out": "printer-error:media-empty",
@@ -61,3 +61,39 @@ def test_low_toner_is_a_warning_not_a_refusal(cluster):
     finally:
         cluster.sim.control.clear(printer["id"])
     assert received_hashes(printer).count(sha(data)) == 1
+
+
+def test_pollers_report_status_changes_to_the_analyst_event_log(cluster):
+    printer = cluster.printers[1]["id"]
+
+    def status() -> dict:
+        return analyst_get(cluster, f"/printers/{printer}")["printer"].get("status") or {}
+
+    cluster.sim.control.set_fault(printer, "door-open")
+    try:
+        wait_for(lambda: status().get("reason") == "printer-error:door-open", 20, "the door-open status")
+        assert status()["state"] == "error"
+    finally:
+        cluster.sim.control.clear(printer)
+    wait_for(lambda: status().get("state") == "ok", 20, "the printer to be reported healthy again")
+    events = analyst_get(cluster, "/events?kind=printer-status&limit=200")["events"]
+    reasons = [e["detail"].get("reason") for e in events if e["printer"] == printer]
+    assert "printer-error:door-open" in reasons
+
+
+def test_printer_out_of_service_is_refused_and_the_job_stays(cluster):
+    bob = user(cluster, "bob")
+    printer = cluster.printers[0]["id"]
+    data = os.urandom(5_000)
+    job_id = submit(cluster, "bob", data).json()["id"]
+    answer = analyst_call(cluster, "PUT", f"/printers/{printer}/service",
+                          json={"in_service": False, "reason": "toner being replaced"})
+    assert answer.status_code == 200
+    try:
+        session = login(cluster, printer, badge=bob["badge"]).json()
+        result = release(cluster, session["session"], {"jobs": [job_id]}).json()["results"][0]
+        assert result["status"] == "printer-out-of-service"
+        assert sha(data) not in received_hashes(cluster.printers[0])
+    finally:
+        analyst_call(cluster, "PUT", f"/printers/{printer}/service", json={"in_service": True, "reason": ""})
+    assert release(cluster, session["session"], {"jobs": [job_id]}).json()["results"][0]["status"] == "printed"
