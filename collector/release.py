@@ -115,7 +115,7 @@ def release_site_claim(node: Node, job_id: str) -> None:
 
 def print_here(node: Node, claim: Claim, printer: dict[str, Any],
                locations: list[str] | None = None) -> ReleaseResult:
-    """Send a job this collector holds to `printer` under claim `token`, and record the outcome.
+    """Send a job this collector holds to `printer` under `claim`, and record the outcome.
 
     `locations` are the job's copies as the analyst knows them; all of them go once it printed.
     """
@@ -124,6 +124,7 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     job_id = claim.job_id
     meta = node.spool.meta(job_id)
     if meta.get("owner") != claim.user:
+        _finish(node, claim, "held", reason="not-owner", printer=printer["id"])
         return _result(job_id, "not-owner")
     try:
         node.spool.verify(job_id)  # never send half a document: authenticate all of it first
