@@ -85,7 +85,7 @@ class SpoolStore:
         return self.jobs / f"{job_id}.spool", self.jobs / f"{job_id}.json"
 
     def writable(self) -> bool:
-        probe = self.tmp / f".probe-{os.getpid()}"
+        probe = self._tmp(".probe")  # unique: health checks arrive concurrently
         try:
             probe.write_bytes(b"x")
             probe.unlink()
