@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -158,7 +159,16 @@ def _unknown_copy(node: Node, job_id: str, meta: dict[str, Any], journalled: set
     return "adopted"
 
 
-def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: float) -> int:
+@dataclass
+class LastScan:
+    """What the last full repair scan saw, so an unchanged cluster is not rescanned every few seconds."""
+
+    view: frozenset[str] = frozenset()
+    at: float = float("-inf")
+
+
+def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: float,
+                    scan: LastScan | None = None) -> int:
     """Copy again every job this node holds that has fewer live copies than wanted.
 
     A holder that vanished counts as holding its copies for `grace_seconds` (a restart is not a
@@ -169,6 +179,13 @@ def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: f
     now = time.monotonic()
     for back in [c for c in absent_since if c in members]:
         del absent_since[back]
+    # Reading every job's metadata is O(spool): do it only when something can have changed —
+    # membership moved, a vanished holder is waiting out its grace, or a minute has passed.
+    if scan is not None:
+        view = frozenset(members)
+        if not absent_since and view == scan.view and now - scan.at < 60:
+            return 0
+        scan.view, scan.at = view, now
     repaired = 0
     for job_id in node.spool.job_ids():
         try:
@@ -252,13 +269,15 @@ class Housekeeper:
         self.node = node
         self.stop_event = threading.Event()
         self.absent_since: dict[str, float] = {}
+        self.last_scan = LastScan()
         self.analyst_away = False
         self.failed_probes = 0
         cfg = node.config
         self.duties: list[tuple[str, float, Callable[[], Any]]] = [
             ("journal", 2.0, lambda: replay_journal(node)),
             ("directory", 30.0, node.directory.refresh),
-            ("repair", 5.0, lambda: repair_replicas(node, self.absent_since, cfg.repair_grace_seconds)),
+            ("repair", 5.0, lambda: repair_replicas(node, self.absent_since, cfg.repair_grace_seconds,
+                                                    self.last_scan)),
             ("reconcile", cfg.reconcile_seconds, lambda: reconcile(node)),
             ("orphans", cfg.reconcile_seconds, lambda: sweep_orphans(node)),
             ("expire", cfg.expire_seconds, lambda: expire_jobs(node)),
