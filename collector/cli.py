@@ -52,8 +52,11 @@ def main(argv: list[str]) -> int:
     # A returning node first hands the analyst what it journalled, then drops what was deleted
     # while it was away; only then does it accept requests.
     replay_journal(node)
-    summary = reconcile(node)
-    log.info("collector %s reconciled its spool: %s", cfg.id, summary)
+    try:
+        summary = reconcile(node)
+        log.info("collector %s reconciled its spool: %s", cfg.id, summary)
+    except Exception:  # noqa: BLE001 - never let a bad record keep a node down; housekeeping retries
+        log.exception("reconcile at start failed; the housekeeping will try again")
 
     gunicorn = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", cfg.bind, "--worker-class", "gthread",

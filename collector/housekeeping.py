@@ -151,7 +151,11 @@ def _unknown_copy(node: Node, job_id: str, meta: dict[str, Any], journalled: set
         return "kept"
     record = {**meta, "locations": sorted({*meta.get("locations", []), node.id})}
     record.pop("provisional", None)
-    job, _ = node.analyst.register_job(record)
+    try:
+        job, _ = node.analyst.register_job(record)
+    except PullprintError as exc:  # unreachable, or refused: keep the copy, ask again next time
+        log.warning("could not register unknown job %s from this node's copy: %s", job_id, exc.code)
+        return "kept"
     if job["id"] != job_id:
         node.spool.delete(job_id)  # the same CUPS job was registered under another id: that one stands
         return "dropped"
@@ -214,6 +218,8 @@ def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: f
                 node.analyst.add_location(job_id, peer)
             except AnalystUnavailable:
                 node.journal.append("location", {"id": job_id, "collector": peer})
+            except PullprintError as exc:  # the job ended meanwhile; reconcile drops the copies
+                log.info("copy of %s on %s not recorded: %s", job_id, peer, exc.code)
         if added:
             node.spool.update_meta(job_id, locations=sorted(set(meta.get("locations", [])) | set(added)))
             repaired += 1
