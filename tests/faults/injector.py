@@ -50,8 +50,9 @@ class Links:
 class Injector:
     def __init__(self, cluster: LocalCluster, workload: Workload, links: Links, *, kills: int,
                  other_every: int = 4, seed: int | None = None, down: tuple[float, float] = (0.3, 2.5),
-                 gap: tuple[float, float] = (0.3, 1.5)) -> None:
+                 gap: tuple[float, float] = (0.3, 1.5), other_kinds: tuple[str, ...] = OTHER_KINDS) -> None:
         self.cluster, self.workload, self.links = cluster, workload, links
+        self.other_kinds = other_kinds
         self.kills_wanted = kills
         self.other_every = other_every
         self.down, self.gap = down, gap
@@ -186,7 +187,8 @@ class Injector:
 
     def _next_kind(self, index: int) -> str:
         if self.other_every and index % self.other_every == self.other_every - 1:
-            choices = [k for k in OTHER_KINDS if not k.endswith("-link") or k.split("-")[1] in self.links.control]
+            choices = [k for k in self.other_kinds
+                       if not k.endswith("-link") or k.split("-")[1] in self.links.control]
             return self.rng.choice(choices)
         return self.rng.choices(KILL_KINDS, weights=(3, 2, 2, 2))[0]
 

@@ -71,7 +71,7 @@ class ProxyLinks:
 def run(*, kills: int, jobs: int, out: Path | None = None, submitters: int = 4, terminals: int = 4,
         max_minutes: float = 240.0, keep_state: bool = False, seed: int | None = None,
         other_every: int = 4, collectors: int = 3, printers: int = 2, pause: float = 0.05,
-        log=print) -> dict[str, Any]:  # noqa: ANN001
+        other_kinds: tuple[str, ...] | None = None, log=print) -> dict[str, Any]:  # noqa: ANN001
     folder = state_dir()
     links = ProxyLinks(folder / "proxies")
     cluster = LocalCluster(folder, n_collectors=collectors, n_printers=printers, with_cupsd=False,
@@ -85,7 +85,8 @@ def run(*, kills: int, jobs: int, out: Path | None = None, submitters: int = 4, 
         ledger = Ledger(folder / "ledger.jsonl")
         workload = Workload(target, ledger, jobs=jobs, submitters=submitters, terminals=terminals, pause=pause,
                             seed=seed)
-        injector = Injector(cluster, workload, links.links, kills=kills, other_every=other_every, seed=seed)
+        injector = Injector(cluster, workload, links.links, kills=kills, other_every=other_every, seed=seed,
+                            **({"other_kinds": other_kinds} if other_kinds else {}))
         workload.keep_going = lambda: injector.kills < kills and not injector.stop_event.is_set()
         deadline = time.monotonic() + max_minutes * 60
         workload.start()
