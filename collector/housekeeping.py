@@ -212,7 +212,9 @@ def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: f
         try:
             added = replicate(node, job_id, meta, exclude=holders)
         except PullprintError:
-            continue
+            added = []
+        if len(holders) + len(added) < node.config.replicas and scan is not None:
+            scan.at = float("-inf")  # still short (a peer not serving yet?): look again next round
         for peer in added:
             try:
                 node.analyst.add_location(job_id, peer)

@@ -93,7 +93,7 @@ def _finish(node: Node, claim: Claim, state: str, **fields: Any) -> None:
                                        "collector": node.id, "offline_at": _now_iso(), **fields})
 
 
-def take_site_claim(node: Node, job_id: str, ttl_seconds: float) -> bool | None:
+def take_site_claim(node: Node, job_id: str, ttl_seconds: float, *, force: bool = False) -> bool | None:
     """The site-wide release mutex in Redis, taken before every release, online or offline.
 
     The analyst's compare-and-set decides online; this key is what lets an offline release know
@@ -103,7 +103,7 @@ def take_site_claim(node: Node, job_id: str, ttl_seconds: float) -> bool | None:
     try:
         if node.redis.exists(keys.job_gone(job_id)):
             return False
-        return bool(node.redis.set(keys.offline_claim(job_id), node.id, nx=True, ex=max(1, int(ttl_seconds))))
+        return bool(node.redis.set(keys.offline_claim(job_id), node.id, nx=not force, ex=max(1, int(ttl_seconds))))
     except Exception:  # noqa: BLE001
         return None
 
@@ -217,7 +217,11 @@ def _printable_here(node: Node, claim: Claim) -> bool:
 def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], warnings: list[str],
                 confirm_interrupted: bool = False) -> ReleaseResult:
     members = node.live_peers()
-    site_claim = take_site_claim(node, job_id, node.config.lease_seconds)
+    # The site mutex lives until the release's outcome is recorded (a releaser that dies leaves it
+    # taken, so no offline release can print the job while the analyst may still see it releasing).
+    # A user who confirms an interrupted job takes it over; the analyst's compare-and-set decides.
+    site_claim = take_site_claim(node, job_id, node.config.job_lifetime_hours * 3600,
+                                 force=confirm_interrupted)
     if site_claim is False:
         return _result(job_id, "not-releasable")
     try:
@@ -227,15 +231,18 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
         claim = Claim(job_id, user, token)
         locations = list(job.get("locations", []))
     except AnalystUnavailable as exc:
+        if confirm_interrupted:  # only the analyst can say whether the job was interrupted
+            release_site_claim(node, job_id)
+            return _result(job_id, "analyst-unreachable")
         if exc.maybe_acted:
-            # The claim may have gone through (a slow analyst, not a dead one): nothing is printed,
-            # and the site claim stays until the lease would lapse, so nobody releases it meanwhile.
+            # The claim may have gone through (a slow analyst, not a dead one). Nothing was printed,
+            # so the site claim goes: if the analyst did take the claim, its lease lapses into
+            # "interrupted", which only the user's confirmation releases again.
+            release_site_claim(node, job_id)
             return _result(job_id, "analyst-unreachable")
         if site_claim is None:  # neither the analyst nor Redis can vouch that nobody else prints it
             return _result(job_id, "analyst-unreachable")
-        # Offline: the site claim now stands until the release is replayed to the analyst.
-        with contextlib.suppress(Exception):
-            node.redis.expire(keys.offline_claim(job_id), int(node.config.job_lifetime_hours * 3600))
+        # Offline: the site claim stands until the release is replayed to the analyst.
         claim = Claim(job_id, user, 0, _now_iso())
         # Offline we do not know the copies: this node, else every live peer (one without it says so).
         locations = [node.id] if _printable_here(node, claim) else sorted(members)
