@@ -13,12 +13,12 @@ from pullprint.errors import Locked, Unauthorized
 
 
 def test_session_lives_while_used_and_ends_after_inactivity(redis):
-    store = SessionStore(redis, idle_seconds=1, signing_secret="cluster")
+    store = SessionStore(redis, idle_seconds=2, signing_secret="cluster")
     session = store.create("alice", "p1")
-    for _ in range(3):  # used every 0.6 s: the timer restarts each time
-        time.sleep(0.6)
+    for _ in range(3):  # used every second: the 2 s timer restarts each time (3 s in all)
+        time.sleep(1.0)
         assert store.get(session.token).user == "alice"
-    time.sleep(1.3)
+    time.sleep(2.5)
     with pytest.raises(Unauthorized):
         store.get(session.token)
 
