@@ -96,8 +96,11 @@ class AnalystClient:
     def jobs(self, **filters: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"{self.base}/jobs", params=filters)["jobs"])
 
-    def user_jobs(self, user: str) -> list[dict[str, Any]]:
-        return list(self._call("GET", f"{self.base}/users/{quote(user, safe='')}/jobs")["jobs"])
+    def user_jobs(self, user: str, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """The user's open jobs, oldest first (at most `limit`), and how many there are in all."""
+        query = f"?limit={limit}" if limit else ""
+        answer = self._call("GET", f"{self.base}/users/{quote(user, safe='')}/jobs{query}")
+        return list(answer["jobs"]), int(answer.get("total", len(answer["jobs"])))
 
     def claim(self, job_id: str, *, collector: str, printer: str, user: str, lease_seconds: int,
               offline_at: str | None = None, confirm_interrupted: bool = False) -> tuple[dict[str, Any], int]:

@@ -25,6 +25,7 @@ class CollectorConfig:
     release_mode: str = "direct"        # "direct": the holder prints; "pull": fetch, then print here
     session_idle_seconds: int = 60
     login_budget_seconds: float = 2.0
+    terminal_job_limit: int = 100       # jobs listed at a terminal (oldest first); "release all" takes every one
     analyst_timeout: float = 1.0        # per call; a dead analyst costs at most this, then the cache answers
     peer_timeout: float = 1.0           # per call to another collector (connect + first byte)
     member_ttl_seconds: float = 3.0     # a collector that stops heartbeating is dead after this

@@ -13,7 +13,9 @@ _JOB = {"type": "object", "properties": {
     "reason": {"type": "string"}, "message": {"type": "string"}}}
 _LISTING = {"type": "object", "properties": {
     "user": {"type": "string"}, "printer": {"type": "string"},
-    "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+    "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"},
+             "description": "oldest first, at most terminal_job_limit (100) of them"},
+    "jobs_total": {"type": "integer", "description": "all the user's open jobs; release all takes every one"},
     "warnings": {"type": "array", "items": {"type": "string"}}}}
 _RESULT = {"type": "object", "required": ["id", "status"], "properties": {
     "id": {"type": "string"},

@@ -103,17 +103,21 @@ def _jobs_from_peers(node: Node, user: str, members: dict[str, Any], budget: flo
     return sorted((j for i, j in found.items() if i not in taken), key=lambda j: j.get("submitted_at", ""))
 
 
-def list_jobs(node: Node, session: Session) -> dict[str, Any]:
-    """The user's jobs with where they can be printed from; never waits on a dead node."""
+def list_jobs(node: Node, session: Session, *, everything: bool = False) -> dict[str, Any]:
+    """The user's jobs (oldest first, at most `terminal_job_limit` of them unless `everything`) with
+    where they can be printed from, and how many there are in all; never waits on a dead node."""
+    limit = None if everything else node.config.terminal_job_limit
     members = node.live_peers()
     warnings: list[str] = []
     try:
-        jobs = node.analyst.user_jobs(session.user)
+        jobs, total = node.analyst.user_jobs(session.user, limit)
     except AnalystUnavailable:
         warnings.append("offline: the central service is unreachable; showing jobs the site's collectors hold")
         jobs = _jobs_from_peers(node, session.user, members, node.config.peer_timeout)
+        total = len(jobs)
+        jobs = jobs[:limit]
     listed = [_availability(node, job, members) for job in jobs if job.get("state") in LISTED_STATES]
-    return {"jobs": listed, "warnings": warnings}
+    return {"jobs": listed, "jobs_total": total, "warnings": warnings}
 
 
 def _check_printer(node: Node, printer: dict[str, Any]) -> tuple[bool, str | None, list[str], str]:
@@ -171,7 +175,7 @@ def _release(node: Node, session: Session, wanted: list[str] | None,
              remember: Callable[[dict[str, Any]], None], confirm_interrupted: bool = False) -> dict[str, Any]:
     printer = node.directory.printer(session.printer)
     if wanted is None:
-        listing = list_jobs(node, session)["jobs"]
+        listing = list_jobs(node, session, everything=True)["jobs"]
         wanted = [j["id"] for j in listing if j.get("available")]
     allowed, reason, warnings, message = _check_printer(node, printer)
     if not allowed:

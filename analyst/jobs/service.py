@@ -182,10 +182,15 @@ def lookup_jobs(session: Session, job_ids: list[str]) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.id.in_(job_ids))))
 
 
-def user_jobs(session: Session, owner: str) -> list[Job]:
-    """What the owner sees at a terminal: held, releasing and failed jobs, oldest first."""
-    query = select(Job).where(Job.owner == owner, Job.state.in_(OPEN_STATES))
-    return list(session.scalars(query.order_by(Job.submitted_at, Job.id)))
+def user_jobs(session: Session, owner: str, limit: int | None = None) -> tuple[list[Job], int]:
+    """What the owner sees at a terminal: held, releasing and failed jobs, oldest first (at most
+    `limit` of them), and how many there are in all."""
+    where = (Job.owner == owner, Job.state.in_(OPEN_STATES))
+    query = select(Job).where(*where).order_by(Job.submitted_at, Job.id)
+    jobs = list(session.scalars(query.limit(limit) if limit is not None else query))
+    total = len(jobs) if limit is None or len(jobs) < limit else \
+        int(session.scalar(select(func.count()).select_from(Job).where(*where)) or 0)
+    return jobs, total
 
 
 def claim_job(session: Session, job_id: str, *, user: str, collector: str, printer: str,

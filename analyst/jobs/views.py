@@ -60,8 +60,10 @@ def lookup() -> ResponseReturnValue:
 
 @bp.get("/users/<name>/jobs")
 def user_jobs(name: str) -> ResponseReturnValue:
+    limit = query_int("limit", 0, minimum=1, maximum=10_000) or None  # absent: all of them
     with transaction() as session:
-        return {"jobs": [service.job_to_dict(job) for job in service.user_jobs(session, name)]}
+        jobs, total = service.user_jobs(session, name, limit)
+        return {"jobs": [service.job_to_dict(job) for job in jobs], "total": total}
 
 
 @bp.post("/jobs/<job_id>/claim")

@@ -57,6 +57,18 @@ def test_user_sees_open_jobs_with_locations_oldest_first(api: Api, clock: Clock)
     assert jobs[0]["claim"] is None
 
 
+def test_user_listing_is_capped_by_limit_and_counts_them_all(api: Api, clock: Clock) -> None:
+    for n in range(5):
+        api.post("/jobs", json=job_body(f"j{n}"))
+        clock.advance(seconds=1)
+    capped = api.get("/users/alice/jobs?limit=2").json
+    assert [j["id"] for j in capped["jobs"]] == ["j0", "j1"] and capped["total"] == 5
+    everything = api.get("/users/alice/jobs").json
+    assert len(everything["jobs"]) == 5 and everything["total"] == 5
+    assert api.get("/users/alice/jobs?limit=0").status_code == 400
+    assert api.get("/users/alice/jobs?limit=many").status_code == 400
+
+
 def test_list_jobs_by_state_and_location(api: Api) -> None:
     api.post("/jobs", json=job_body("a", locations=["c1"]))
     api.post("/jobs", json=job_body("b", locations=["c2"]))

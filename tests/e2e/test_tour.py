@@ -9,7 +9,8 @@ import time
 
 import requests
 
-from tests.e2e.conftest import MAX_JOB_BYTES, login, received_hashes, release, sha, submit, user, wait_for
+from tests.e2e.conftest import (MAX_JOB_BYTES, analyst_call, login, received_hashes, release, sha, submit, user,
+                                 wait_for)
 
 
 def test_lp_then_badge_login_then_release_prints_identical_bytes_once(cluster, tmp_path):
@@ -196,3 +197,31 @@ def _assert_spools_clean(cluster) -> None:
         assert not [p for p in (collector.spool_dir / "tmp").iterdir() if not p.name.startswith(".probe")]
         for meta in (collector.spool_dir / "jobs").glob("*.spool"):
             assert meta.with_suffix(".json").exists()
+
+
+def test_a_user_with_more_jobs_than_a_terminal_lists_logs_in_and_releases_them_all(cluster):
+    """The listing holds the oldest 100 and the count of all; "release all" prints every one, once."""
+    pin = "8642"
+    assert analyst_call(cluster, "POST", "/users", json={"name": "hoarder", "pin": pin}).status_code in (200, 201)
+    documents = [f"%!PS hoarder job {n}\n".encode() + os.urandom(64) for n in range(104)]
+    ids = []
+    for data in documents:
+        answer = submit(cluster, "hoarder", data)
+        assert answer.status_code == 201, answer.text
+        ids.append(answer.json()["id"])
+    printer = cluster.printers[1]
+
+    answer = login(cluster, printer["id"], user="hoarder", pin=pin)
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert body["jobs_total"] == 104
+    assert [j["id"] for j in body["jobs"]] == ids[:100]  # oldest first
+
+    result = release(cluster, body["session"], {"all": True}, key="hoarder-all").json()
+    assert {r["id"] for r in result["results"]} == set(ids)
+    assert {r["status"] for r in result["results"]} <= {"printed", "queued"}
+    wait_for(lambda: all(received_hashes(printer).count(sha(d)) == 1 for d in documents), 120,
+             "every one of the user's jobs at the printer")
+    listing = requests.get(f"{cluster.lb_url}/api/v1/sessions/{body['session']}", timeout=5).json()
+    assert listing["jobs"] == [] and listing["jobs_total"] == 0
+    assert all(received_hashes(printer).count(sha(d)) == 1 for d in documents)
