@@ -9,8 +9,7 @@ import time
 
 import requests
 
-from tests.e2e.conftest import (MAX_JOB_BYTES, analyst_call, login, received_hashes, release, sha, submit, user,
-                                 wait_for)
+from tests.e2e.conftest import MAX_JOB_BYTES, analyst_call, login, received_hashes, release, sha, submit, user, wait_for
 
 
 def test_lp_then_badge_login_then_release_prints_identical_bytes_once(cluster, tmp_path):
