@@ -97,6 +97,38 @@ def replay_journal(node: Node) -> int:
         return 0
 
 
+def reassert_journal_claims(node: Node) -> int:
+    """Put this node's not-yet-replayed releases back into Redis (it restarted empty): their site
+    claims, and `gone` for what they printed. Returns how many claims were put back."""
+    restored = 0
+    lifetime = int(node.config.job_lifetime_hours * 3600)
+    with node.redis.pipeline(transaction=False) as pipe:
+        for entry in node.journal.entries():
+            kind, payload = entry.get("kind"), entry.get("payload", {})
+            if kind not in ("offline-release", "finish") or not payload.get("id"):
+                continue
+            if kind == "offline-release":
+                pipe.set(keys.offline_claim(payload["id"]), node.id, nx=True, ex=lifetime)
+                restored += 1
+            if payload.get("state") == "printed":
+                pipe.set(keys.job_gone(payload["id"]), "printed", ex=lifetime)
+        pipe.execute()
+    return restored
+
+
+def restore_analyst_claims(node: Node) -> int:
+    """Claim, site-wide, every job the analyst sees being released or interrupted, so that no
+    offline release prints one of them after Redis forgot their claims."""
+    lifetime = int(node.config.job_lifetime_hours * 3600)
+    jobs = node.analyst.jobs(state="releasing", limit="10000")
+    jobs += node.analyst.jobs(state="held", reason="interrupted", limit="10000")
+    with node.redis.pipeline(transaction=False) as pipe:
+        for job in jobs:
+            pipe.set(keys.offline_claim(job["id"]), "restored", nx=True, ex=lifetime)
+        pipe.execute()
+    return len(jobs)
+
+
 def reconcile(node: Node) -> dict[str, int]:
     """Square this node's spool with the analyst, job by job.
 
@@ -280,6 +312,7 @@ class Housekeeper:
         self.last_scan = LastScan()
         self.analyst_away = False
         self.failed_probes = 0
+        self.claims_missing_since: float | None = None
         cfg = node.config
         self.duties: list[tuple[str, float, Callable[[], Any]]] = [
             ("journal", 2.0, lambda: replay_journal(node)),
@@ -309,7 +342,9 @@ class Housekeeper:
             if self.failed_probes >= 2:
                 with contextlib.suppress(Exception):
                     self.node.redis.set(down_key, cfg.id, px=int(cfg.heartbeat_seconds * 3000))
+            self.keep_site_claims(analyst_reachable=False)
             return
+        self.keep_site_claims(analyst_reachable=True)
         self.failed_probes = 0
         if self.analyst_away:
             # The analyst is back: replay the journal now, then drop what it says is gone.
@@ -318,6 +353,27 @@ class Housekeeper:
             self._next["journal"], self._next["reconcile"], self._next["directory"] = now, now + 1, now
         with contextlib.suppress(Exception):
             self.node.redis.delete(down_key)
+
+    def keep_site_claims(self, *, analyst_reachable: bool) -> None:
+        """Notice that Redis restarted empty (its `claims-ready` mark is missing) and put the site's
+        release claims back: every collector its journal's, at every beat until the mark is back;
+        then, once all of them have had two beats to do so, one that reaches the analyst adds the
+        analyst's releasing and interrupted jobs and sets the mark. Offline releases wait for it."""
+        node, cfg = self.node, self.node.config
+        try:
+            if node.redis.exists(keys.site_claims_ready(cfg.site)):
+                self.claims_missing_since = None
+                return
+            now = time.monotonic()
+            if self.claims_missing_since is None:
+                self.claims_missing_since = now
+            reassert_journal_claims(node)
+            if analyst_reachable and now - self.claims_missing_since >= 2 * cfg.heartbeat_seconds:
+                restored = restore_analyst_claims(node)
+                node.redis.set(keys.site_claims_ready(cfg.site), node.id)
+                log.info("site release claims restored in redis (%d from the analyst)", restored)
+        except Exception as exc:  # noqa: BLE001 - Redis or the analyst away: try again next beat
+            log.warning("cannot restore the site's release claims yet: %s", exc)
 
     def run_once(self) -> None:
         now = time.monotonic()

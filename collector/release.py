@@ -108,6 +108,13 @@ def take_site_claim(node: Node, job_id: str, ttl_seconds: float, *, force: bool 
         return None
 
 
+def _site_claims_ready(node: Node) -> bool:
+    try:
+        return bool(node.redis.exists(keys.site_claims_ready(node.config.site)))
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def release_site_claim(node: Node, job_id: str) -> None:
     with contextlib.suppress(Exception):
         node.redis.delete(keys.offline_claim(job_id))
@@ -241,6 +248,10 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
             release_site_claim(node, job_id)
             return _result(job_id, "analyst-unreachable")
         if site_claim is None:  # neither the analyst nor Redis can vouch that nobody else prints it
+            return _result(job_id, "analyst-unreachable")
+        if not _site_claims_ready(node):
+            # Redis restarted empty and has not been given back the claims it forgot.
+            release_site_claim(node, job_id)
             return _result(job_id, "analyst-unreachable")
         # Offline: the site claim stands until the release is replayed to the analyst.
         claim = Claim(job_id, user, 0, _now_iso())

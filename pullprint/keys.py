@@ -72,6 +72,15 @@ def offline_claim(job_id: str) -> str:
     return f"{PREFIX}offline-claim:{job_id}"
 
 
+def site_claims_ready(site: str) -> str:
+    """Set once this Redis holds every release claim the site needs to decide offline releases.
+
+    Missing after Redis restarted empty: until the collectors have put back the claims of their
+    journals and the analyst's releasing and interrupted jobs, nobody releases offline.
+    """
+    return f"{PREFIX}claims-ready:{site}"
+
+
 def job_gone(job_id: str) -> str:
     """Marks a job printed or deleted, so a stale copy on a returning node is never released offline."""
     return f"{PREFIX}gone:{job_id}"

@@ -162,12 +162,14 @@ def get_job(session: Session, job_id: str) -> Job:
     return job
 
 
-def list_jobs(session: Session, *, state: str | None = None, location: str | None = None,
-              owner: str | None = None, limit: int = 1000) -> list[Job]:
+def list_jobs(session: Session, *, state: str | None = None, reason: str | None = None,
+              location: str | None = None, owner: str | None = None, limit: int = 1000) -> list[Job]:
     """Jobs matching every filter given, oldest first."""
     query = select(Job)
     if state:
         query = query.where(Job.state == state)
+    if reason:
+        query = query.where(Job.state_reason == reason)
     if owner:
         query = query.where(Job.owner == owner)
     if location:

@@ -39,7 +39,8 @@ def search() -> ResponseReturnValue:
     if state is not None and state not in {s.value for s in JobState}:
         raise BadRequest("bad-field", f"unknown state {state!r}", field="state")
     with transaction() as session:
-        jobs = service.list_jobs(session, state=state, location=request.args.get("location") or None,
+        jobs = service.list_jobs(session, state=state, reason=request.args.get("reason") or None,
+                                 location=request.args.get("location") or None,
                                  owner=request.args.get("owner") or None,
                                  limit=query_int("limit", 1000, minimum=1, maximum=10_000))
         return {"jobs": [service.job_to_dict(job) for job in jobs]}

@@ -79,6 +79,16 @@ def test_list_jobs_by_state_and_location(api: Api) -> None:
     assert api.get("/jobs?state=bogus").status_code == 400
 
 
+def test_list_interrupted_jobs_by_reason(api: Api, clock: Clock) -> None:
+    api.post("/jobs", json=job_body("cut"))
+    api.post("/jobs", json=job_body("plain"))
+    claim(api, "cut", lease_seconds=30)
+    clock.advance(minutes=5)  # the lease and its grace are over: the releaser is gone
+    assert [j["id"] for j in api.post("/maintenance/expire").json["interrupted"]] == ["cut"]
+    assert [j["id"] for j in api.get("/jobs?state=held&reason=interrupted").json["jobs"]] == ["cut"]
+    assert [j["id"] for j in api.get("/jobs?state=held").json["jobs"]] == ["cut", "plain"]
+
+
 def test_lookup_answers_many_jobs_in_one_call(api: Api) -> None:
     api.post("/jobs", json=job_body("a", locations=["c1"]))
     api.post("/jobs", json=job_body("b", locations=["c2"]))

@@ -7,7 +7,8 @@ import time
 
 import requests
 
-from tests.e2e.conftest import login, received_hashes, release, sha, submit, user, wait_for
+from pullprint import keys
+from tests.e2e.conftest import analyst_call, login, received_hashes, release, sha, submit, user, wait_for
 
 
 def _analyst(cluster, path: str) -> dict:
@@ -65,3 +66,67 @@ def test_site_keeps_working_without_the_analyst_and_replays_everything(cluster):
     for collector in cluster.collectors.values():
         for job_id in (online_id, offline_id):
             assert not list((collector.spool_dir / "jobs").glob(f"{job_id}.*"))
+
+
+def _redis(cluster):
+    import redis
+
+    return redis.Redis.from_url(cluster.redis_url, decode_responses=True, socket_timeout=2)
+
+
+def _claims_ready(cluster) -> bool:
+    try:
+        return bool(_redis(cluster).exists(keys.site_claims_ready("main")))
+    except Exception:  # noqa: BLE001 - Redis still starting
+        return False
+
+
+def test_redis_restarted_empty_forgets_no_release_claim(cluster):
+    """A job being released when Redis restarts empty is not printed by an offline release later,
+    and while Redis and the analyst are both away no offline release is made at all."""
+    carol = user(cluster, "carol")
+    printer = cluster.printers[0]
+    in_flight, fresh = os.urandom(20_000), os.urandom(21_000)
+    in_flight_id = submit(cluster, "carol", in_flight).json()["id"]
+    fresh_id = submit(cluster, "carol", fresh).json()["id"]
+    # Another collector is sending `in_flight` right now, as far as the analyst knows.
+    claimed = analyst_call(cluster, "POST", f"/jobs/{in_flight_id}/claim",
+                           json={"user": "carol", "collector": "c9", "printer": printer["id"],
+                                 "lease_seconds": 600})
+    assert claimed.status_code == 200, claimed.text
+
+    cluster.stop_redis(kill=True)
+    cluster.start_redis_again()
+    wait_for(lambda: _claims_ready(cluster), 20, "the collectors to put the site's claims back")
+    assert _redis(cluster).exists(keys.offline_claim(in_flight_id))
+
+    cluster.stop_analyst(kill=True)
+    try:
+        session = login(cluster, printer["id"], badge=carol["badge"]).json()
+        answer = release(cluster, session["session"], {"jobs": [in_flight_id]}).json()
+        assert answer["results"][0]["status"] == "not-releasable"
+
+        # Now Redis restarts empty while the analyst is away: two failures at once. Nothing can
+        # vouch that a job is not being printed elsewhere, so no offline release is made.
+        cluster.stop_redis(kill=True)
+        cluster.start_redis_again()
+        time.sleep(3)  # the collectors notice and put back what their journals hold
+        assert not _claims_ready(cluster)
+        session = login(cluster, printer["id"], badge=carol["badge"]).json()
+        answer = release(cluster, session["session"], {"jobs": [fresh_id]}).json()
+        assert answer["results"][0]["status"] == "analyst-unreachable"
+    finally:
+        cluster.start_analyst_again()
+    assert sha(in_flight) not in received_hashes(printer) and sha(fresh) not in received_hashes(printer)
+
+    wait_for(lambda: _claims_ready(cluster), 20, "the site's claims to be restored once the analyst is back")
+    session = login(cluster, printer["id"], badge=carol["badge"]).json()
+    answer = release(cluster, session["session"], {"jobs": [fresh_id]}).json()
+    assert answer["results"][0]["status"] == "printed"
+    assert received_hashes(printer).count(sha(fresh)) == 1
+    assert sha(in_flight) not in received_hashes(printer)
+    # The other collector's release ends; its job goes away.
+    token = claimed.json()["token"]
+    assert analyst_call(cluster, "POST", f"/jobs/{in_flight_id}/finish",
+                        json={"token": token, "state": "held", "collector": "c9"}).status_code == 200
+    assert analyst_call(cluster, "DELETE", f"/jobs/{in_flight_id}", json={"reason": "test"}).status_code == 200
