@@ -111,6 +111,11 @@ class AnalystClient:
         answer = self._call("POST", f"{self.base}/jobs/{job_id}/claim", json=body)
         return answer["job"], int(answer["token"])
 
+    def renew(self, job_id: str, *, token: int, lease_seconds: float) -> dict[str, Any]:
+        """Extend the claim `token`'s lease; a Conflict (stale-token) means someone has claimed it since."""
+        return self._call("POST", f"{self.base}/jobs/{job_id}/renew",
+                          json={"token": token, "lease_seconds": lease_seconds})["job"]
+
     def finish(self, job_id: str, *, token: int, state: str, reason: str = "", printer: str = "",
                collector: str = "", pages: int | None = None, copies: int | None = None,
                offline_at: str | None = None) -> dict[str, Any]:

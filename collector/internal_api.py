@@ -62,7 +62,7 @@ def direct_print(job_id: str) -> Response:
         raise BadRequest("bad-print-request", "a direct print needs the printer and the claim")
     try:
         claim = Claim(job_id=check_job_id(job_id), user=str(claim["user"]), token=int(claim["token"]),
-                      offline_at=claim.get("offline_at"))
+                      offline_at=claim.get("offline_at"), lease_until=float(claim.get("lease_until") or 0))
     except (KeyError, TypeError, ValueError):
         raise BadRequest("bad-print-request", "the claim is malformed") from None
     n = node()

@@ -68,6 +68,7 @@ class Claim:
     user: str
     token: int = 0
     offline_at: str | None = None  # set when claimed while the analyst was unreachable
+    lease_until: float = 0.0       # wall-clock end of the analyst's lease (0: unknown)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,6 +158,12 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     except Exception as exc:  # noqa: BLE001 - Redis away: the claim still guarantees one print
         log.warning("no cluster-wide lock for printer %s (%s); sending without it", printer["id"],
                     type(exc).__name__)
+    refusal = _still_ours(node, claim)
+    if refusal:
+        lock.release()
+        if refusal != "not-releasable":  # nothing was sent; a superseded claim has nothing to record
+            _finish(node, claim, "held", reason=refusal, printer=printer["id"])
+        return _result(job_id, refusal)
     try:
         needs_cupsd = scheme_of(printer["uri"]) != "socket"
         output = output_for(printer["uri"], cups_server=node.cups_server() if needs_cupsd else None)
@@ -175,6 +182,25 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     # Some bytes may have reached the printer: no automatic resend; the user sees why.
     _finish(node, claim, "failed", reason="print-failed", printer=printer["id"])
     return _result(job_id, "print-failed", f"The printer reported a failure: {outcome.detail}")
+
+
+def _still_ours(node: Node, claim: Claim) -> str | None:
+    """Right before sending: renew the claim's lease at the analyst. Waiting for the printer may
+    have outlasted the lease; if a user has confirmed a new release since, this claim is stale and
+    the job must not go out twice. None: send; otherwise why not."""
+    if claim.offline_at:
+        return None  # the site claim in Redis is the claim, kept until replayed
+    try:
+        node.analyst.renew(claim.job_id, token=claim.token, lease_seconds=node.config.lease_seconds)
+    except AnalystUnavailable:
+        # Nobody can take the job over before the lease we hold lapses: send while it runs.
+        margin = node.config.output_timeout
+        return None if time.time() + margin < claim.lease_until else "analyst-unreachable"
+    except PullprintError as exc:
+        log.warning("claim %d on %s is no longer current (%s): not sending", claim.token, claim.job_id, exc.code)
+        return "not-releasable"
+    claim.lease_until = time.time() + node.config.lease_seconds
+    return None
 
 
 def _send_with_retries(node: Node, output: Any, job: Any, uri: str) -> Any:
@@ -235,7 +261,7 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
         job, token = node.analyst.claim(job_id, collector=node.id, printer=printer["id"], user=user,
                                         lease_seconds=node.config.lease_seconds,
                                         confirm_interrupted=confirm_interrupted)
-        claim = Claim(job_id, user, token)
+        claim = Claim(job_id, user, token, lease_until=time.time() + node.config.lease_seconds)
         locations = list(job.get("locations", []))
     except AnalystUnavailable as exc:
         if confirm_interrupted:  # only the analyst can say whether the job was interrupted

@@ -238,6 +238,33 @@ def claim_job(session: Session, job_id: str, *, user: str, collector: str, print
     return job, token
 
 
+def renew_claim(session: Session, job_id: str, *, token: int, lease_seconds: float, now: datetime) -> Job:
+    """Extend the lease of the claim `token` right before its holder sends the job.
+
+    Compare-and-set on the token: a claim someone else has taken since (a user who confirmed an
+    interrupted release) is stale, and its holder must not send. A claim whose lease lapsed into
+    `interrupted` while its holder waited for the printer, with nobody claiming it since, is still
+    this holder's: it goes back to releasing.
+    """
+    renewed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.claim_token == token,
+               or_(Job.state == JobState.RELEASING.value,
+                   and_(Job.state == JobState.HELD.value, Job.state_reason == INTERRUPTED)))
+        .values(state=JobState.RELEASING.value, state_reason="",
+                lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise NotFound("not-found", f"no job {job_id}")
+    if renewed is None:
+        raise Conflict("stale-token", "the claim token is not the current claim's", state=job.state,
+                       token=job.claim_token)
+    return job
+
+
 def finish_job(session: Session, job_id: str, *, token: int, state: str, reason: str = "",
                printer: str | None = None, collector: str | None = None, pages: int | None = None,
                copies: int | None = None, duplex: bool | None = None, color: bool | None = None,

@@ -85,6 +85,18 @@ def claim(job_id: str) -> ResponseReturnValue:
         return {"job": service.job_to_dict(job), "token": token}
 
 
+@bp.post("/jobs/<job_id>/renew")
+def renew(job_id: str) -> ResponseReturnValue:
+    body = json_body()
+    token = v.integer(body, "token", required=True, minimum=0)
+    lease = v.number(body, "lease_seconds", default=analyst().config.default_lease_seconds, minimum=0.001,
+                     maximum=analyst().config.max_lease_seconds)
+    assert token is not None and lease is not None
+    with transaction() as session:
+        job = service.renew_claim(session, job_id, token=token, lease_seconds=lease, now=now())
+        return {"job": service.job_to_dict(job)}
+
+
 @bp.post("/jobs/<job_id>/finish")
 def finish(job_id: str) -> ResponseReturnValue:
     body = json_body()

@@ -12,7 +12,7 @@ from tests.analyst.conftest import PRINTER_ADDITIONS, Api, Clock, job_body, make
 
 API_CALLS = [
     ("get", "/jobs"), ("post", "/jobs"), ("get", "/jobs/j1"), ("post", "/jobs/j1/claim"),
-    ("post", "/jobs/j1/finish"), ("delete", "/jobs/j1"), ("put", "/jobs/j1/locations/c1"),
+    ("post", "/jobs/j1/finish"), ("post", "/jobs/j1/renew"), ("delete", "/jobs/j1"), ("put", "/jobs/j1/locations/c1"),
     ("delete", "/jobs/j1/locations/c1"), ("get", "/users/alice/jobs"), ("post", "/auth"),
     ("post", "/collectors/c1/heartbeat"), ("get", "/collectors"), ("get", "/printers"), ("get", "/printers/p1"),
     ("post", "/printers"), ("post", "/users"), ("delete", "/users/alice"), ("get", "/sync"), ("get", "/events"),
@@ -30,7 +30,8 @@ def test_every_api_call_needs_the_cluster_token(app: Flask) -> None:
             assert answer.json["error"] == "unauthenticated"
 
 
-@pytest.mark.parametrize("path", ["/jobs", "/jobs/j1/claim", "/jobs/j1/finish", "/auth", "/users", "/printers"])
+@pytest.mark.parametrize("path", ["/jobs", "/jobs/j1/claim", "/jobs/j1/finish", "/jobs/j1/renew", "/auth", "/users",
+                                  "/printers"])
 def test_malformed_json_is_a_400(api: Api, path: str) -> None:
     for data in (b"{not json", b"\xff\xfe", b"[1, 2]", b'"text"', b""):
         answer = api.post(path, data=data, content_type="application/json")

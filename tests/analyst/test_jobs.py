@@ -144,6 +144,31 @@ def test_concurrent_claims_exactly_one_wins(app: Flask, api: Api) -> None:
         assert api.get(f"/events?kind=claim&job=race{n}").json["events"].__len__() == 1
 
 
+def test_renewal_keeps_a_slow_claim_and_refuses_a_superseded_one(api: Api, clock: Clock) -> None:
+    api.post("/jobs", json=job_body())
+    first = claim(api, collector="c1", lease_seconds=30).json["token"]
+    clock.advance(seconds=25)
+    renewed = api.post("/jobs/job1/renew", json={"token": first, "lease_seconds": 30})
+    assert renewed.status_code == 200 and renewed.json["job"]["state"] == "releasing"
+    clock.advance(seconds=25)  # 50 s after the claim, 25 s after the renewal: still c1's
+    assert claim(api, collector="c2", confirm_interrupted=True).status_code == 409
+    # Its holder waited for the printer past its lease: the job was declared interrupted, and
+    # nobody claimed it since, so the renewal gives it back to its holder.
+    clock.advance(minutes=5)
+    assert [j["id"] for j in api.post("/maintenance/expire").json["interrupted"]] == ["job1"]
+    assert api.post("/jobs/job1/renew", json={"token": first, "lease_seconds": 30}).json["job"]["state"] == \
+        "releasing"
+    # Once the user confirmed a new release, the old claim is stale: its holder must not send.
+    clock.advance(minutes=5)
+    api.post("/maintenance/expire")
+    second = claim(api, collector="c2", lease_seconds=30, confirm_interrupted=True)
+    assert second.status_code == 200 and second.json["token"] == first + 1
+    stale = api.post("/jobs/job1/renew", json={"token": first, "lease_seconds": 30})
+    assert stale.status_code == 409 and stale.json["error"] == "stale-token"
+    assert api.post("/jobs/nope/renew", json={"token": 1}).status_code == 404
+    assert api.post("/jobs/job1/renew", json={}).status_code == 400
+
+
 def test_lapsed_lease_is_taken_over_with_a_higher_token(api: Api, clock: Clock) -> None:
     api.post("/jobs", json=job_body())
     first = claim(api, collector="c1", lease_seconds=30)
