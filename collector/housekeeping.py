@@ -121,7 +121,8 @@ def restore_analyst_claims(node: Node) -> int:
     offline release prints one of them after Redis forgot their claims."""
     lifetime = int(node.config.job_lifetime_hours * 3600)
     jobs = node.analyst.jobs(state="releasing", limit="10000")
-    jobs += node.analyst.jobs(state="held", reason="interrupted", limit="10000")
+    jobs += [job for job in node.analyst.jobs(state="held", reason="interrupted", limit="10000")
+             if job.get("state_reason") == "interrupted"]  # (an analyst without the filter sends them all)
     with node.redis.pipeline(transaction=False) as pipe:
         for job in jobs:
             pipe.set(keys.offline_claim(job["id"]), "restored", nx=True, ex=lifetime)
