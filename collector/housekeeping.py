@@ -330,6 +330,7 @@ class Housekeeper:
         cfg = self.node.config
         try:
             membership.announce(self.node.redis, cfg.id, cfg.url, cfg.site, cfg.member_ttl_seconds)
+            self.node.redis_seen_at = time.monotonic()
         except Exception as exc:  # noqa: BLE001
             log.warning("cannot announce membership in redis: %s", exc)
         down_key = keys.analyst_down(cfg.site)
