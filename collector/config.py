@@ -21,6 +21,7 @@ class CollectorConfig:
     max_job_bytes: int = 512 * 1024 * 1024
     replicas: int = 2                   # copies of each job, counting this node's own
     repair_grace_seconds: float = 30.0  # a vanished holder counts as holding its copies this long
+    repair_rest_ratio: float = 1.0      # after each re-copy, rest this many times as long (logins come first)
     provisional_grace_seconds: float = 120.0  # an unregistered copy older than this was never acknowledged
     release_mode: str = "direct"        # "direct": the holder prints; "pull": fetch, then print here
     session_idle_seconds: int = 60

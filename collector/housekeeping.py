@@ -242,10 +242,14 @@ def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: f
         # Only the live holder with the smallest id repairs, so two survivors don't both copy.
         if min(h for h in holders if h == node.id or h in members) != node.id:
             continue
+        copy_started = time.monotonic()
         try:
             added = replicate(node, job_id, meta, exclude=holders)
         except PullprintError:
             added = []
+        # A dead node leaves thousands of jobs to copy again on the survivors, which are now
+        # serving its terminals too: copy at a measured pace rather than at full CPU.
+        time.sleep((time.monotonic() - copy_started) * node.config.repair_rest_ratio)
         if len(holders) + len(added) < node.config.replicas and scan is not None:
             scan.at = float("-inf")  # still short (a peer not serving yet?): look again next round
         for peer in added:
