@@ -25,8 +25,11 @@ EXPIRY_SLACK = timedelta(minutes=5)
 LOOKUP_BATCH = 500  # lets the analyst expire a job (and say so) before its files go
 
 
-def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any]) -> None:
-    """Send one journalled change to the analyst. Unreachable → raise (retry later); refused → drop it."""
+def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any],
+                          settled: frozenset[str] = frozenset()) -> None:
+    """Send one journalled change to the analyst. Unreachable → raise (retry later); refused → drop it.
+
+    `settled`: jobs whose offline claims have an outcome in the journal (nothing more to say)."""
     try:
         if kind == "register":
             job, _ = node.analyst.register_job(payload)
@@ -38,6 +41,15 @@ def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any]) -> Non
             node.analyst.finish(payload["id"], token=payload["token"], state=payload["state"], **fields)
         elif kind == "offline-release":
             _replay_offline_release(node, payload)
+        elif kind == "offline-claim":
+            if payload["id"] in node.offline_in_flight:
+                raise Deferred(payload["id"])  # still going out: its outcome follows
+            if payload["id"] not in settled:
+                # Its releaser died mid-release: some or all of it may have printed. The user decides.
+                _replay_offline_release(node, {**payload, "state": "held", "reason": "interrupted"},
+                                        keep_site_claim=True)
+        elif kind == "offline-claim-settled":
+            pass  # only read by replay_journal, to settle the claim before it
         elif kind == "location":
             node.analyst.add_location(payload["id"], payload["collector"])
         else:
@@ -48,7 +60,7 @@ def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any]) -> Non
         log.warning("journal entry %s for %s refused by the analyst (%s): dropped", kind, payload.get("id"), exc.code)
 
 
-def _replay_offline_release(node: Node, payload: dict[str, Any]) -> None:
+def _replay_offline_release(node: Node, payload: dict[str, Any], *, keep_site_claim: bool = False) -> None:
     """A release made while the analyst was away: replayed as the claim and finish it would have been.
 
     Idempotent: a replay cut short after its claim (the analyst went away again, the node died)
@@ -79,8 +91,9 @@ def _replay_offline_release(node: Node, payload: dict[str, Any]) -> None:
     fields = {k: payload.get(k) for k in ("reason", "printer", "pages", "copies")}
     node.analyst.finish(job_id, token=token, state=payload["state"], collector=payload["collector"],
                         offline_at=at, **{k: v for k, v in fields.items() if v is not None})
-    with contextlib.suppress(Exception):
-        node.redis.delete(keys.offline_claim(job_id))
+    if not keep_site_claim:  # an interrupted job keeps it: no offline release may print it again
+        with contextlib.suppress(Exception):
+            node.redis.delete(keys.offline_claim(job_id))
 
 
 def _younger_than(iso: str, *, seconds: float) -> bool:
@@ -90,9 +103,16 @@ def _younger_than(iso: str, *, seconds: float) -> bool:
         return False
 
 
+def _settled(entries: list[dict[str, Any]]) -> frozenset[str]:
+    """Jobs whose offline claims have an outcome in the journal."""
+    return frozenset(str(e.get("payload", {}).get("id")) for e in entries
+                     if e.get("kind") in ("offline-release", "offline-claim-settled"))
+
+
 def replay_journal(node: Node) -> int:
+    settled = _settled(node.journal.entries())
     try:
-        return node.journal.replay(lambda kind, payload: deliver_journal_entry(node, kind, payload))
+        return node.journal.replay(lambda kind, payload: deliver_journal_entry(node, kind, payload, settled))
     except AnalystUnavailable:
         return 0
 
@@ -102,12 +122,14 @@ def reassert_journal_claims(node: Node) -> int:
     claims, and `gone` for what they printed. Returns how many claims were put back."""
     restored = 0
     lifetime = int(node.config.job_lifetime_hours * 3600)
+    entries = node.journal.entries()
+    settled = _settled(entries)
     with node.redis.pipeline(transaction=False) as pipe:
-        for entry in node.journal.entries():
+        for entry in entries:
             kind, payload = entry.get("kind"), entry.get("payload", {})
-            if kind not in ("offline-release", "finish") or not payload.get("id"):
+            if kind not in ("offline-claim", "offline-release", "finish") or not payload.get("id"):
                 continue
-            if kind == "offline-release":
+            if kind == "offline-release" or (kind == "offline-claim" and payload["id"] not in settled):
                 pipe.set(keys.offline_claim(payload["id"]), node.id, nx=True, ex=lifetime)
                 restored += 1
             if payload.get("state") == "printed":

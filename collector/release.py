@@ -109,6 +109,16 @@ def take_site_claim(node: Node, job_id: str, ttl_seconds: float, *, force: bool 
         return None
 
 
+def _why_taken(node: Node, job_id: str) -> str:
+    """The site claim is taken: the job is being released, was printed, or its release was
+    interrupted (then the user may confirm, and should hear so)."""
+    try:
+        job = node.analyst.job(job_id)
+    except PullprintError:
+        return "not-releasable"
+    return "interrupted" if job.get("state_reason") == "interrupted" else "not-releasable"
+
+
 def _site_claims_ready(node: Node) -> bool:
     try:
         return bool(node.redis.exists(keys.site_claims_ready(node.config.site)))
@@ -256,7 +266,7 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
     site_claim = take_site_claim(node, job_id, node.config.job_lifetime_hours * 3600,
                                  force=confirm_interrupted)
     if site_claim is False:
-        return _result(job_id, "not-releasable")
+        return _result(job_id, _why_taken(node, job_id))
     try:
         job, token = node.analyst.claim(job_id, collector=node.id, printer=printer["id"], user=user,
                                         lease_seconds=node.config.lease_seconds,
@@ -289,6 +299,27 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
             return _result(job_id, "interrupted")
         code = {404: "not-found", 403: "not-owner", 409: "not-releasable"}.get(exc.status, exc.code)
         return _result(job_id, code)
+    if not claim.offline_at:
+        return _deliver(node, claim, printer, locations, members, warnings)
+    # Write-ahead: the journal knows of the offline claim before any byte goes out. A releaser that
+    # dies mid-print leaves it unsettled, and its replay tells the analyst the release was
+    # interrupted (user decides), even if Redis, the only other record of it, is lost or unreachable.
+    node.journal.append("offline-claim", {"id": job_id, "user": user, "printer": printer["id"],
+                                          "at": claim.offline_at, "collector": node.id})
+    node.offline_in_flight.add(job_id)
+    try:
+        result = _deliver(node, claim, printer, locations, members, warnings)
+        if result.status != "interrupted":
+            node.journal.append("offline-claim-settled", {"id": job_id})
+        return result
+    finally:
+        node.offline_in_flight.discard(job_id)
+
+
+def _deliver(node: Node, claim: Claim, printer: dict[str, Any], locations: list[str],
+             members: dict[str, dict[str, Any]], warnings: list[str]) -> ReleaseResult:
+    """Print a claimed job here, or have a live holder of a copy print it (or pull it here first)."""
+    job_id = claim.job_id
     if _printable_here(node, claim):
         result = print_here(node, claim, printer, locations)
         result.warnings = warnings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import os
 import time
 
@@ -130,3 +132,48 @@ def test_redis_restarted_empty_forgets_no_release_claim(cluster):
     assert analyst_call(cluster, "POST", f"/jobs/{in_flight_id}/finish",
                         json={"token": token, "state": "held", "collector": "c9"}).status_code == 200
     assert analyst_call(cluster, "DELETE", f"/jobs/{in_flight_id}", json={"reason": "test"}).status_code == 200
+
+
+def _printing(cluster, printer_id: str) -> bool:
+    status = cluster.sim.control.printer(printer_id)
+    return bool(status.get("printing", status.get("status", {}).get("printing")))
+
+
+def test_an_offline_release_whose_releaser_dies_mid_print_waits_for_the_user(cluster):
+    """The offline claim is journalled before a byte goes out: when its releaser dies while the
+    printer takes the job, the analyst learns on replay that the release was interrupted, and no
+    plain release (a retry, another terminal) prints it a second time."""
+    alice = user(cluster, "alice")
+    printer = cluster.printers[1]
+    releaser = cluster.collectors["c3"]
+    data = os.urandom(30_000)
+    job_id = submit(cluster, "alice", data, url=releaser.url).json()["id"]
+    cluster.sim.control.sink(printer["id"], delay_seconds=4.0)  # the printer takes its time
+    cluster.stop_analyst(kill=True)
+    try:
+        session = login(cluster, printer["id"], badge=alice["badge"], url=releaser.url).json()["session"]
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(release, cluster, session, {"jobs": [job_id]}, url=releaser.url)
+            # Claimed offline (journalled), connected, the bytes on their way: the releaser dies.
+            wait_for(lambda: _printing(cluster, printer["id"]), 20, "the releaser to connect to the printer")
+            time.sleep(0.3)
+            cluster.kill_collector("c3")
+            with contextlib.suppress(requests.RequestException):
+                pending.result()
+    finally:
+        cluster.start_analyst_again()
+        cluster.start_collector("c3")
+        cluster.sim.control.sink(printer["id"], delay_seconds=0)
+    wait_for(lambda: _analyst(cluster, f"/jobs/{job_id}")["job"]["state_reason"] == "interrupted", 30,
+             "the replayed offline claim to mark the release interrupted")
+
+    session = login(cluster, printer["id"], badge=alice["badge"]).json()["session"]
+    answer = release(cluster, session, {"jobs": [job_id]}).json()
+    assert answer["results"][0]["status"] == "interrupted"
+    time.sleep(4.5)  # whatever the dead releaser had sent is in by now
+    came_out = received_hashes(printer).count(sha(data))
+    assert came_out <= 1
+    # The user looked at the printer and asked again: only a confirmed release prints it again.
+    confirmed = release(cluster, session, {"jobs": [job_id], "confirm_interrupted": True}).json()
+    assert confirmed["results"][0]["status"] == "printed"
+    assert received_hashes(printer).count(sha(data)) == came_out + 1

@@ -145,12 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/faults_long.json"))
     parser.add_argument("--submitters", type=int, default=4)
     parser.add_argument("--terminals", type=int, default=4)
+    parser.add_argument("--printers", type=int, default=2)
     parser.add_argument("--max-minutes", type=float, default=240.0)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep-state", action="store_true", help="keep the state folder (logs, ledger, sinks)")
     args = parser.parse_args(argv)
     report = run(kills=args.kills, jobs=args.jobs, out=args.out, submitters=args.submitters,
-                 terminals=args.terminals, max_minutes=args.max_minutes, keep_state=args.keep_state, seed=args.seed,
+                 terminals=args.terminals, printers=args.printers, max_minutes=args.max_minutes,
+                 keep_state=args.keep_state, seed=args.seed,
                  log=lambda line: print(line, flush=True))
     summary = {k: report.get(k) for k in ("jobs_acknowledged", "printed", "lost", "duplicated", "phantom",
                                          "double_acknowledged", "interrupted_user_decides", "stuck_held",
