@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     node.spool.clear_leftovers()
     # A returning node first hands the analyst what it journalled, then drops what was deleted
     # while it was away; only then does it accept requests.
-    replay_journal(node)
+    replay_journal(node, at_start=True)
     try:
         summary = reconcile(node)
         log.info("collector %s reconciled its spool: %s", cfg.id, summary)

@@ -26,10 +26,11 @@ LOOKUP_BATCH = 500  # lets the analyst expire a job (and say so) before its file
 
 
 def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any],
-                          settled: frozenset[str] = frozenset()) -> None:
+                          settled: frozenset[str] = frozenset(), at_start: bool = False) -> None:
     """Send one journalled change to the analyst. Unreachable → raise (retry later); refused → drop it.
 
-    `settled`: jobs whose offline claims have an outcome in the journal (nothing more to say)."""
+    `settled`: jobs whose offline claims have an outcome in the journal (nothing more to say).
+    `at_start`: the node is starting, so no release of its own is still going out."""
     try:
         if kind == "register":
             job, _ = node.analyst.register_job(payload)
@@ -42,12 +43,13 @@ def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any],
         elif kind == "offline-release":
             _replay_offline_release(node, payload)
         elif kind == "offline-claim":
-            if payload["id"] in node.offline_in_flight:
-                raise Deferred(payload["id"])  # still going out: its outcome follows
-            if payload["id"] not in settled:
-                # Its releaser died mid-release: some or all of it may have printed. The user decides.
-                _replay_offline_release(node, {**payload, "state": "held", "reason": "interrupted"},
-                                        keep_site_claim=True)
+            if payload["id"] in settled:
+                return
+            if not at_start and _younger_than(payload["at"], seconds=node.config.lease_seconds):
+                raise Deferred(payload["id"])  # may still be going out (in a worker): its outcome follows
+            # Its releaser died mid-release: some or all of it may have printed. The user decides.
+            _replay_offline_release(node, {**payload, "state": "held", "reason": "interrupted"},
+                                    keep_site_claim=True)
         elif kind == "offline-claim-settled":
             pass  # only read by replay_journal, to settle the claim before it
         elif kind == "location":
@@ -109,10 +111,11 @@ def _settled(entries: list[dict[str, Any]]) -> frozenset[str]:
                      if e.get("kind") in ("offline-release", "offline-claim-settled"))
 
 
-def replay_journal(node: Node) -> int:
+def replay_journal(node: Node, *, at_start: bool = False) -> int:
     settled = _settled(node.journal.entries())
     try:
-        return node.journal.replay(lambda kind, payload: deliver_journal_entry(node, kind, payload, settled))
+        return node.journal.replay(lambda kind, payload: deliver_journal_entry(node, kind, payload, settled,
+                                                                               at_start))
     except AnalystUnavailable:
         return 0
 

@@ -35,7 +35,6 @@ class Node:
     # Releases run here so a slow printer never holds a request past release_wait_seconds.
     release_pool: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="release"))
-    offline_in_flight: set[str] = field(default_factory=set)  # jobs this process is releasing offline now
     redis_seen_at: float = 0.0  # monotonic time of the heartbeat's last successful Redis write
     _local_cupsd: Any = None
     _cupsd_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -306,14 +306,10 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
     # interrupted (user decides), even if Redis, the only other record of it, is lost or unreachable.
     node.journal.append("offline-claim", {"id": job_id, "user": user, "printer": printer["id"],
                                           "at": claim.offline_at, "collector": node.id})
-    node.offline_in_flight.add(job_id)
-    try:
-        result = _deliver(node, claim, printer, locations, members, warnings)
-        if result.status != "interrupted":
-            node.journal.append("offline-claim-settled", {"id": job_id})
-        return result
-    finally:
-        node.offline_in_flight.discard(job_id)
+    result = _deliver(node, claim, printer, locations, members, warnings)
+    if result.status != "interrupted":
+        node.journal.append("offline-claim-settled", {"id": job_id})
+    return result
 
 
 def _deliver(node: Node, claim: Claim, printer: dict[str, Any], locations: list[str],
