@@ -46,9 +46,13 @@ def new_installation_key() -> bytes:
 def load_installation_key(path: str | os.PathLike[str]) -> bytes:
     """Read a key file: 32 raw bytes or 64 hex characters."""
     with open(path, "rb") as fh:
-        data = fh.read().strip()
-    if len(data) == 64:
-        data = bytes.fromhex(data.decode("ascii"))
+        data = fh.read()
+    if len(data) != 32:  # not raw: hex text, maybe with a newline (raw bytes are never stripped)
+        text = data.strip()
+        try:
+            data = bytes.fromhex(text.decode("ascii")) if len(text) == 64 else text
+        except (UnicodeDecodeError, ValueError):
+            data = b""
     if len(data) != 32:
         raise ValueError(f"installation key in {path} must be 32 bytes (or 64 hex characters)")
     return data

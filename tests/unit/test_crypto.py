@@ -96,3 +96,10 @@ def test_installation_key_file_hex_or_raw(tmp_path):
     (tmp_path / "short").write_text("abcd")
     with pytest.raises(ValueError):
         crypto.load_installation_key(tmp_path / "short")
+    # A raw key that begins or ends with bytes that look like whitespace is still the key.
+    spaced = b"\n" + key[1:-1] + b" "
+    (tmp_path / "spaced").write_bytes(spaced)
+    assert crypto.load_installation_key(tmp_path / "spaced") == spaced
+    (tmp_path / "not-hex").write_text("zz" * 32)
+    with pytest.raises(ValueError):
+        crypto.load_installation_key(tmp_path / "not-hex")
