@@ -2,10 +2,11 @@
 
     .venv/bin/python -m tests.faults.run --kills 200 --jobs 20000 --out benchmarks/results/faults_long.json
 
-Starts a LocalCluster (3 collectors, 2 printers, no cupsd: the workload speaks the backend's HTTP
-itself) whose collectors reach the analyst and Redis through fault-injecting TCP proxies, runs the
-workload and the injector until both the job count and the kill count are reached (or --max-minutes
-passes), restores everything, lets the cluster settle, drains every user's held jobs, and checks.
+Starts a LocalCluster (3 collectors, 4 printers by default, no cupsd: the workload speaks the
+backend's HTTP itself; 2 submitters and 8 badge terminals) whose collectors reach the analyst and
+Redis through fault-injecting TCP proxies, runs the workload and the injector until both the job
+count and the kill count are reached (or --max-minutes passes), restores everything, lets the
+cluster settle, drains every user's held jobs, and checks.
 """
 
 from __future__ import annotations
@@ -143,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=200, help="collector kills, at least (default 200)")
     parser.add_argument("--jobs", type=int, default=20000, help="jobs submitted, at least (default 20000)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/faults_long.json"))
-    parser.add_argument("--submitters", type=int, default=4)
-    parser.add_argument("--terminals", type=int, default=4)
-    parser.add_argument("--printers", type=int, default=2)
+    parser.add_argument("--submitters", type=int, default=2)
+    parser.add_argument("--terminals", type=int, default=8)
+    parser.add_argument("--printers", type=int, default=4)
     parser.add_argument("--max-minutes", type=float, default=240.0)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep-state", action="store_true", help="keep the state folder (logs, ledger, sinks)")
