@@ -140,11 +140,11 @@ def render(cluster: dict[str, object], settings: LbSettings) -> str:
     for name in ("connect_timeout", "http_request_timeout", "client_timeout", "server_timeout"):
         _ms(getattr(settings, name))
     run_as = ""
-    for keyword, name in (("user", settings.run_user), ("group", settings.run_group)):
-        if name:
-            if not _NAME.match(name):
-                raise PullprintError("bad-lb-settings", f"{keyword} {name!r} is not a valid account name")
-            run_as += f"    {keyword} {name}\n"
+    for keyword, account in (("user", settings.run_user), ("group", settings.run_group)):
+        if account:
+            if not _NAME.match(account):
+                raise PullprintError("bad-lb-settings", f"{keyword} {account!r} is not a valid account name")
+            run_as += f"    {keyword} {account}\n"
     values = {
         "haproxy_min_version": "2.6",
         "run_as": run_as,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import urllib.error
 import urllib.request
@@ -22,7 +23,7 @@ class ReceivedJob:
     peer: str
     complete: bool
 
-    def read(self) -> bytes:
+    def read(self) -> builtins.bytes:
         return self.path.read_bytes()
 
 

@@ -19,6 +19,7 @@ import asyncio
 import bisect
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from pyasn1.codec.ber import decoder, encoder
 from pyasn1.error import PyAsn1Error
@@ -66,15 +67,15 @@ class _Drop(smi_error.PySnmpError):
 
 def _value(kind: str, value: object, state: PrinterState) -> object:
     if kind == "int":
-        return rfc1902.Integer32(value)  # type: ignore[arg-type]
+        return rfc1902.Integer32(value)
     if kind == "str":
         return rfc1902.OctetString(str(value))
     if kind == "bytes":
-        return rfc1902.OctetString(value)  # type: ignore[arg-type]
+        return rfc1902.OctetString(value)
     if kind == "oid":
-        return rfc1902.ObjectIdentifier(value)  # type: ignore[arg-type]
+        return rfc1902.ObjectIdentifier(value)
     if kind == "ticks":
-        return rfc1902.TimeTicks(value)  # type: ignore[arg-type]
+        return rfc1902.TimeTicks(value)
     if kind == "uptime":
         return rfc1902.TimeTicks(state.uptime_ticks() % (2**32))
     raise ValueError(kind)
@@ -267,8 +268,10 @@ class SnmpAgent:
                 continue
             sock = self._bind()
             self.ports.append(sock.getsockname()[1])
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda state=state, settings=settings: CommunityResponder(state, settings.community), sock=sock)
+            def responder(state: PrinterState = state, settings: Any = settings) -> CommunityResponder:
+                return CommunityResponder(state, settings.community)
+
+            transport, _ = await loop.create_datagram_endpoint(responder, sock=sock)
             self._endpoints.append(transport)
 
     async def _start_engine(self, printers: list[tuple[PrinterState, SnmpSettings]]) -> list[int]:
@@ -290,7 +293,7 @@ class SnmpAgent:
         await asyncio.gather(*[p for p in pending if p is not None])
         snmp_context = context.SnmpContext(eng)
         snmp_context.unregister_context_name(b"")
-        snmp_context.register_context_name(b"", PrinterInstrumentation(printers))  # type: ignore[arg-type]
+        snmp_context.register_context_name(b"", PrinterInstrumentation(printers))
         cmdrsp.GetCommandResponder(eng, snmp_context)
         cmdrsp.NextCommandResponder(eng, snmp_context)
         cmdrsp.BulkCommandResponder(eng, snmp_context)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -206,7 +206,7 @@ def claim_job(session: Session, job_id: str, *, user: str, collector: str, print
     user looked at the printer and asked again. That includes taking over a lapsed lease. So a
     retried request, a double tap or a second terminal never prints such a job a second time.
     """
-    releasable = Job.state.in_(RELEASABLE)
+    releasable: ColumnElement[bool] = Job.state.in_(RELEASABLE)
     if not confirm_interrupted:
         releasable = and_(releasable, Job.state_reason != INTERRUPTED)
     takeover = and_(Job.state == JobState.RELEASING.value, Job.lease_expires_at < now)

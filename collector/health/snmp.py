@@ -114,7 +114,7 @@ class SnmpTarget:
                    priv_protocol=str(printer.get("snmp_v3_priv_protocol") or "AES").upper(),
                    priv_key=str(printer.get("snmp_v3_priv_key") or ""),
                    timeout=float(printer.get("snmp_timeout") or 1.0),
-                   retries=int(printer.get("snmp_retries") if printer.get("snmp_retries") is not None else 1),
+                   retries=int(printer.get("snmp_retries", 1) if printer.get("snmp_retries") is not None else 1),
                    device_index=int(printer.get("snmp_device_index") or 1))
 
     def auth_data(self) -> CommunityData | UsmUserData:

@@ -60,7 +60,7 @@ def _lock_for(name: str) -> threading.Lock:
 
 
 class CupsQueueOutput:
-    schemes = SCHEMES
+    schemes: tuple[str, ...] = SCHEMES
 
     def __init__(self, cups_server: str, *, poll_interval: float = 0.2) -> None:
         self.cups_server = cups_server
@@ -139,9 +139,8 @@ class CupsQueueOutput:
                 self._restart_queue(conn, name)
                 never_reached = not seen_processing or _connecting(printer_reasons) or (
                     _unreachable(message) and not seen_progress)
-                outcome = "not-sent" if never_reached else "failed"
-                return DeliveryResult(outcome, f"printer queue stopped ({', '.join(printer_reasons)})"
-                                               f"{': ' + message if message else ''}", sent)
+                detail = f"printer queue stopped ({', '.join(printer_reasons)}){': ' + message if message else ''}"
+                return DeliveryResult("not-sent" if never_reached else "failed", detail, sent)
             seen_processing = seen_processing or state == cups.IPP_JOB_PROCESSING
             seen_progress = seen_progress or _progress(message)
             if time.monotonic() >= deadline:

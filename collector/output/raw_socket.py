@@ -17,7 +17,7 @@ DEFAULT_PORT = 9100
 
 
 class RawSocketOutput:
-    schemes = ("socket",)
+    schemes: tuple[str, ...] = ("socket",)
 
     def __init__(self, *, connect_timeout: float = 5.0, write_timeout: float = 30.0,
                  close_wait: float = 10.0) -> None:
