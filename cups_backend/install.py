@@ -130,10 +130,12 @@ def create_class(connection, name: str, uri: str, members: int, *, info: str = "
     that many jobs stream to the cluster at once. Returns the member names.
     """
     names = [f"{name}-{i}" for i in range(1, members + 1)]
+    already = set(connection.getClasses().get(name) or [])  # installing again changes nothing
     for member in names:
         create_queue(connection, member, uri, info=f"{info} ({member})", location=location,
                      error_policy=error_policy)
-        connection.addPrinterToClass(member, name)
+        if member not in already:
+            connection.addPrinterToClass(member, name)
     connection.setPrinterInfo(name, info)
     if location:
         connection.setPrinterLocation(name, location)

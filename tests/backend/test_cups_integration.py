@@ -188,6 +188,10 @@ def test_parallel_queue_is_a_class_of_queues_that_delivers_every_job(cupsd, conn
     assert queue_main(["install", "--name", name, "--uri", collector.uri, "--cups-server", cupsd.server,
                        "--backend-dir", str(cupsd.backend_dir), "--server-root", str(cupsd.server_root),
                        "--token-file", str(token_file), "--parallel", "3"]) == 0
+    # Installing again (the demo started a second time) changes nothing and succeeds.
+    assert queue_main(["install", "--name", name, "--uri", collector.uri, "--cups-server", cupsd.server,
+                       "--backend-dir", str(cupsd.backend_dir), "--server-root", str(cupsd.server_root),
+                       "--token-file", str(token_file), "--parallel", "3"]) == 0
     assert sorted(conn.getClasses()[name]) == [f"{name}-1", f"{name}-2", f"{name}-3"]
     documents = []
     for n in range(6):
