@@ -55,6 +55,7 @@ def main(argv: list[str]) -> int:
     cluster = LocalCluster(Path(args.state_dir), n_collectors=args.collectors, n_printers=args.printers,
                            release_mode=args.release_mode)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops it even if started with SIGINT ignored
     print("starting the pullprint demo cluster…", file=sys.stderr)
     try:
         cluster.start()
