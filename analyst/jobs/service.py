@@ -238,6 +238,14 @@ def claim_job(session: Session, job_id: str, *, user: str, collector: str, print
     return job, token
 
 
+def _still_under_claim(job_id: str, token: int) -> ColumnElement[bool]:
+    """The job is still in the hands of claim `token`: releasing, or declared interrupted with
+    nobody claiming it since (its releaser was slow, not dead)."""
+    return and_(Job.id == job_id, Job.claim_token == token,
+                or_(Job.state == JobState.RELEASING.value,
+                    and_(Job.state == JobState.HELD.value, Job.state_reason == INTERRUPTED)))
+
+
 def renew_claim(session: Session, job_id: str, *, token: int, lease_seconds: float, now: datetime) -> Job:
     """Extend the lease of the claim `token` right before its holder sends the job.
 
@@ -248,9 +256,7 @@ def renew_claim(session: Session, job_id: str, *, token: int, lease_seconds: flo
     """
     renewed = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.claim_token == token,
-               or_(Job.state == JobState.RELEASING.value,
-                   and_(Job.state == JobState.HELD.value, Job.state_reason == INTERRUPTED)))
+        .where(_still_under_claim(job_id, token))
         .values(state=JobState.RELEASING.value, state_reason="",
                 lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
         .returning(Job.id)
@@ -281,9 +287,7 @@ def finish_job(session: Session, job_id: str, *, token: int, state: str, reason:
     late = before is not None and before.state == JobState.HELD and before.state_reason == INTERRUPTED
     done = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.claim_token == token,
-               or_(Job.state == JobState.RELEASING.value,
-                   and_(Job.state == JobState.HELD.value, Job.state_reason == INTERRUPTED)))
+        .where(_still_under_claim(job_id, token))
         .values(state=state, state_reason="" if state == JobState.PRINTED else reason,
                 lease_expires_at=None, updated_at=now)
         .returning(Job.id)
