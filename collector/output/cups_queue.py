@@ -4,6 +4,14 @@ One raw queue per printer URI, created on demand, so cupsd's own backends speak 
 handle IPP's quirks) while the bytes pass unchanged. The job is streamed with
 createJob/startDocument/writeRequestData/finishDocument and followed until cupsd says it is done.
 
+Every text pullprint hands this cupsd is made safe first (`cups_text`, `cups_options`): Debian's
+cupsd 2.4.2-3+deb12u10 segfaults on whitespace and hangs on a control character in a text job
+attribute it passes to backends (docs/cups.md). Titles keep reading the same at the printer:
+whitespace becomes U+00A0 NO-BREAK SPACE, which shows as a space but is not ASCII whitespace to
+cupsd; control characters are dropped; names are cut to IPP's 255 octets on a character boundary.
+Print options are keywords, integers and ranges, never text: a value with whitespace or a control
+character is not a valid one and is left out.
+
 The queues use the ``abort-job`` error policy: a job that cannot be printed fails now and the
 collector decides (back to held, or failed with a reason), rather than cupsd retrying it later
 behind the cluster's back, which could print it twice.
@@ -20,6 +28,8 @@ import hashlib
 import re
 import threading
 import time
+import unicodedata
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import cups
@@ -34,6 +44,9 @@ _KNOWN_FORMATS = {"application/pdf", "application/postscript", "text/plain", "im
                   "application/vnd.hp-pcl", "application/octet-stream", "image/jpeg", "image/png"}
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _USER_CHARS = re.compile(r"[^A-Za-z0-9._@+-]")
+_WHITESPACE_RUN = re.compile(r"\s+")
+NO_BREAK_SPACE = "\u00a0"
+IPP_NAME_OCTETS = 255
 _queue_locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -45,6 +58,25 @@ def queue_name(uri: str) -> str:
     host = _NAME_CHARS.sub("-", urlsplit(uri).hostname or "printer").strip("-")[:40] or "printer"
     digest = hashlib.sha256(uri.encode()).hexdigest()[:10]
     return f"pp-out-{host}-{digest}"
+
+
+def cups_text(text: str, fallback: str) -> str:
+    """`text` as a job or document name cupsd can carry: no ASCII whitespace, no control character."""
+    visible = "".join(ch for ch in text if not _is_control(ch))
+    name = _WHITESPACE_RUN.sub(NO_BREAK_SPACE, visible.strip())
+    encoded = name.encode("utf-8", "replace")[:IPP_NAME_OCTETS]
+    return encoded.decode("utf-8", "ignore") or fallback  # "ignore" drops a character cut in half
+
+
+def cups_options(options: Mapping[str, str]) -> dict[str, str]:
+    """The print options cupsd may safely carry: values with whitespace or control characters are dropped."""
+    return {name: value for name, value in ((k, str(v).strip()) for k, v in print_options(options).items())
+            if value and not any(ch.isspace() or _is_control(ch) for ch in value)}
+
+
+def _is_control(ch: str) -> bool:
+    # Cc: C0/C1 controls and DEL (tab, newline and CR too, which are whitespace as well).
+    return unicodedata.category(ch) == "Cc" and not ch.isspace()
 
 
 def connect(cups_server: str) -> cups.Connection:
@@ -93,16 +125,16 @@ class CupsQueueOutput:
             name = self.ensure_queue(conn, uri)
         except (RuntimeError, cups.IPPError) as exc:
             return DeliveryResult("not-sent", f"local cupsd unavailable: {_ipp_text(exc)}")
-        options = {k: str(v) for k, v in print_options(job.options).items()}
+        options = cups_options(job.options)
         options["copies"] = str(min(max(job.copies, 1), MAX_COPIES))
         fmt = job.content_type if job.content_type in _KNOWN_FORMATS else cups.CUPS_FORMAT_AUTO
         sent = 0
         try:
-            job_id = conn.createJob(name, job.title[:255] or "untitled", options)
+            job_id = conn.createJob(name, cups_text(job.title, "untitled"), options)
         except cups.IPPError as exc:
             return DeliveryResult("not-sent", f"local cupsd refused the job: {_ipp_text(exc)}")
         try:
-            conn.startDocument(name, job_id, job.title[:255] or "document", fmt, 1)
+            conn.startDocument(name, job_id, cups_text(job.title, "document"), fmt, 1)
             for chunk in job.open_stream():
                 status = conn.writeRequestData(chunk, len(chunk))
                 if status != 100:  # HTTP_CONTINUE

@@ -187,3 +187,45 @@ def test_cups_output_is_safe_from_several_release_threads(target_factory) -> Non
     assert [r.outcome for r in results] == ["completed"] * 4, results
     arrivals = target.wait_for(4)
     assert sorted(a.data for a in arrivals) == sorted(documents)
+
+
+# Titles as users name their files. Debian's cupsd 2.4.2-3+deb12u10 dies on whitespace and hangs on
+# a control character in the document name (docs/cups.md); each must still print, and cupsd live on.
+HOSTILE_TITLES = {
+    "space": "Quarterly report",
+    "tab-newline-cr": "a\tb\nc\rd",
+    "control": "bell\x07 del\x7f nul\x00 esc\x1b",
+    "quotes": "it's \"quoted\" \\back\\slash",
+    "non-ascii": "Bericht für Zürich – 第3四半期 📄",
+    "long": "word " * 80,
+    "only-whitespace": " \t\n ",
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["ipp", "lpd"])
+@pytest.mark.parametrize("title_kind", list(HOSTILE_TITLES))
+def test_any_title_prints_and_the_local_cupsd_survives(target_factory, kind: str, title_kind: str) -> None:
+    pytest.importorskip("cups")
+    from collector.output.cups_queue import connect
+
+    target = target_factory(kind)
+    data = random_document(4_000)
+    title = HOSTILE_TITLES[title_kind]
+    job = OutputJob(title=title, user="alice", copies=1, options={"media": "iso_a4_210x297mm",
+                                                                  "finishings": "bad value\twith space"},
+                    content_type="application/postscript", size=len(data), open_stream=lambda: iter([data]))
+    result = send(target, job, timeout=30)
+    assert result.ok, result
+    [arrival] = target.wait_for(1, [len(data)])
+    assert arrival.data == data
+    conn = connect(target.cups_server)  # cupsd still answers
+    assert isinstance(conn.getPrinters(), dict)
+    if kind == "ipp":
+        shown = arrival.attributes["IPP_JOB_NAME"]
+        assert not any(ch in shown for ch in " \t\n\r\x00\x07\x1b\x7f"), shown
+        assert len(shown.encode()) <= 255
+        if title_kind == "space":
+            assert shown == "Quarterly\u00a0report"  # reads the same on the printer's panel
+        if title_kind == "non-ascii":
+            assert shown == "Bericht\u00a0für\u00a0Zürich\u00a0–\u00a0第3四半期\u00a0📄"
