@@ -14,6 +14,8 @@ from pullprint.credentials import badge_hash, verify_pin
 from pullprint.errors import NotFound, Unauthorized
 
 BAD_CREDENTIALS = ("bad-credentials", "badge or PIN not recognised")
+MASKED = "***"  # how the analyst's printer answers (all but the sync) show an SNMPv3 key that is set
+SNMP_SECRETS = ("snmp_v3_auth_key", "snmp_v3_priv_key")
 
 
 class Directory:
@@ -88,3 +90,16 @@ class Directory:
 
     def printers(self) -> list[dict[str, Any]]:
         return list(self._cached().get("printers", []))
+
+    def with_snmp_keys(self, printer: dict[str, Any]) -> dict[str, Any]:
+        """`printer` with the SNMPv3 keys it has masked filled in from the synced directory, to ask it now.
+
+        Only the sync hands collectors the keys in clear (their pollers need them); the record the
+        release fetches fresh for its service state is the console's, masked. A key the sync has not
+        brought yet stays empty: that printer then reads as unreachable and its policy decides.
+        """
+        masked = [name for name in SNMP_SECRETS if printer.get(name) == MASKED]
+        if not masked:
+            return printer
+        synced = next((p for p in self.printers() if p.get("id") == printer.get("id")), {})
+        return {**printer, **{name: str(synced.get(name) or "") for name in masked}}

@@ -124,7 +124,7 @@ def _check_printer(node: Node, printer: dict[str, Any]) -> tuple[bool, str | Non
     from collector.health.cache import check_printer
     from collector.health.policy import MESSAGES as HEALTH_MESSAGES
 
-    verdict = check_printer(printer, node.redis, max_age=node.config.health_max_age,
+    verdict = check_printer(node.directory.with_snmp_keys(printer), node.redis, max_age=node.config.health_max_age,
                             timeout=node.config.health_timeout)
     message = HEALTH_MESSAGES.get(verdict.reason or "", verdict.reason or "")
     return verdict.allowed, verdict.reason, list(verdict.warnings), message

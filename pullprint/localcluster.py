@@ -70,6 +70,7 @@ class LocalCluster:
     release_mode: str = "direct"
     replicas: int = 2
     with_cupsd: bool = True
+    v3_printers: tuple[str, ...] = ()  # simulated printers that answer only SNMPv3 (authPriv)
     extra_env: dict[str, str] = field(default_factory=dict)
     daemons: dict[str, daemons.Daemon] = field(default_factory=dict)
     collectors: dict[str, CollectorProcess] = field(default_factory=dict)
@@ -178,7 +179,7 @@ class LocalCluster:
     def _start_printers(self) -> None:
         from printer_sim.cluster import start_sim
 
-        self.sim = start_sim(self.n_printers, self.state_dir / "printers")
+        self.sim = start_sim(self.n_printers, self.state_dir / "printers", v3=self.v3_printers)
         self.printers = [dict(p) for p in self.sim.printers]
 
     def _seed(self) -> None:
@@ -189,7 +190,8 @@ class LocalCluster:
                       "snmp_version": printer.get("snmp_version", "2c"),
                       "snmp_community": printer.get("snmp_community", "public"), "site": "main",
                       "location": f"Building A, floor {index + 1}", "tags": ["mono", "a4"], "in_service": True,
-                      "unreachable_policy": "refuse"}
+                      "unreachable_policy": "refuse",
+                      **{k: v for k, v in printer.items() if k.startswith("snmp_v3_")}}
             _http("POST", f"{self.analyst_url}/api/v1/printers", token, record)
         for user in DEMO_USERS:
             _http("POST", f"{self.analyst_url}/api/v1/users", token, user)
