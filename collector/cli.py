@@ -11,11 +11,13 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from collector.config import CollectorConfig
 from collector.health.model import PrinterHealth
 from collector.health.poller import HealthPoller
 from collector.node import Node
+from collector.output.local_cupsd import LocalCupsd
 from pullprint import config as pp_config
 from pullprint.errors import PullprintError
 from pullprint.log import setup
@@ -47,6 +49,9 @@ def main(argv: list[str]) -> int:
     from collector.membership import withdraw
     from collector.node import build_node
 
+    output_cupsd = _start_output_cupsd(cfg)
+    if output_cupsd is not None:  # the workers and the housekeeping share the node's one cupsd
+        env["PULLPRINT_COLLECTOR_CUPS_SERVER"] = cfg.cups_server = output_cupsd.server
     node = build_node(cfg)
     node.spool.clear_leftovers()
     # A returning node first hands the analyst what it journalled, then drops what was deleted
@@ -77,6 +82,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, stop)
     while not stopping.is_set() and gunicorn.poll() is None:
         stopping.wait(0.5)
+        if output_cupsd is not None and not stopping.is_set():
+            output_cupsd.check()
     housekeeper.stop_event.set()
     poller.stop()
     try:
@@ -90,7 +97,21 @@ def main(argv: list[str]) -> int:
         except subprocess.TimeoutExpired:
             gunicorn.kill()
     node.close()
+    if output_cupsd is not None:
+        output_cupsd.stop()
     return 0 if stopping.is_set() else 1
+
+
+def _start_output_cupsd(cfg: CollectorConfig) -> LocalCupsd | None:
+    """The node's own cupsd for ipp/ipps/lpd printers, unless `cups_server` names one to use."""
+    if cfg.cups_server:
+        return None
+    output_cupsd = LocalCupsd(Path(cfg.cups_state_dir or Path(cfg.spool_dir) / "cupsd"))
+    try:
+        output_cupsd.start()
+    except Exception as exc:  # noqa: BLE001 - socket:// printers still work; the watch retries
+        logging.getLogger(__name__).error("the local cupsd for ipp/lpd output could not start: %s", exc)
+    return output_cupsd
 
 
 def _start_poller(node: Node) -> HealthPoller:

@@ -20,6 +20,10 @@ class CollectorConfig:
     redis_url: str = "redis://127.0.0.1:6379/0"
     max_job_bytes: int = 512 * 1024 * 1024
     replicas: int = 2                   # copies of each job, counting this node's own
+    # Copies (this node's included, at most `replicas`) fsynced before a job is acknowledged. 1: a
+    # lone collector still takes jobs, under-replicated until a peer returns (site keeps printing);
+    # 2: with no live peer it answers 503 and the job waits in the workstation's CUPS queue.
+    min_copies_to_ack: int = 1
     repair_grace_seconds: float = 30.0  # a vanished holder counts as holding its copies this long
     repair_rest_ratio: float = 1.0      # after each re-copy, rest this many times as long (logins come first)
     provisional_grace_seconds: float = 120.0  # an unregistered copy older than this was never acknowledged
@@ -45,7 +49,8 @@ class CollectorConfig:
     poll_interval_seconds: float = 15.0  # SNMP fleet poll; the site's collectors share the printers
     lockout_threshold: int = 5          # failed logins before a lockout
     lockout_seconds: int = 300
-    cups_state_dir: str = ""            # local cupsd for ipp/lpd output; defaults to <spool_dir>/cupsd
+    cups_server: str = ""               # cupsd for ipp/ipps/lpd output (HOST:PORT or socket); empty: our own
+    cups_state_dir: str = ""            # where our own cupsd lives; defaults to <spool_dir>/cupsd
     workers: int = 2
     threads: int = 8
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +35,6 @@ class Node:
     release_pool: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="release"))
     redis_seen_at: float = 0.0  # monotonic time of the heartbeat's last successful Redis write
-    _local_cupsd: Any = None
-    _cupsd_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def id(self) -> str:
@@ -72,20 +69,12 @@ class Node:
         os.replace(tmp, self.members_file)
 
     def cups_server(self) -> str:
-        """The local cupsd used for ipp/ipps/lpd output; started on first use."""
-        with self._cupsd_lock:
-            if self._local_cupsd is None:
-                from pullprint.cupsd import PrivateCupsd
-
-                state = Path(self.config.cups_state_dir or Path(self.config.spool_dir) / "cupsd")
-                self._local_cupsd = PrivateCupsd.start(state)
-            return str(self._local_cupsd.server)
+        """The cupsd for ipp/ipps/lpd output (the node's own is started by `pullprint collector`)."""
+        return self.config.cups_server
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.release_pool.shutdown(wait=False)
-        if self._local_cupsd is not None:
-            self._local_cupsd.stop()
 
 
 def build_node(config: CollectorConfig) -> Node:

@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="port: one UDP port per printer, all in one SNMP engine; none: no SNMP agent")
     parser.add_argument("--community", default="public", help="v1/v2c community of the printers")
     parser.add_argument("--v3", default="", help="comma-separated printer ids that answer only SNMPv3 (USM)")
+    parser.add_argument("--ipp", default="", help="comma-separated printer ids that take jobs over IPP "
+                        "(a real ippeveprinter) instead of raw 9100")
+    parser.add_argument("--lpd", default="", help="comma-separated printer ids that take jobs over LPD")
     parser.add_argument("--v3-user", default="pullprint")
     parser.add_argument("--v3-auth-key", default="pullprint-auth", help="SHA auth pass phrase (>= 8 chars)")
     parser.add_argument("--v3-priv-key", default="pullprint-priv", help="AES priv pass phrase (>= 8 chars)")
@@ -37,6 +40,10 @@ def _raise_fd_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, hard), hard))
 
 
+def _ids(text: str) -> tuple[str, ...]:
+    return tuple(p for p in text.split(",") if p)
+
+
 async def _run(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="printer-sim-"))
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -45,7 +52,7 @@ async def _run(args: argparse.Namespace) -> int:
     sim = Simulator(args.printers, state_dir, host=args.host, control_port=args.control_port,
                     v3_printers=tuple(p for p in args.v3.split(",") if p), community=args.community,
                     v3_user=args.v3_user, v3_auth_key=args.v3_auth_key, v3_priv_key=args.v3_priv_key,
-                    snmp=args.snmp_mode != "none")
+                    snmp=args.snmp_mode != "none", ipp_printers=_ids(args.ipp), lpd_printers=_ids(args.lpd))
     await sim.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

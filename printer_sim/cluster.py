@@ -47,7 +47,8 @@ class SimHandle:
 
 def start_sim(count: int, state_dir: Path, *, v3: tuple[str, ...] | list[str] = (), community: str = "public",
               snmp: bool = True, control_port: int = 0, timeout: float = 60.0,
-              extra_args: list[str] | None = None) -> SimHandle:
+              extra_args: list[str] | None = None, ipp: tuple[str, ...] | list[str] = (),
+              lpd: tuple[str, ...] | list[str] = ()) -> SimHandle:
     """Run `pullprint printer-sim` with `count` printers under `state_dir`; return once it listens."""
     state_dir.mkdir(parents=True, exist_ok=True)
     describe_path = state_dir / "printers.json"
@@ -57,6 +58,10 @@ def start_sim(count: int, state_dir: Path, *, v3: tuple[str, ...] | list[str] = 
             "--snmp-mode", "port" if snmp else "none"]
     if v3:
         argv += ["--v3", ",".join(v3)]
+    if ipp:
+        argv += ["--ipp", ",".join(ipp)]
+    if lpd:
+        argv += ["--lpd", ",".join(lpd)]
     argv += extra_args or []
     root = Path(__file__).resolve().parent.parent
     daemon = start("printer-sim", argv, log_path=state_dir / "printer-sim.log", cwd=root,

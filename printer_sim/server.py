@@ -20,9 +20,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from printer_sim.ipp import start_ipp_printer
+from printer_sim.lpd import LpdSink, start_lpd_sink
 from printer_sim.sink import Sink, SinkServer
 from printer_sim.snmp_agent import SnmpAgent, SnmpSettings
 from printer_sim.state import FAULTS, PrinterState, UnknownFault
+from pullprint.daemons import Daemon
 
 
 class Simulator:
@@ -31,7 +34,8 @@ class Simulator:
     def __init__(self, count: int, state_dir: Path, *, host: str = "127.0.0.1", control_port: int = 0,
                  v3_printers: tuple[str, ...] = (), community: str = "public", v3_user: str = "pullprint",
                  v3_auth_key: str = "pullprint-auth", v3_priv_key: str = "pullprint-priv",
-                 snmp: bool = True) -> None:
+                 snmp: bool = True, ipp_printers: tuple[str, ...] = (),
+                 lpd_printers: tuple[str, ...] = ()) -> None:
         self.state_dir = state_dir
         self.host = host
         self.ids = [f"p{i}" for i in range(1, count + 1)]
@@ -42,6 +46,13 @@ class Simulator:
         self.sinks = {pid: Sink(self.states[pid], state_dir / "sinks" / pid, host) for pid in self.ids}
         self.sink_server = SinkServer()
         self.agent = SnmpAgent([(self.states[p], self.settings[p]) for p in self.ids], host) if snmp else None
+        # Printers that take jobs over IPP (a real ippeveprinter) or LPD instead of raw 9100; their
+        # SNMP agent is the simulator's, as for every printer.
+        self.ipp_printers = tuple(p for p in ipp_printers if p in self.ids)
+        self.lpd_printers = tuple(p for p in lpd_printers if p in self.ids)
+        self.uris: dict[str, str] = {}
+        self._ipp_daemons: list[Daemon] = []
+        self._lpd_sinks: list[LpdSink] = []
         self.control_port = control_port
         self.http: ThreadingHTTPServer | None = None
         self._stop: asyncio.Event | None = None
@@ -51,6 +62,17 @@ class Simulator:
         for pid in self.ids:
             self.sink_server.add(self.sinks[pid])
         self.sink_server.start()
+        for pid in self.ids:
+            sink_dir = self.sinks[pid].sink_dir
+            if pid in self.ipp_printers:
+                daemon, self.uris[pid] = start_ipp_printer(pid, sink_dir, self.state_dir / "ipp" / pid)
+                self._ipp_daemons.append(daemon)
+            elif pid in self.lpd_printers:
+                lpd = start_lpd_sink(sink_dir, host=self.host)
+                self._lpd_sinks.append(lpd)
+                self.uris[pid] = f"lpd://{self.host}:{lpd.port}/{pid}"
+            else:
+                self.uris[pid] = f"socket://{self.host}:{self.sinks[pid].port}"
         if self.agent is not None:
             await self.agent.start()
         self.http = ThreadingHTTPServer((self.host, self.control_port), _handler_for(self))
@@ -65,8 +87,7 @@ class Simulator:
     def describe(self) -> dict[str, Any]:
         printers = []
         for index, pid in enumerate(self.ids):
-            entry: dict[str, Any] = {"id": pid, "uri": f"socket://{self.host}:{self.sinks[pid].port}",
-                                     "sink_dir": str(self.sinks[pid].sink_dir)}
+            entry: dict[str, Any] = {"id": pid, "uri": self.uris[pid], "sink_dir": str(self.sinks[pid].sink_dir)}
             if self.agent is not None:
                 entry["snmp"] = f"{self.host}:{self.agent.ports[index]}"
                 entry.update(self.settings[pid].describe())
@@ -92,6 +113,10 @@ class Simulator:
             self.http.shutdown()
             self.http.server_close()
         self.sink_server.stop()
+        for lpd in self._lpd_sinks:
+            lpd.stop()
+        for daemon in self._ipp_daemons:
+            daemon.stop()
         if self.agent is not None:
             self.agent.stop()
 

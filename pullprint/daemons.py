@@ -102,11 +102,13 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
 
 @dataclass
 class Daemon:
-    """A started process, leader of its own process group."""
+    """A started process, normally the leader of its own process group."""
 
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path | None = None
+    group: bool = True  # leader of its own process group: signals go to the whole group
+
 
     @property
     def pid(self) -> int:
@@ -118,21 +120,27 @@ class Daemon:
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM the whole group, then SIGKILL what is left after `timeout`."""
         if self.process.poll() is not None:
+            self._signal(signal.SIGKILL)  # the leader is gone: leave none of its group behind
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGTERM)
+        self._signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
+            self._signal(signal.SIGKILL)
             self.process.wait(timeout)
+        self._signal(signal.SIGKILL)
 
     def kill(self) -> None:
         """SIGKILL the whole group at once (fault injection)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)
+        self._signal(signal.SIGKILL)
         self.process.wait(10)
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if self.group:
+                os.killpg(self.pid, signum)
+            elif self.process.poll() is None:
+                os.kill(self.pid, signum)
 
     def log_tail(self, lines: int = 30) -> str:
         if self.log_path and self.log_path.exists():
@@ -142,16 +150,22 @@ class Daemon:
 
 def start(name: str, argv: Sequence[str], *, log_path: Path | None = None, env: dict[str, str] | None = None,
           cwd: str | os.PathLike[str] | None = None, ready: Callable[[], bool] | None = None,
-          timeout: float = 20.0) -> Daemon:
-    """Start `argv` in a new process group, logging to `log_path`; wait for `ready()` if given."""
+          timeout: float = 20.0, new_session: bool = True, user: str | None = None) -> Daemon:
+    """Start `argv` in a new process group, logging to `log_path`; wait for `ready()` if given.
+
+    With `new_session=False` it stays in the caller's process group, so it dies with its caller's
+    group (a collector's own cupsd); `Daemon.stop` then signals just that process. `user` runs it
+    as that account, with its primary group and no others (the caller must be root).
+    """
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     try:
         process = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=env, cwd=cwd, start_new_session=True)
+                                   env=env, cwd=cwd, start_new_session=new_session, user=user,
+                                   group=_primary_group(user), extra_groups=[] if user else None)
     finally:
         if log is not subprocess.DEVNULL:
             log.close()  # type: ignore[union-attr]
-    daemon = Daemon(name, process, log_path)
+    daemon = Daemon(name, process, log_path, group=new_session)
     if ready is not None:
         deadline = time.monotonic() + timeout
         while not ready():
@@ -164,6 +178,14 @@ def start(name: str, argv: Sequence[str], *, log_path: Path | None = None, env: 
                                      f"{daemon.log_tail()}", status=500)
             time.sleep(0.05)
     return daemon
+
+
+def _primary_group(user: str | None) -> int | None:
+    if user is None:
+        return None
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
 
 
 def start_redis(state_dir: Path, port: int | None = None) -> tuple[Daemon, str]:

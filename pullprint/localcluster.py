@@ -71,6 +71,9 @@ class LocalCluster:
     replicas: int = 2
     with_cupsd: bool = True
     v3_printers: tuple[str, ...] = ()  # simulated printers that answer only SNMPv3 (authPriv)
+    ipp_printers: int = 0  # more printers after the raw 9100 ones: a real ippeveprinter each…
+    lpd_printers: int = 0  # …and an LPD receiver each (ipp/lpd go through each collector's own cupsd)
+    collector_user: str | None = None  # run collectors as this unprivileged user, as deployments do
     extra_env: dict[str, str] = field(default_factory=dict)
     daemons: dict[str, daemons.Daemon] = field(default_factory=dict)
     collectors: dict[str, CollectorProcess] = field(default_factory=dict)
@@ -179,7 +182,10 @@ class LocalCluster:
     def _start_printers(self) -> None:
         from printer_sim.cluster import start_sim
 
-        self.sim = start_sim(self.n_printers, self.state_dir / "printers", v3=self.v3_printers)
+        ids = [f"p{i}" for i in range(1, self.n_printers + self.ipp_printers + self.lpd_printers + 1)]
+        ipp = ids[self.n_printers:self.n_printers + self.ipp_printers]
+        lpd = ids[self.n_printers + self.ipp_printers:]
+        self.sim = start_sim(len(ids), self.state_dir / "printers", v3=self.v3_printers, ipp=ipp, lpd=lpd)
         self.printers = [dict(p) for p in self.sim.printers]
 
     def _seed(self) -> None:
@@ -200,21 +206,44 @@ class LocalCluster:
         existing = self.collectors.get(collector_id)
         port = existing.port if existing else daemons.free_port()
         process = existing or CollectorProcess(collector_id, port, self.state_dir / collector_id / "spool")
-        process.spool_dir.mkdir(parents=True, exist_ok=True)
+        process.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         env = {**os.environ, **self.extra_env,
-               **self._secret_env("collector", ("installation_key", "cluster_token", "submit_token",
-                                                "badge_pepper")),
+               **self._collector_secret_env(collector_id),
                "PULLPRINT_COLLECTOR_REPLICAS": str(self.replicas)}
         argv = [sys.executable, "-m", "pullprint.cli", "collector", "--id", collector_id,
                 "--bind", f"127.0.0.1:{port}", "--spool-dir", str(process.spool_dir),
                 "--analyst-url", self._collector_url("analyst", self.analyst_url),
                 "--redis-url", self._collector_url("redis", self.redis_url),
                 "--release-mode", release_mode or self.release_mode]
+        if self.collector_user:
+            env["HOME"] = str(self.state_dir / collector_id)
         process.daemon = daemons.start(f"collector {collector_id}", argv, env=env,
                                        log_path=self.state_dir / collector_id / "collector.log",
-                                       ready=lambda: _http_ok(f"{process.url}/readyz"), timeout=60)
+                                       ready=lambda: _http_ok(f"{process.url}/readyz"), timeout=60,
+                                       user=self.collector_user)
         self.collectors[collector_id] = process
         return process
+
+    def _collector_secret_env(self, collector_id: str) -> dict[str, str]:
+        """The collector's secret files; under `collector_user`, its own copies that only it can read."""
+        names = ("installation_key", "cluster_token", "submit_token", "badge_pepper")
+        if not self.collector_user:
+            return self._secret_env("collector", names)
+        import pwd
+        import shutil
+
+        account = pwd.getpwnam(self.collector_user)
+        folder = self.state_dir / collector_id / "secrets"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        env = {}
+        for name in names:
+            path = folder / name
+            shutil.copyfile(self.secrets[name], path)
+            os.chmod(path, 0o600)
+            env[f"PULLPRINT_COLLECTOR_{name.upper()}_FILE"] = str(path)
+        for path in [self.state_dir / collector_id, *(self.state_dir / collector_id).rglob("*")]:
+            os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
+        return env
 
     def kill_collector(self, collector_id: str) -> None:
         """SIGKILL the collector's whole process group at once (gunicorn master, workers, housekeeping)."""
