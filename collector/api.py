@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from collector import intake, metrics, terminal
+from collector import intake, metrics, status, terminal
 from collector.node import Node
 from collector.sessions import LoginGuard, SessionStore
 from collector.spool import TruncatedUpload
@@ -126,14 +126,25 @@ def readyz() -> tuple[Response, int]:
     degraded = []
     # What the heartbeat last saw, not a ping: a slow Redis must not make the health check time out
     # on every collector at once (HAProxy would have no server left).
-    if time.monotonic() - n.redis_seen_at > 3 * n.config.heartbeat_seconds:
+    if time.monotonic() - status.redis_seen_at(n) > 3 * n.config.heartbeat_seconds:
         degraded.append("redis unreachable: sessions are signed-only, membership comes from the analyst")
+    # Under-replicated jobs are reported, not a reason to stop taking work: this node is how they
+    # get their copies back.
+    census = status.last_census(n)
+    replication = {"replicas": n.config.replicas, "min_copies_to_ack": intake.copies_to_ack(n),
+                   "under_replicated_jobs": census.under_replicated_jobs if census else None,
+                   "counted_at": census.counted_at if census else None}
     # Neither an unreachable analyst nor Redis makes a collector unready: it degrades and keeps serving.
-    return jsonify({"ready": True, "collector": n.id, "journal": len(n.journal), "degraded": degraded}), 200
+    return jsonify({"ready": True, "collector": n.id, "journal": len(n.journal), "degraded": degraded,
+                    "replication": replication}), 200
 
 
 @bp.get("/metrics")
 def metrics_view() -> Response:
     n = node()
     gauges = {"spool_jobs": float(len(n.spool.job_ids())), "journal_entries": float(len(n.journal))}
+    census = status.last_census(n)
+    if census is not None:  # no figure rather than a wrong 0 before the first count
+        gauges["under_replicated_jobs"] = float(census.under_replicated_jobs)
+        gauges["replication_census_age_seconds"] = max(0.0, time.time() - census.counted_at)
     return Response(metrics.render(n.redis, n.id, gauges), mimetype="text/plain; version=0.0.4")

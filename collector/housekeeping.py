@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector import membership
+from collector import membership, status
 from collector.analyst_client import AnalystUnavailable
 from collector.intake import replicate
 from collector.journal import Deferred
@@ -340,6 +340,7 @@ class Housekeeper:
         self.stop_event = threading.Event()
         self.absent_since: dict[str, float] = {}
         self.last_scan = LastScan()
+        self.census = status.CensusState()
         self.analyst_away = False
         self.failed_probes = 0
         self.claims_missing_since: float | None = None
@@ -352,6 +353,7 @@ class Housekeeper:
             ("reconcile", cfg.reconcile_seconds, lambda: reconcile(node)),
             ("orphans", cfg.reconcile_seconds, lambda: sweep_orphans(node)),
             ("expire", cfg.expire_seconds, lambda: expire_jobs(node)),
+            ("census", 5.0, lambda: status.take_census(node, self.census)),
         ]
         self._next = {name: 0.0 for name, _, _ in self.duties}
 
@@ -359,7 +361,7 @@ class Housekeeper:
         cfg = self.node.config
         try:
             membership.announce(self.node.redis, cfg.id, cfg.url, cfg.site, cfg.member_ttl_seconds)
-            self.node.redis_seen_at = time.monotonic()
+            status.record_redis_seen(self.node)  # for /readyz, answered in the worker processes
         except Exception as exc:  # noqa: BLE001
             log.warning("cannot announce membership in redis: %s", exc)
         down_key = keys.analyst_down(cfg.site)

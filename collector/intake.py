@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from collector import metrics
 from collector.analyst_client import AnalystUnavailable
 from collector.http import NodeUnreachable
 from collector.node import Node
@@ -29,8 +30,9 @@ def replicate(node: Node, job_id: str, meta: dict[str, Any], exclude: Iterable[s
     """Copy a job to live peers until it has `replicas` copies; returns the peers that now hold it.
 
     Peers of the same site are tried first, in random order so copies spread evenly. With no live
-    peer at all the job stays under-replicated (the caller records the shortfall); with live peers
-    that all fail, raise Unavailable: the backend retries through the load balancer.
+    peer at all the job stays under-replicated (`submit` acknowledges it only when
+    `min_copies_to_ack` allows, and the repair copies it once a peer is back); with live peers that
+    all fail, raise Unavailable: the backend retries through the load balancer.
     """
     wanted = max(0, node.config.replicas - 1)
     if wanted == 0:
@@ -56,6 +58,11 @@ def replicate(node: Node, job_id: str, meta: dict[str, Any], exclude: Iterable[s
     if peers and not holders:
         raise Unavailable("replication-failed", "no peer collector could store a copy; try again")
     return holders
+
+
+def copies_to_ack(node: Node) -> int:
+    """How many copies (this node's included) must be fsynced before a job is acknowledged."""
+    return max(1, min(node.config.min_copies_to_ack, node.config.replicas))
 
 
 def commit_replicas(node: Node, job_id: str, locations: Iterable[str]) -> None:
@@ -123,6 +130,14 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
     locations = [node.id]
     try:
         locations += replicate(node, job_id, meta)
+        required = copies_to_ack(node)
+        if len(locations) < required:
+            # No live peer could take a copy: refuse rather than acknowledge a job on fewer disks
+            # than the operator asked for. The backend retries, then CUPS keeps the job queued.
+            metrics.count(node.redis, node.id, "jobs_refused_too_few_copies")
+            raise Unavailable("too-few-copies", f"only {len(locations)} of the {required} copies this cluster "
+                              f"keeps before acknowledging a job could be made (no other collector is "
+                              f"alive); try again later", copies=len(locations), required=required)
         record = {**meta, "locations": locations, "under_replicated": len(locations) < node.config.replicas}
         node.spool.update_meta(job_id, locations=locations)
         try:

@@ -18,6 +18,16 @@ def count(redis: Any, collector_id: str, name: str, amount: int = 1) -> None:
         pass
 
 
+GAUGE_HELP = {
+    "spool_jobs": "Job copies in this collector's spool.",
+    "journal_entries": "Changes journalled for the analyst, not yet replayed.",
+    "under_replicated_jobs": "Held jobs with fewer live copies than replicas, counted on the collector that "
+                             "copies them again (the sum over collectors is the cluster's count).",
+    "replication_census_age_seconds": "Seconds since under_replicated_jobs was counted (every 5 s, or "
+                                      "when the spool or membership changed).",
+}
+
+
 def render(redis: Any, collector_id: str, gauges: dict[str, float]) -> str:
     lines = []
     try:
@@ -29,5 +39,7 @@ def render(redis: Any, collector_id: str, gauges: dict[str, float]) -> str:
         lines += [f"# TYPE {metric} counter", f'{metric}{{collector="{collector_id}"}} {value}']
     for name, value in sorted(gauges.items()):
         metric = f"pullprint_collector_{name}"
+        if name in GAUGE_HELP:
+            lines.append(f"# HELP {metric} {GAUGE_HELP[name]}")
         lines += [f"# TYPE {metric} gauge", f'{metric}{{collector="{collector_id}"}} {value}']
     return "\n".join(lines) + "\n"

@@ -56,7 +56,8 @@ DOCUMENT: dict[str, Any] = {
                 "201": _json({"type": "object", "properties": {"id": {"type": "string"}}}, "stored"),
                 "200": _json({"type": "object", "properties": {"id": {"type": "string"}}}, "repeated key"),
                 "400": _error("bad headers or a truncated upload"), "401": _error("missing submit token"),
-                "413": _error("larger than max_job_bytes"), "503": _error("cannot store a copy now; retry")}}},
+                "413": _error("larger than max_job_bytes"),
+                "503": _error("cannot keep the copies a job needs now (too-few-copies, replication-failed); retry")}}},
         "/api/v1/sessions": {"post": {
             "summary": "Log in at a printer with a badge, or a user name and PIN",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {

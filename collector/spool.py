@@ -163,6 +163,11 @@ class SpoolStore:
         except FileNotFoundError:
             raise NotFound("not-found", "this collector holds no copy of the job") from None
 
+    def placement(self, job_id: str) -> dict[str, Any]:
+        """Where a job's copies are, whether it is acknowledged yet and when it expires: what the
+        housekeeping needs about every copy, read without decrypting anything."""
+        return self.meta(job_id)
+
     def update_meta(self, job_id: str, **changes: Any) -> None:
         meta = self.meta(job_id) | changes
         _, meta_path = self._paths(job_id)
