@@ -1,8 +1,10 @@
 """PrinterLock: output to one printer goes out one job at a time across the whole cluster.
 
 The lock is a Redis key with a lease (PX) and a fencing token from a per-printer counter. A holder
-that dies stops extending the lease, so the lock frees itself; the next holder's token is higher,
-and a late write from the dead holder can be told apart by its older token.
+that dies stops extending the lease, so the lock frees itself; the next holder's token is higher.
+A printer cannot check tokens itself, so the holder does: right before each send it confirms
+(atomically, renewing the lease) that the key still holds its own token. A holder that was paused
+past its lease while another took the printer finds a newer token there and does not send.
 """
 
 from __future__ import annotations
@@ -36,21 +38,47 @@ class PrinterLock:
 
     def acquire(self, wait_seconds: float) -> int:
         """Take the lock, waiting up to `wait_seconds`; returns the fencing token."""
-        key = keys.printer_lock(self.printer_id)
         deadline = time.monotonic() + wait_seconds
         delay = 0.02
         while True:
-            token = int(self.redis.incr(keys.printer_fence(self.printer_id)))
-            value = json.dumps({"token": token, "holder": self.holder, "at": time.time()})
-            if self.redis.set(key, value, nx=True, px=self.lease_ms):
-                self.token, self._value = token, value
-                self._keeper = threading.Thread(target=self._keep, name=f"lock-{self.printer_id}", daemon=True)
-                self._keeper.start()
-                return token
+            if self._take():
+                return self.token
             if time.monotonic() >= deadline:
                 raise PrinterBusy("printer-busy", "the printer is busy with other jobs; try again shortly")
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    def confirm(self) -> bool | None:
+        """Right before sending: is this holder's token still the printer's current one?
+
+        True: it is, and the lease is renewed to its full length (or nobody held the printer, as
+        after a Redis restart, and this holder took it back under a new token). False: another
+        holder has the printer now; this one must not send. None: no lock was taken (Redis was
+        away) or Redis cannot say now; the release's claim still keeps the job to one print.
+        """
+        if not self._value:
+            return None
+        key = keys.printer_lock(self.printer_id)
+        try:
+            if self.redis.register_script(_EXTEND)(keys=[key], args=[self._value, self.lease_ms]):
+                return True
+            if self.redis.exists(key):
+                return False
+            return self._take()
+        except Exception:  # noqa: BLE001 - Redis trouble: the claim, not the lock, is what keeps one print
+            return None
+
+    def _take(self) -> bool:
+        """One try at the lock, under a new token; the keeper extends the lease while it is held."""
+        token = int(self.redis.incr(keys.printer_fence(self.printer_id)))
+        value = json.dumps({"token": token, "holder": self.holder, "at": time.time()})
+        if not self.redis.set(keys.printer_lock(self.printer_id), value, nx=True, px=self.lease_ms):
+            return False
+        self.token, self._value = token, value
+        if self._keeper is None or not self._keeper.is_alive():
+            self._keeper = threading.Thread(target=self._keep, name=f"lock-{self.printer_id}", daemon=True)
+            self._keeper.start()
+        return True
 
     def _keep(self) -> None:
         # Extend the lease at a third of its length while the job is still going out.

@@ -177,9 +177,12 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     try:
         needs_cupsd = scheme_of(printer["uri"]) != "socket"
         output = output_for(printer["uri"], cups_server=node.cups_server() if needs_cupsd else None)
-        outcome = _send_with_retries(node, output, job, printer["uri"])
+        outcome = _send_with_retries(node, output, job, printer["uri"], lock)
     finally:
         lock.release()
+    if outcome is None:  # fenced out before a byte went out: another holder has the printer
+        _finish(node, claim, "held", reason="printer-busy", printer=printer["id"])
+        return _result(job_id, "printer-busy")
     if outcome.outcome in ("delivered", "completed"):
         _finish(node, claim, "printed", printer=printer["id"], pages=meta.get("pages"),
                 copies=job.copies)
@@ -213,10 +216,16 @@ def _still_ours(node: Node, claim: Claim) -> str | None:
     return None
 
 
-def _send_with_retries(node: Node, output: Any, job: Any, uri: str) -> Any:
-    """Send; a printer that took nothing (refused, unreachable) is tried again with backoff, in turn."""
+def _send_with_retries(node: Node, output: Any, job: Any, uri: str, lock: PrinterLock) -> Any:
+    """Send; a printer that took nothing (refused, unreachable) is tried again with backoff, in turn.
+
+    Each try first checks the printer lock's fencing token: None when another holder has the
+    printer now (this one was paused past its lease), and nothing was sent."""
     delay = node.config.output_retry_backoff
     for attempt in range(node.config.output_retries + 1):
+        if lock.confirm() is False:
+            log.warning("lock on printer %s (token %d) was taken over: not sending", uri, lock.token)
+            return None
         outcome = output.send(job, uri, timeout=node.config.output_timeout)
         if outcome.outcome != "not-sent" or attempt == node.config.output_retries:
             return outcome
