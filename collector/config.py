@@ -39,8 +39,8 @@ class CollectorConfig:
     reconcile_seconds: float = 60.0     # how often the spool is squared with the analyst
     expire_seconds: float = 60.0        # how often expired jobs and interrupted releases are swept
     lease_seconds: int = 120            # how long a release claim is good for
-    printer_lock_wait_seconds: float = 60.0
-    output_timeout: float = 30.0        # connect/write timeout towards a printer
+    printer_lock_wait_seconds: float = 60.0  # a printer busy with another job is waited for this long
+    output_timeout: float = 30.0        # the whole send to a printer (not a no-progress timer); keep below lease
     output_retries: int = 3             # a printer that refuses the connection is tried again…
     output_retry_backoff: float = 0.5   # …after 0.5 s, 1 s, 2 s; then the job stays held with the reason
     release_wait_seconds: float = 20.0  # a release answers within this; jobs still going out are "queued"
