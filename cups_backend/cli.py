@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     inst.add_argument("--token-file", help="file holding the submit token ('-' reads one line from stdin); "
                       "may be left out when backend.conf already holds one")
     inst.add_argument("--ca-file", help="CA bundle for pullprints:// (default: the system store)")
+    inst.add_argument("--skip-crash-probe", action="store_true",
+                      help="do not check whether the installed cupsd crashes on spaces in document names")
     inst.add_argument("--info", default="pullprint secure release")
     inst.add_argument("--location", default="")
     inst.add_argument("--parallel", type=int, default=1, metavar="N",
@@ -39,6 +41,19 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("remove", parents=[common], help="delete the queue (the backend stays installed)")
     sub.add_parser("status", parents=[common], help="show the queue and its jobs")
     return parser
+
+
+def _warn_if_cupsd_crashes() -> None:
+    from cups_backend.doctor import cached_crash_probe
+
+    probe = cached_crash_probe()
+    if probe.affected:
+        version = f" (cups-daemon {probe.package_version})" if probe.package_version else ""
+        print(f"warning: the installed cupsd{version} crashes when a job's document name or a text option "
+              "contains a space, tab or line break, and hangs on a control character. lp sends the file's name, "
+              "so a user who prints \"Quarterly report.txt\" takes the print service down and loses that job; "
+              "a job saved while its queue was stopped crashes cupsd again at every start. The queue is "
+              f"installed anyway; run `pullprint doctor` for the choices. ({probe.detail})", file=sys.stderr)
 
 
 def _install(args: argparse.Namespace) -> int:
@@ -56,6 +71,8 @@ def _install(args: argparse.Namespace) -> int:
         print(f"pullprint queue install: no token yet; give --token-file (it goes to {conf})",
               file=sys.stderr)
         return 2
+    if not args.skip_crash_probe:
+        _warn_if_cupsd_crashes()
     written = install.install_backend(Path(args.backend_dir))
     mode = stat.S_IMODE(written[0].stat().st_mode)
     connection = install.connect(args.cups_server)

@@ -14,6 +14,7 @@ COMMANDS = {
     "collector": ("collector.cli:main", "run one collector node under gunicorn"),
     "printer-sim": ("printer_sim.cli:main", "run simulated printers (raw 9100 sink + SNMP agent)"),
     "queue": ("cups_backend.cli:main", "install the shared CUPS queue and the backend"),
+    "doctor": ("cups_backend.doctor:main", "check cupsd for the 2.4.2-3+deb12u10 whitespace crash, clear poison jobs"),
     "lb": ("lb.cli:main", "render, check and control the HAProxy load balancer"),
     "user": ("analyst.cli:user_main", "add, list and remove users (badge, PIN)"),
     "printer": ("analyst.cli:printer_main", "add, list and remove printers"),
