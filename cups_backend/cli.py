@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     inst.add_argument("--location", default="")
     inst.add_argument("--parallel", type=int, default=1, metavar="N",
                       help="make NAME a class of N queues, so N jobs stream to the cluster at once (default 1)")
+    inst.add_argument("--role", choices=list(install.ROLES), default="workstation",
+                      help="workstation: a private queue for this host's users (default); print-server: "
+                      "the queue is shared, so other hosts' cupsd and clients may print to it")
     sub.add_parser("remove", parents=[common], help="delete the queue (the backend stays installed)")
     sub.add_parser("status", parents=[common], help="show the queue and its jobs")
     return parser
@@ -79,13 +82,26 @@ def _install(args: argparse.Namespace) -> int:
     print(f"installed backend {', '.join(map(str, written))} (mode {mode:04o}"
           f"{', runs as root: the interpreter is not reachable by lp' if mode == 0o700 else ''})")
     print(f"credentials in {conf} (root:lp 0640)")
+    shared = install.ROLES[args.role]
     if args.parallel > 1:
         members = install.create_class(connection, args.name, args.uri, args.parallel, info=args.info,
-                                       location=args.location)
-        print(f"class {args.name} of {', '.join(members)} -> {args.uri} (raw, not shared, error policy retry-job)")
-        return 0
-    entry = install.create_queue(connection, args.name, args.uri, info=args.info, location=args.location)
-    print(f"queue {args.name} -> {entry.get('device-uri')} (raw, not shared, error policy retry-job)")
+                                       location=args.location, shared=shared)
+        what = f"class {args.name} of {', '.join(members)} -> {args.uri}"
+    else:
+        entry = install.create_queue(connection, args.name, args.uri, info=args.info, location=args.location,
+                                     shared=shared)
+        what = f"queue {args.name} -> {entry.get('device-uri')}"
+    # Report what cupsd holds now, not what was asked: that is what decides if workstations can print.
+    is_shared = bool(connection.getPrinters().get(args.name, {}).get("printer-is-shared"))
+    sharing = "shared: other hosts may print to it" if is_shared else "not shared: only this host may print to it"
+    print(f"role {args.role}: {what} (raw, {sharing}, error policy retry-job)")
+    if is_shared != shared:
+        print(f"pullprint queue install: cupsd did not make {args.name} {'shared' if shared else 'private'}",
+              file=sys.stderr)
+        return 1
+    if shared:
+        print("  workstations reach it only if this cupsd listens on the network and allows them "
+              "(cupsd.conf Listen and <Location /> Allow, or cupsctl --share-printers)")
     return 0
 
 

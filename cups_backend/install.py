@@ -14,6 +14,9 @@ from cups_backend import config
 DEFAULT_BACKEND_DIR = Path("/usr/lib/cups/backend")
 DEFAULT_SERVER_ROOT = Path("/etc/cups")
 BACKEND_NAMES = ("pullprint", "pullprints")
+# Where the queue lives decides whether cupsd takes jobs from other hosts for it (printer-is-shared):
+# a workstation prints only for itself; a print server takes its workstations' jobs.
+ROLES = {"workstation": False, "print-server": True}
 log = logging.getLogger(__name__)
 
 _SCRIPT = """\
@@ -104,9 +107,11 @@ def write_credentials(server_root: Path, token: str, ca_file: str | None = None)
 
 
 def create_queue(connection, name: str, uri: str, *, info: str = "pullprint secure release",
-                 location: str = "", error_policy: str = "retry-job") -> dict:
-    """Create (or update) the raw shared queue; returns its getPrinters() entry.
+                 location: str = "", error_policy: str = "retry-job", shared: bool = False) -> dict:
+    """Create (or update) the raw queue; returns its getPrinters() entry.
 
+    `shared` (printer-is-shared) is what a print server needs: cupsd refuses jobs from other hosts
+    for an unshared queue ("The printer or class is not shared"). A workstation keeps it private.
     pycups' addPrinter returns None without error for a name cupsd rejects, so the queue is looked
     up afterwards and its absence is an error.
     """
@@ -115,7 +120,7 @@ def create_queue(connection, name: str, uri: str, *, info: str = "pullprint secu
     if name not in printers:
         raise ValueError(f"cupsd did not create the queue {name!r} (names may not contain spaces, "
                          f"'/', '#', quotes or backslashes)")
-    connection.setPrinterShared(name, False)
+    connection.setPrinterShared(name, shared)
     connection.setPrinterErrorPolicy(name, error_policy)
     connection.enablePrinter(name)
     connection.acceptJobs(name)
@@ -123,23 +128,24 @@ def create_queue(connection, name: str, uri: str, *, info: str = "pullprint secu
 
 
 def create_class(connection, name: str, uri: str, members: int, *, info: str = "pullprint secure release",
-                 location: str = "", error_policy: str = "retry-job") -> list[str]:
-    """The shared queue as a class of `members` raw queues (`NAME-1`…) with the same URI.
+                 location: str = "", error_policy: str = "retry-job", shared: bool = False) -> list[str]:
+    """The queue as a class of `members` raw queues (`NAME-1`…) with the same URI.
 
     cupsd runs one backend at a time per queue; a class lets it hand jobs to idle members, so
-    that many jobs stream to the cluster at once. Returns the member names.
+    that many jobs stream to the cluster at once. `shared` applies to the class and its members
+    alike (a client may address a member directly). Returns the member names.
     """
     names = [f"{name}-{i}" for i in range(1, members + 1)]
     already = set(connection.getClasses().get(name) or [])  # installing again changes nothing
     for member in names:
         create_queue(connection, member, uri, info=f"{info} ({member})", location=location,
-                     error_policy=error_policy)
+                     error_policy=error_policy, shared=shared)
         if member not in already:
             connection.addPrinterToClass(member, name)
     connection.setPrinterInfo(name, info)
     if location:
         connection.setPrinterLocation(name, location)
-    connection.setPrinterShared(name, False)
+    connection.setPrinterShared(name, shared)
     connection.enablePrinter(name)
     connection.acceptJobs(name)
     if name not in connection.getClasses():
