@@ -80,7 +80,7 @@ def _install(args: argparse.Namespace) -> int:
     mode = stat.S_IMODE(written[0].stat().st_mode)
     connection = install.connect(args.cups_server)
     print(f"installed backend {', '.join(map(str, written))} (mode {mode:04o}"
-          f"{', runs as root: the interpreter is not reachable by lp' if mode == 0o700 else ''})")
+          f"{', runs as root: lp cannot reach the interpreter or the backend folder' if mode == 0o700 else ''})")
     print(f"credentials in {conf} (root:lp 0640)")
     shared = install.ROLES[args.role]
     if args.parallel > 1:

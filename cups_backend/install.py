@@ -46,13 +46,15 @@ def _reachable_by_everyone(path: Path) -> bool:
     return bool(path.stat().st_mode & stat.S_IROTH)
 
 
-def backend_mode(python: str | None = None) -> int:
-    """0755 (cupsd runs it as lp) when lp can run the interpreter and read the code, else 0700 (root).
+def backend_mode(python: str | None = None, backend_dir: Path = DEFAULT_BACKEND_DIR) -> int:
+    """0755 (cupsd runs it as lp) when lp can run the interpreter, read the code and reach
+    `backend_dir` (a private cupsd's spool sits beside it), else 0700 (root).
 
     A backend that is not world readable+executable is run as root by cupsd. That is needed when the
-    virtualenv lives where lp cannot go (e.g. an interpreter under /root).
+    virtualenv lives where lp cannot go (e.g. an interpreter under /root), or a private cupsd lives
+    in a 0700 folder.
     """
-    needed = [Path(python or sys.executable), Path(__file__)]
+    needed = [Path(python or sys.executable), Path(__file__), Path(backend_dir)]
     return 0o755 if all(_reachable_by_everyone(p) for p in needed) else 0o700
 
 
@@ -67,10 +69,10 @@ def install_backend(backend_dir: Path = DEFAULT_BACKEND_DIR, *, python: str | No
     backend_dir.mkdir(parents=True, exist_ok=True)
     if backend_dir.stat().st_mode & (stat.S_IWOTH | stat.S_IWGRP):
         raise PermissionError(f"{backend_dir} is group/world writable; cupsd would refuse backends in it")
-    mode = backend_mode(python) if mode is None else mode
+    mode = backend_mode(python, backend_dir) if mode is None else mode
     if mode == 0o700:
-        log.warning("the interpreter %s is not reachable by the lp user; installing the backend 0700 "
-                    "so cupsd runs it as root", python or sys.executable)
+        log.warning("the lp user cannot reach the interpreter %s or %s; installing the backend 0700 "
+                    "so cupsd runs it as root", python or sys.executable, backend_dir)
     text = backend_script(python)
     written = []
     for name in BACKEND_NAMES:

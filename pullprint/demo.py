@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 from pathlib import Path
 
+from cups_backend.doctor import probe_whitespace_crash
 from pullprint.daemons import MissingProgram
-from pullprint.localcluster import LocalCluster, wait_forever
+from pullprint.localcluster import LocalCluster
 
 
 def instructions(cluster: LocalCluster) -> str:
@@ -16,6 +18,10 @@ def instructions(cluster: LocalCluster) -> str:
     alice = info["users"][0]
     p1 = info["printers"][0]
     lb = info["lb_url"]
+    console = info["console"]
+    ipp = [p for p in info["printers"] if p["uri"].startswith("ipp://")]
+    ipp_line = (f"  Release to the IPP printer {ipp[0]['id']} (a real ippeveprinter, through each collector's own "
+                f"cupsd): badge in with \"printer\": \"{ipp[0]['id']}\"\n" if ipp else "")
     return f"""
 pullprint demo is running — {len(info['collectors'])} collectors behind HAProxy at {lb}
   analyst        {info['analyst_url']}
@@ -36,6 +42,7 @@ Try it:
             -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{"all": true}}'
   4. See what the printer received:   ls -l {p1['sink_dir']}
   Or open the release station in a browser: {lb}/release?printer={p1['id']}
+{ipp_line}  Admin console:  {console['url']}  (user {console['user']}, password {console['password']})
   Jam a printer:  curl -s -X POST {info['printer_control_url']}/printers/{p1['id']}/faults -d '{{"set": ["jam"]}}'
 
 Press Ctrl-C to stop everything.
@@ -45,18 +52,21 @@ Press Ctrl-C to stop everything.
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="pullprint demo", description=__doc__)
     parser.add_argument("--collectors", type=int, default=3)
-    parser.add_argument("--printers", type=int, default=2)
+    parser.add_argument("--printers", type=int, default=2, help="raw 9100 printers (default 2)")
+    parser.add_argument("--ipp-printers", type=int, default=1,
+                        help="IPP printers after those, each a real ippeveprinter (default 1)")
     parser.add_argument("--state-dir", default="state/demo", help="where everything lives (default state/demo)")
     parser.add_argument("--release-mode", choices=("direct", "pull"), default="direct")
     args = parser.parse_args(argv)
-    if args.collectors < 1 or args.printers < 1:
+    if args.collectors < 1 or args.printers < 1 or args.ipp_printers < 0:
         parser.error("need at least one collector and one printer")
 
     cluster = LocalCluster(Path(args.state_dir), n_collectors=args.collectors, n_printers=args.printers,
-                           release_mode=args.release_mode)
+                           ipp_printers=args.ipp_printers, release_mode=args.release_mode)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops it even if started with SIGINT ignored
     print("starting the pullprint demo cluster…", file=sys.stderr)
+    warning = cups_crash_warning()
     try:
         cluster.start()
     except MissingProgram as exc:
@@ -64,10 +74,38 @@ def main(argv: list[str]) -> int:
         return 1
     try:
         print(instructions(cluster), flush=True)
-        wait_forever()
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+        supervise(cluster)
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
+        # A second Ctrl-C while stopping must not leave half the cluster running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("stopping…", file=sys.stderr)
         cluster.stop()
     return 0
+
+
+def supervise(cluster: LocalCluster, interval: float = 1.0) -> None:
+    """Say on the console, within a second or two, whatever the demo started that died."""
+    while True:
+        for line in cluster.watch():
+            print(f"pullprint demo: {line}", file=sys.stderr, flush=True)
+        time.sleep(interval)
+
+
+def cups_crash_warning() -> str:
+    """A warning when this machine's cupsd crashes on document names with spaces (docs/cups.md)."""
+    try:
+        probe = probe_whitespace_crash()
+    except Exception as exc:  # noqa: BLE001 - the demo runs anyway; doctor can look closer
+        return f"pullprint demo: could not check this machine's cupsd for the whitespace crash ({exc})"
+    if not probe.affected:
+        return ""
+    return (f"pullprint demo: WARNING: this machine's cupsd ({probe.package_version or 'installed'}) crashes "
+            "when a document name contains a space or a control character, e.g. `lp \"Quarterly report.pdf\"`.\n"
+            "  The job is lost; the demo restarts cupsd and cancels any saved job that would crash it again.\n"
+            "  Print such files as `lp -t \"Quarterly report\" < \"Quarterly report.pdf\"`, and run "
+            "`pullprint doctor` for the choices (docs/cups.md).")

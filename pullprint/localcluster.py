@@ -8,9 +8,12 @@ must stay light.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pullprint import daemons
-from pullprint.credentials import cluster_auth_header
+from pullprint.credentials import cluster_auth_header, pin_hash
 
 DEMO_USERS = [
     {"name": "alice", "badge": "0451234567", "pin": "4711"},
@@ -90,6 +93,8 @@ class LocalCluster:
     # fault-injecting TCP proxy there). None: collectors talk to them directly.
     collector_link: Callable[[str, str], str] | None = None
     collector_urls: dict[str, str] = field(default_factory=dict)
+    cupsd_restarts: list[float] = field(default_factory=list)
+    _reported_dead: set[int] = field(default_factory=set)
 
     # -- secrets ------------------------------------------------------------------------------------
     def _write_secrets(self) -> None:
@@ -100,6 +105,7 @@ class LocalCluster:
             "cluster_token": secrets.token_urlsafe(32),
             "submit_token": secrets.token_urlsafe(32),
             "badge_pepper": secrets.token_urlsafe(32),
+            "console_password": secrets.token_urlsafe(12),
         }
         for name, value in values.items():
             path = folder / name
@@ -108,6 +114,12 @@ class LocalCluster:
                 with os.fdopen(fd, "w") as fh:
                     fh.write(value)
             self.secrets[name] = path
+        hash_path = folder / "console_password_hash"
+        if not hash_path.exists():
+            fd = os.open(hash_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(pin_hash(self.secret("console_password")))
+        self.secrets["console_password_hash"] = hash_path
 
     def secret(self, name: str) -> str:
         return self.secrets[name].read_text().strip()
@@ -164,7 +176,7 @@ class LocalCluster:
         port = port or daemons.free_port()
         self.analyst_url = f"http://127.0.0.1:{port}"
         env = {**os.environ, **self.extra_env,
-               **self._secret_env("analyst", ("cluster_token", "badge_pepper")),
+               **self._secret_env("analyst", ("cluster_token", "badge_pepper", "console_password_hash")),
                "PULLPRINT_ANALYST_DB_URL": f"sqlite:///{self.state_dir / 'analyst.db'}"}
         self.daemons["analyst"] = daemons.start(
             "analyst", [sys.executable, "-m", "pullprint.cli", "analyst", "--bind", f"127.0.0.1:{port}"],
@@ -272,14 +284,22 @@ class LocalCluster:
         daemons.wait_until(lambda: _http_ok(f"{self.lb_url}/readyz"), 20, "HAProxy with a ready collector")
 
     def _start_cupsd(self) -> None:
-        from cups_backend import cli as queue_cli
         from pullprint.cupsd import PrivateCupsd
 
         self.cupsd = PrivateCupsd.start(self.state_dir / "cupsd")
+        self._install_queue()
+
+    def _install_queue(self) -> None:
+        """The SecurePrint class on the demo's cupsd; run again after a restart (idempotent), as a
+        cupsd that crashed within ~30 s of a change never saved it."""
+        from cups_backend import cli as queue_cli
+
+        assert self.cupsd is not None
         code = queue_cli.main(["install", "--name", "SecurePrint", "--uri", f"pullprint://{self.lb_url[7:]}/",
                                "--cups-server", self.cupsd.server, "--backend-dir", str(self.cupsd.backend_dir),
                                "--server-root", str(self.cupsd.server_root),
-                               "--token-file", str(self.secrets["submit_token"]), "--parallel", "4"])
+                               "--token-file", str(self.secrets["submit_token"]), "--parallel", "4",
+                               "--skip-crash-probe"])
         if code != 0:
             raise RuntimeError(f"could not install the SecurePrint queue (exit {code})")
 
@@ -297,6 +317,8 @@ class LocalCluster:
             "printer_control_url": self.sim.describe["control_url"] if self.sim else "",
             "users": DEMO_USERS,
             "secrets_dir": str(self.state_dir / "secrets"),
+            "console": {"url": f"{self.analyst_url}/console", "user": "admin",
+                        "password": self.secret("console_password")},
         }
 
     def write_cluster_json(self) -> Path:
@@ -308,20 +330,77 @@ class LocalCluster:
         os.replace(tmp, path)
         return path
 
+    # -- supervision ------------------------------------------------------------------------------
+    def watch(self) -> list[str]:
+        """What died since the last call, one line each; a crashed cupsd is restarted here.
+
+        Collectors, the analyst, HAProxy and Redis are reported, not restarted: fault tests kill
+        them on purpose and bring them back themselves. cupsd is restarted on its old port (the
+        queue is in its saved config), after any saved job that would crash it again is cancelled.
+        """
+        news = []
+        watched = {name: d for name, d in self.daemons.items()}
+        watched.update({f"collector {c.id}": c.daemon for c in self.collectors.values() if c.daemon})
+        if self.sim is not None:
+            watched["printer simulator"] = self.sim.daemon
+        for name, daemon in watched.items():
+            if daemon.alive():
+                self._reported_dead.discard(daemon.pid)
+            elif daemon.pid not in self._reported_dead:
+                self._reported_dead.add(daemon.pid)
+                news.append(f"{name} (pid {daemon.pid}) died: {_exit_text(daemon.process.returncode)}")
+        if self.cupsd is not None and not self.cupsd.alive():
+            news.extend(self._restart_cupsd())
+        return news
+
+    def _restart_cupsd(self) -> list[str]:
+        from cups_backend.doctor import cancel_poison_jobs, crash_culprit, find_poison_jobs
+        from pullprint.cupsd import PrivateCupsd
+
+        assert self.cupsd is not None
+        news = [f"cupsd (pid {self.cupsd.daemon.pid}) died: {_exit_text(self.cupsd.daemon.process.returncode)}"]
+        spool = self.cupsd.root / "spool"
+        culprit = crash_culprit(self.cupsd.root / "log", request_root=spool)
+        if culprit:
+            news.append(f"  it was starting {culprit}")
+        news.extend(f"  {line}" for line in cancel_poison_jobs(find_poison_jobs(spool), cups_server=None,
+                                                                request_root=spool))
+        self.cupsd_restarts.append(time.monotonic())
+        recent = [t for t in self.cupsd_restarts if time.monotonic() - t < 60]
+        if len(recent) > 5:
+            news.append("  cupsd keeps dying (5 times within a minute); not restarting it again. "
+                        "Run `pullprint doctor` to see why.")
+            self.cupsd = None
+            return news
+        try:
+            self.cupsd = PrivateCupsd.start(self.cupsd.root, self.cupsd.port)
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._install_queue()
+            news.append(f"  cupsd restarted on {self.cupsd.server} (pid {self.cupsd.daemon.pid})")
+        except Exception as exc:  # noqa: BLE001 - say why, and try again at the next watch
+            news.append(f"  cupsd could not be restarted: {exc}")
+        return news
+
     def stop(self) -> None:
-        """Stop everything this cluster started, newest first."""
+        """Stop everything this cluster started, newest first, whatever state each one is in."""
+        steps: list[tuple[str, Callable[[], None]]] = []
         if self.cupsd is not None:
-            self.cupsd.stop()
+            steps.append(("cupsd", self.cupsd.stop))
         if "haproxy" in self.daemons:
-            self.daemons.pop("haproxy").stop()
+            steps.append(("haproxy", self.daemons.pop("haproxy").stop))
         for process in reversed(list(self.collectors.values())):
             if process.daemon:
-                process.daemon.stop()
+                steps.append((f"collector {process.id}", process.daemon.stop))
         if self.sim is not None:
-            self.sim.stop()
+            steps.append(("printer simulator", self.sim.stop))
         for name in ("analyst", "redis"):
             if name in self.daemons:
-                self.daemons.pop(name).stop()
+                steps.append((name, self.daemons.pop(name).stop))
+        for name, stop in steps:
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 - one that will not stop must not keep the rest running
+                print(f"pullprint: could not stop {name}: {exc}", file=sys.stderr)
 
     def __enter__(self) -> LocalCluster:
         return self.start()
@@ -330,6 +409,12 @@ class LocalCluster:
         self.stop()
 
 
-def wait_forever() -> None:
-    while True:
-        time.sleep(3600)
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"

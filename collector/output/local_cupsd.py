@@ -70,7 +70,7 @@ class LocalCupsd:
 def _culprit(state_dir: Path) -> str:
     from cups_backend.doctor import crash_culprit
 
-    found = crash_culprit(state_dir / "log")
+    found = crash_culprit(state_dir / "log", request_root=state_dir / "spool")
     return f" while starting {found}" if found else ""
 
 
