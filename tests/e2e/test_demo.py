@@ -188,11 +188,15 @@ def test_a_name_with_spaces_prints_or_the_demo_recovers_from_the_crash(demo, tmp
 
 
 @pytest.mark.e2e
-def test_a_killed_cupsd_is_reported_and_ctrl_c_stops_everything(demo) -> None:
+def test_dead_parts_are_reported_and_sigterm_stops_everything(demo) -> None:
     pid = _wait(lambda: _cupsd_pid(demo.state), 20, "the demo's cupsd")
     os.kill(pid, signal.SIGKILL)
     _wait(lambda: f"cupsd (pid {pid}) died: killed by SIGKILL" in demo.console(), 10, "the demo to report it")
     _wait(demo.cupsd_answers, 20, "cupsd to be restarted")
+    collector = demo.info["collectors"][0]
+    os.killpg(collector["pid"], signal.SIGKILL)  # the whole node, as the fault tests do
+    _wait(lambda: f"collector {collector['id']} (pid {collector['pid']}) died: killed by SIGKILL" in demo.console(),
+          10, "the demo to report the dead collector")
     assert demo.stop() == 0
     assert "stopping" in demo.console()
     _wait(lambda: not _processes_of(demo.state), 15, "every process the demo started to be gone")
