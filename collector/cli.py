@@ -54,6 +54,8 @@ def main(argv: list[str]) -> int:
         env["PULLPRINT_COLLECTOR_CUPS_SERVER"] = cfg.cups_server = output_cupsd.server
     node = build_node(cfg)
     node.spool.clear_leftovers()
+    if sealed := node.spool.seal_legacy_metadata():  # spools written before metadata was encrypted
+        log.info("collector %s sealed the metadata of %d older spool files", cfg.id, sealed)
     # A returning node first hands the analyst what it journalled, then drops what was deleted
     # while it was away; only then does it accept requests.
     replay_journal(node, at_start=True)

@@ -180,7 +180,7 @@ def reconcile(node: Node) -> dict[str, int]:
             break
         for job_id in batch:
             try:
-                meta = node.spool.meta(job_id)
+                meta = node.spool.placement(job_id)  # no decryption for what every copy needs
             except PullprintError:
                 continue  # deleted meanwhile
             job = known.get(job_id)
@@ -207,9 +207,9 @@ def _unknown_copy(node: Node, job_id: str, meta: dict[str, Any], journalled: set
             node.spool.delete(job_id)
             return "dropped"
         return "kept"
-    record = {**meta, "locations": sorted({*meta.get("locations", []), node.id})}
-    record.pop("provisional", None)
     try:
+        record = {**node.spool.meta(job_id), "locations": sorted({*meta.get("locations", []), node.id})}
+        record.pop("provisional", None)
         job, _ = node.analyst.register_job(record)
     except PullprintError as exc:  # unreachable, or refused: keep the copy, ask again next time
         log.warning("could not register unknown job %s from this node's copy: %s", job_id, exc.code)
@@ -251,7 +251,7 @@ def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: f
     repaired = 0
     for job_id in node.spool.job_ids():
         try:
-            meta = node.spool.meta(job_id)
+            meta = node.spool.placement(job_id)
         except PullprintError:
             continue
         if meta.get("provisional"):
@@ -269,7 +269,7 @@ def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: f
             continue
         copy_started = time.monotonic()
         try:
-            added = replicate(node, job_id, meta, exclude=holders)
+            added = replicate(node, job_id, node.spool.meta(job_id), exclude=holders)
         except PullprintError:
             added = []
         # A dead node leaves thousands of jobs to copy again on the survivors, which are now
@@ -310,7 +310,7 @@ def sweep_orphans(node: Node) -> dict[str, int]:
     now = datetime.now(UTC)
     for job_id in node.spool.job_ids():
         try:
-            expires = datetime.fromisoformat(node.spool.meta(job_id).get("expires_at", ""))
+            expires = datetime.fromisoformat(node.spool.placement(job_id).get("expires_at", ""))
         except (PullprintError, ValueError):
             continue
         if now - expires > EXPIRY_SLACK:

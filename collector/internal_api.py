@@ -81,9 +81,6 @@ def delete_copy(job_id: str) -> Response:
 @bp.get("/users/<user>/jobs")
 def held_for_user(user: str) -> Response:
     n = node()
-    jobs = []
-    for job_id in n.spool.job_ids():
-        meta = n.spool.meta(job_id)
-        if meta.get("owner") == user and not meta.get("provisional"):
-            jobs.append({**meta, "state": "held", "locations": sorted(set(meta.get("locations", [])) | {n.id})})
+    jobs = [{**meta, "state": "held", "locations": sorted(set(meta.get("locations", [])) | {n.id})}
+            for meta in n.spool.jobs_of(user)]
     return jsonify({"jobs": jobs})

@@ -1,4 +1,14 @@
-"""SpoolStore: the collector's encrypted, hashed, fsynced job files, renamed into place atomically."""
+"""SpoolStore: the collector's encrypted, hashed, fsynced job files, renamed into place atomically.
+
+A job is two files in `jobs/`: `<id>.spool`, the document sealed by pullprint.crypto, and
+`<id>.json`, its metadata. Only what the housekeeping needs about every copy stays in clear in the
+metadata (`CLEAR_FIELDS`: where the copies are, whether the job is acknowledged yet, when it
+expires, its size); everything else — owner, title, options, origin host, CUPS ids, the document's
+hash — is sealed with a key derived from the job's own data key (`"sealed"`), and the owner is
+findable through a keyed hash (`"owner_tag"`). Shredding the spool file's header therefore makes
+every version of the metadata unreadable too. Metadata files written before sealing (no
+`"sealed"` field) are still read, and are sealed when next updated or by `seal_legacy_metadata`.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +27,12 @@ from pullprint.errors import BadRequest, NotFound, TooLarge
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 READ_SIZE = 64 * 1024
+# Metadata kept readable without any key: what reconcile, repair, the orphan sweep and the
+# replication census read for every copy. Nothing here names a person or a document.
+CLEAR_FIELDS = frozenset({"id", "site", "received_by", "submitted_at", "expires_at", "locations", "provisional",
+                          "size"})
+META_FORMAT = 2  # 1 (no "format" field): everything in clear
+_KEY_CACHE_MAX = 65_536  # jobs' metadata keys kept per process, so listing a user's jobs reads one file per job
 
 
 def new_job_id() -> str:
@@ -62,6 +78,7 @@ class SpoolStore:
         self.jobs = self.root / "jobs"
         self.tmp = self.root / "tmp"
         self._key = installation_key
+        self._meta_keys: dict[str, bytes] = {}
         for folder in (self.root, self.jobs, self.tmp):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -93,13 +110,56 @@ class SpoolStore:
         except OSError:
             return False
 
-    def _commit(self, job_id: str, tmp_spool: Path, meta: dict[str, Any]) -> None:
-        spool_path, meta_path = self._paths(job_id)
+    # -- metadata on disk ----------------------------------------------------------------------
+    def _meta_key_in(self, spool_path: Path) -> bytes:
+        """The key that seals the job's metadata, from its spool file's header."""
+        try:
+            with open(spool_path, "rb") as fh:
+                return crypto.metadata_key(crypto.data_key_of(self._key, fh.read(crypto.HEADER_LEN)))
+        except (FileNotFoundError, crypto.CorruptSpool):
+            # Deleted (or being deleted: the header is shredded first): there is no job to describe.
+            raise NotFound("not-found", "this collector holds no readable copy of the job") from None
+
+    def _meta_key(self, job_id: str, spool_path: Path) -> bytes:
+        # A job id is never reused and every copy of a job has the same header, so a job's key
+        # never changes while its file exists; `delete` forgets it.
+        key = self._meta_keys.get(job_id)
+        if key is None:
+            key = self._meta_key_in(spool_path)
+            if len(self._meta_keys) >= _KEY_CACHE_MAX:
+                self._meta_keys.clear()
+            self._meta_keys[job_id] = key
+        return key
+
+    def _on_disk(self, job_id: str, meta: dict[str, Any], spool_path: Path) -> dict[str, Any]:
+        """The metadata as stored: the clear fields, the owner's keyed hash, the rest sealed."""
+        clear = {k: v for k, v in meta.items() if k in CLEAR_FIELDS}
+        secret = {k: v for k, v in meta.items() if k not in CLEAR_FIELDS}
+        record: dict[str, Any] = {"format": META_FORMAT, **clear,
+                                  "sealed": crypto.seal_fields(self._meta_key_in(spool_path), job_id, secret)}
+        if isinstance(meta.get("owner"), str):
+            record["owner_tag"] = crypto.owner_tag(self._key, meta["owner"])
+        return record
+
+    def _read_record(self, job_id: str) -> dict[str, Any]:
+        _, meta_path = self._paths(job_id)
+        try:
+            return dict(json.loads(meta_path.read_text()))
+        except FileNotFoundError:
+            raise NotFound("not-found", "this collector holds no copy of the job") from None
+
+    def _write_record(self, job_id: str, record: dict[str, Any], *, durable: bool = False) -> Path:
         tmp_meta = self._tmp(f"{job_id}.json")
         with open(tmp_meta, "w") as fh:
-            json.dump(meta, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+            json.dump(record, fh)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        return tmp_meta
+
+    def _commit(self, job_id: str, tmp_spool: Path, meta: dict[str, Any]) -> None:
+        spool_path, meta_path = self._paths(job_id)
+        tmp_meta = self._write_record(job_id, self._on_disk(job_id, meta, tmp_spool), durable=True)
         # The spool file goes first: a metadata file always has its document beside it.
         os.replace(tmp_spool, spool_path)
         os.replace(tmp_meta, meta_path)
@@ -157,23 +217,78 @@ class SpoolStore:
         return spool_path.exists() and meta_path.exists()
 
     def meta(self, job_id: str) -> dict[str, Any]:
-        _, meta_path = self._paths(job_id)
+        """All of a job's metadata, decrypted (owner, title, options, …)."""
+        record = self._read_record(job_id)
+        if "sealed" not in record:
+            return record  # written before metadata was sealed
+        secret = self._open(job_id, record)
+        return {**{k: v for k, v in record.items() if k in CLEAR_FIELDS}, **secret}
+
+    def _open(self, job_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        spool_path = self.jobs / f"{job_id}.spool"
         try:
-            return dict(json.loads(meta_path.read_text()))
-        except FileNotFoundError:
-            raise NotFound("not-found", "this collector holds no copy of the job") from None
+            return crypto.open_fields(self._meta_key(job_id, spool_path), job_id, str(record["sealed"]))
+        except crypto.CorruptSpool:
+            self._meta_keys.pop(job_id, None)
+            raise NotFound("not-found", "this collector holds no readable copy of the job") from None
 
     def placement(self, job_id: str) -> dict[str, Any]:
         """Where a job's copies are, whether it is acknowledged yet and when it expires: what the
         housekeeping needs about every copy, read without decrypting anything."""
-        return self.meta(job_id)
+        record = self._read_record(job_id)
+        return {k: v for k, v in record.items() if k in CLEAR_FIELDS}
 
     def update_meta(self, job_id: str, **changes: Any) -> None:
-        meta = self.meta(job_id) | changes
-        _, meta_path = self._paths(job_id)
-        tmp_meta = self._tmp(f"{job_id}.json")
-        tmp_meta.write_text(json.dumps(meta))
-        os.replace(tmp_meta, meta_path)
+        record = self._read_record(job_id)
+        spool_path, meta_path = self._paths(job_id)
+        if "sealed" in record and CLEAR_FIELDS.issuperset(changes):
+            record |= changes  # the sealed part is unchanged: no need to decrypt it
+        else:
+            record = self._on_disk(job_id, self.meta(job_id) | changes, spool_path)
+        os.replace(self._write_record(job_id, record), meta_path)
+
+    def jobs_of(self, owner: str) -> list[dict[str, Any]]:
+        """The metadata of `owner`'s acknowledged (not provisional) jobs here, decrypting only theirs."""
+        tag = crypto.owner_tag(self._key, owner)
+        found = []
+        for job_id in self.job_ids():
+            try:
+                record = self._read_record(job_id)
+                if record.get("provisional") or record.get("owner_tag", tag) != tag:
+                    continue
+                meta = self.meta(job_id)
+            except NotFound:
+                continue  # deleted meanwhile
+            if meta.get("owner") == owner:  # (a file from before sealing has no tag: compare the name)
+                found.append(meta)
+        return found
+
+    def seal_legacy_metadata(self) -> int:
+        """Seal every metadata file written before sealing; its clear-text bytes are overwritten first.
+
+        For a node that is not serving yet. Returns how many files were sealed.
+        """
+        sealed = 0
+        for job_id in self.job_ids():
+            try:
+                record = self._read_record(job_id)
+                if "sealed" in record:
+                    continue
+                spool_path, meta_path = self._paths(job_id)
+                tmp_meta = self._write_record(job_id, self._on_disk(job_id, record, spool_path), durable=True)
+            except NotFound:
+                continue
+            # Overwrite the old file in place before it is unlinked, so its blocks stop holding the
+            # owner and title (best effort: a copy-on-write file system or an SSD may keep them).
+            with contextlib.suppress(OSError), open(meta_path, "r+b") as fh:
+                fh.write(b"\0" * os.fstat(fh.fileno()).st_size)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp_meta, meta_path)
+            sealed += 1
+        if sealed:
+            _fsync_dir(self.jobs)
+        return sealed
 
     def open_sealed(self, job_id: str) -> BinaryIO:
         spool_path, _ = self._paths(job_id)
@@ -198,6 +313,7 @@ class SpoolStore:
     def delete(self, job_id: str) -> bool:
         """Crypto-shred and remove a job's files; True when there was something to delete."""
         spool_path, meta_path = self._paths(job_id)
+        self._meta_keys.pop(job_id, None)
         found = False
         with contextlib.suppress(FileNotFoundError), open(spool_path, "r+b") as fh:
             crypto.shred_header(fh)

@@ -11,18 +11,25 @@ Chunk i is sealed with nonce = prefix || u32(i) || u8(last) and associated data 
 the STREAM construction: a reordered, dropped or truncated chunk, a file swapped between jobs, or a
 missing final chunk all fail to decrypt. Overwriting the wrapped key destroys the job for good
 (crypto-shredding), whatever copies of the ciphertext a disk keeps.
+
+A job's sensitive metadata is sealed (`seal_fields`) under a key derived from the same data key
+(`metadata_key`), so it is shredded with the document.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 MAGIC = b"PPSPOOL1"
@@ -162,3 +169,56 @@ def shred_header(fh: BinaryIO) -> None:
     fh.write(os.urandom(WRAPPED_LEN))
     fh.flush()
     os.fsync(fh.fileno())
+
+
+# --- spool metadata -------------------------------------------------------------------------------
+# A job's sensitive metadata (owner, title, options…) is sealed with a key derived from the job's
+# own data key, so the crypto-shredding of the spool file's header destroys it too, in every old
+# version of the metadata file a disk may still hold.
+_META_INFO = b"pullprint spool metadata v1"
+_OWNER_TAG_INFO = b"pullprint owner tag v1"
+_NONCE = 12
+
+
+def data_key_of(installation_key: bytes, header: bytes) -> bytes:
+    """The job's data key from a spool file's header; CorruptSpool when shredded or foreign."""
+    if len(header) < HEADER_LEN or header[: len(MAGIC)] != MAGIC:
+        raise CorruptSpool("not a pullprint spool file")
+    try:
+        return aes_key_unwrap(installation_key, header[len(MAGIC): len(MAGIC) + WRAPPED_LEN])
+    except InvalidUnwrap:
+        raise CorruptSpool("data key does not unwrap: wrong installation key or shredded job") from None
+
+
+def _derive(key: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
+
+
+def metadata_key(data_key: bytes) -> bytes:
+    """The key that seals a job's metadata, derived from (and shredded with) the job's data key."""
+    return _derive(data_key, _META_INFO)
+
+
+def seal_fields(meta_key: bytes, job_id: str, fields: dict[str, Any]) -> str:
+    """Encrypt a JSON-able mapping for one job (AES-GCM, bound to the job id); base64 text."""
+    nonce = os.urandom(_NONCE)
+    plain = json.dumps(fields, separators=(",", ":")).encode()
+    sealed = AESGCM(meta_key).encrypt(nonce, plain, b"meta|" + job_id.encode())
+    return base64.b64encode(nonce + sealed).decode("ascii")
+
+
+def open_fields(meta_key: bytes, job_id: str, text: str) -> dict[str, Any]:
+    """The mapping `seal_fields` sealed; CorruptSpool when it was tampered with or is another job's."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+        plain = AESGCM(meta_key).decrypt(raw[:_NONCE], raw[_NONCE:], b"meta|" + job_id.encode())
+        return dict(json.loads(plain))
+    except (ValueError, InvalidTag) as exc:
+        raise CorruptSpool("job metadata failed authentication") from exc
+
+
+def owner_tag(installation_key: bytes, owner: str) -> str:
+    """A keyed hash of a job's owner: finds a user's jobs in the spool without the name in clear."""
+    mac = hmac.HMAC(_derive(installation_key, _OWNER_TAG_INFO), hashes.SHA256())
+    mac.update(owner.encode())
+    return mac.finalize()[:16].hex()

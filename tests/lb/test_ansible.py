@@ -88,4 +88,7 @@ def test_service_templates_render_to_settings_the_services_know(tmp_path: Path) 
     assert "ExecStart=/opt/pullprint/venv/bin/pullprint collector" in unit
     assert "PULLPRINT_COLLECTOR_INSTALLATION_KEY_FILE=/etc/pullprint/secrets/installation_key" in unit
     assert "ExecStart=/opt/pullprint/venv/bin/pullprint analyst" in (tmp_path / "pullprint-analyst.service").read_text()
-    assert "Allow @LOCAL" in (tmp_path / "cupsd.conf").read_text()  # and cupsd -t accepted it
+    cupsd_conf = (tmp_path / "cupsd.conf").read_text()
+    assert "Allow @LOCAL" in cupsd_conf  # and cupsd -t accepted it
+    # A print server keeps no document once the job left it, and job records only for an hour.
+    assert "PreserveJobFiles No\n" in cupsd_conf and "PreserveJobHistory 3600\n" in cupsd_conf

@@ -103,3 +103,28 @@ def test_installation_key_file_hex_or_raw(tmp_path):
     (tmp_path / "not-hex").write_text("zz" * 32)
     with pytest.raises(ValueError):
         crypto.load_installation_key(tmp_path / "not-hex")
+
+
+def test_sealed_metadata_opens_only_for_its_job_and_dies_with_the_header(tmp_path):
+    sealed_file = seal(b"doc")
+    meta_key = crypto.metadata_key(crypto.data_key_of(KEY, sealed_file[:crypto.HEADER_LEN]))
+    text = crypto.seal_fields(meta_key, "a" * 32, {"owner": "alice", "title": "Salaries"})
+    assert "alice" not in text and "Salaries" not in text
+    assert crypto.open_fields(meta_key, "a" * 32, text) == {"owner": "alice", "title": "Salaries"}
+    with pytest.raises(crypto.CorruptSpool):
+        crypto.open_fields(meta_key, "b" * 32, text)  # moved to another job
+    tampered = text[:-6] + ("A" if text[-6] != "A" else "B") + text[-5:]
+    with pytest.raises(crypto.CorruptSpool):
+        crypto.open_fields(meta_key, "a" * 32, tampered)
+    spool_file = tmp_path / "job.spool"
+    spool_file.write_bytes(sealed_file)
+    with open(spool_file, "r+b") as fh:
+        crypto.shred_header(fh)
+    with pytest.raises(crypto.CorruptSpool, match="unwrap"):
+        crypto.data_key_of(KEY, spool_file.read_bytes()[:crypto.HEADER_LEN])
+
+
+def test_owner_tags_are_stable_keyed_and_distinct():
+    assert crypto.owner_tag(KEY, "alice") == crypto.owner_tag(KEY, "alice")
+    assert crypto.owner_tag(KEY, "alice") != crypto.owner_tag(KEY, "bob")
+    assert crypto.owner_tag(KEY, "alice") != crypto.owner_tag(bytes(32), "alice")
