@@ -27,9 +27,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from localcluster.cluster import LocalCluster  # noqa: E402
 from printer_sim.cluster import start_sim  # noqa: E402
 from pullprint.cupsd import PrivateCupsd  # noqa: E402
-from pullprint.localcluster import LocalCluster  # noqa: E402
 
 PRINTERS = 10
 JOBS_PER_PRINTER = 4
@@ -91,7 +91,7 @@ def run_pullprint(state: Path) -> dict:
 
 def run_cups(state: Path) -> dict:
     with start_sim(PRINTERS, state / "printers", snmp=False) as sim:
-        cupsd = PrivateCupsd.start(state / "cupsd", install_pullprint_backend=False)
+        cupsd = PrivateCupsd.start(state / "cupsd")
         try:
             env = cupsd.env()
             for printer in sim.printers:

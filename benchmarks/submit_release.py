@@ -54,8 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from localcluster.cluster import LocalCluster  # noqa: E402
 from pullprint.credentials import cluster_auth_header  # noqa: E402
-from pullprint.localcluster import LocalCluster  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "submit_release.json"
 LOGIN_BUDGET = 2.0  # seconds: the design's bounded-login budget; a slower answer is a failure
@@ -166,7 +166,7 @@ def reference_run(base: Path, docs: list[tuple[Path, str]], submitters: int) -> 
     sim = start_sim(1, base / "ref-printers", snmp=False)
     cupsd = None
     try:
-        cupsd = PrivateCupsd.start(base / "ref-cupsd", install_pullprint_backend=False, log_level="warn")
+        cupsd = PrivateCupsd.start(base / "ref-cupsd", log_level="warn")
         printer = sim.printers[0]
         subprocess.run(["lpadmin", "-h", cupsd.server, "-p", "Ref", "-E", "-v", printer["uri"], "-m", "raw"],
                        check=True, capture_output=True, env=cupsd.env())

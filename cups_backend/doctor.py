@@ -656,7 +656,7 @@ def probe_document_names(document_names: Sequence[str], timeout: float = 10.0) -
     try:
         base.chmod(0o755)  # the lp user must be able to reach the spool (socket backend runs as lp)
         try:
-            cupsd = PrivateCupsd.start(base / "cups", install_pullprint_backend=False, log_level="info",
+            cupsd = PrivateCupsd.start(base / "cups", log_level="info",
                                        timeout=max(1.0, timeout / 2))
         except (PullprintError, OSError, ValueError, RuntimeError) as exc:
             return CrashProbe(affected=version == BROKEN_VERSION, probed=False, package_version=version,

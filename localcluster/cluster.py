@@ -2,8 +2,7 @@
 
 It starts Redis, an analyst on SQLite, N collectors (each in its own process group), HAProxy in
 front of them, simulated printers, and a private cupsd with the shared queue, and writes
-`cluster.json` (the contract in docs/architecture.md). Components are imported lazily: the core
-must stay light.
+`cluster.json` (the contract in docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -12,17 +11,27 @@ import contextlib
 import io
 import json
 import os
+import pwd
 import secrets
+import shutil
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cups_backend import cli as queue_cli
+from cups_backend.doctor import cancel_poison_jobs, crash_culprit, find_poison_jobs
+from lb import haproxy
+from localcluster.redis_server import start_redis
+from printer_sim.cluster import start_sim
 from pullprint import daemons
 from pullprint.credentials import cluster_auth_header, pin_hash
+from pullprint.cupsd import PrivateCupsd
 
 DEMO_USERS = [
     {"name": "alice", "badge": "0451234567", "pin": "4711"},
@@ -33,8 +42,6 @@ PROGRAMS = ("redis-server", "haproxy", "cupsd", "lp", "lpadmin")
 
 
 def _http(method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 5.0) -> Any:
-    import urllib.request
-
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json", **(cluster_auth_header(token) if token else {})}
     request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
@@ -43,9 +50,6 @@ def _http(method: str, url: str, token: str | None = None, body: Any = None, tim
 
 
 def _http_ok(url: str) -> bool:
-    import urllib.error
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=0.5) as response:  # noqa: S310
             return bool(response.status == 200)
@@ -150,7 +154,7 @@ class LocalCluster:
         return self
 
     def _start_redis(self) -> None:
-        daemon, self.redis_url = daemons.start_redis(self.state_dir / "redis")
+        daemon, self.redis_url = start_redis(self.state_dir / "redis")
         self.daemons["redis"] = daemon
 
     def stop_redis(self, kill: bool = False) -> None:
@@ -161,7 +165,7 @@ class LocalCluster:
     def start_redis_again(self) -> None:
         """Bring Redis back, empty, on its old port."""
         port = int(self.redis_url.rsplit(":", 1)[1].split("/", 1)[0])
-        daemon, url = daemons.start_redis(self.state_dir / "redis", port=port)
+        daemon, url = start_redis(self.state_dir / "redis", port=port)
         self.daemons["redis"] = daemon
         self.redis_url = url
 
@@ -192,8 +196,6 @@ class LocalCluster:
         self._start_analyst(int(self.analyst_url.rsplit(":", 1)[1]))
 
     def _start_printers(self) -> None:
-        from printer_sim.cluster import start_sim
-
         ids = [f"p{i}" for i in range(1, self.n_printers + self.ipp_printers + self.lpd_printers + 1)]
         ipp = ids[self.n_printers:self.n_printers + self.ipp_printers]
         lpd = ids[self.n_printers + self.ipp_printers:]
@@ -241,9 +243,6 @@ class LocalCluster:
         names = ("installation_key", "cluster_token", "submit_token", "badge_pepper")
         if not self.collector_user:
             return self._secret_env("collector", names)
-        import pwd
-        import shutil
-
         account = pwd.getpwnam(self.collector_user)
         folder = self.state_dir / collector_id / "secrets"
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -269,8 +268,6 @@ class LocalCluster:
             process.daemon.stop()
 
     def _start_lb(self) -> None:
-        from lb import haproxy
-
         port = daemons.free_port()
         self.lb_url = f"http://127.0.0.1:{port}"
         self.lb_socket = str(self.state_dir / "lb" / "admin.sock")
@@ -284,16 +281,12 @@ class LocalCluster:
         daemons.wait_until(lambda: _http_ok(f"{self.lb_url}/readyz"), 20, "HAProxy with a ready collector")
 
     def _start_cupsd(self) -> None:
-        from pullprint.cupsd import PrivateCupsd
-
         self.cupsd = PrivateCupsd.start(self.state_dir / "cupsd")
         self._install_queue()
 
     def _install_queue(self) -> None:
         """The SecurePrint class on the demo's cupsd; run again after a restart (idempotent), as a
         cupsd that crashed within ~30 s of a change never saved it."""
-        from cups_backend import cli as queue_cli
-
         assert self.cupsd is not None
         code = queue_cli.main(["install", "--name", "SecurePrint", "--uri", f"pullprint://{self.lb_url[7:]}/",
                                "--cups-server", self.cupsd.server, "--backend-dir", str(self.cupsd.backend_dir),
@@ -354,9 +347,6 @@ class LocalCluster:
         return news
 
     def _restart_cupsd(self) -> list[str]:
-        from cups_backend.doctor import cancel_poison_jobs, crash_culprit, find_poison_jobs
-        from pullprint.cupsd import PrivateCupsd
-
         assert self.cupsd is not None
         news = [f"cupsd (pid {self.cupsd.daemon.pid}) died: {_exit_text(self.cupsd.daemon.process.returncode)}"]
         spool = self.cupsd.root / "spool"

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from cups_backend.doctor import probe_whitespace_crash
+from localcluster.cluster import LocalCluster
 from pullprint.daemons import MissingProgram
-from pullprint.localcluster import LocalCluster
 
 
 def instructions(cluster: LocalCluster) -> str:

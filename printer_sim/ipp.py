@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from pullprint.daemons import Daemon, ensure_system_dbus, free_port, port_open, require, start
+from printer_sim.dbus import ensure_system_dbus
+from pullprint.daemons import Daemon, free_port, port_open, require, start
 
 FORMATS = "application/pdf,application/postscript,text/plain,application/octet-stream,application/vnd.hp-pcl"
 

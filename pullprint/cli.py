@@ -9,7 +9,7 @@ from pullprint.errors import PullprintError
 
 # subcommand -> (module:function taking argv and returning an exit code, one-line help)
 COMMANDS = {
-    "demo": ("pullprint.demo:main", "start a whole cluster on loopback and show what to try"),
+    "demo": ("localcluster.demo:main", "start a whole cluster on loopback and show what to try"),
     "analyst": ("analyst.cli:main", "run the analyst (central registry) under gunicorn"),
     "collector": ("collector.cli:main", "run one collector node under gunicorn"),
     "printer-sim": ("printer_sim.cli:main", "run simulated printers (raw 9100 sink + SNMP agent)"),

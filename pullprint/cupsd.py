@@ -138,7 +138,7 @@ class PrivateCupsd:
 
     @classmethod
     def start(cls, state_dir: Path, port: int | None = None, *, log_level: str = "info",
-              install_pullprint_backend: bool = True, retry_interval: int = 300,
+              retry_interval: int = 300,
               listen: Sequence[str] = (), allow: Sequence[str] = (), netns: str | None = None,
               timeout: float = 20.0, new_session: bool = True) -> PrivateCupsd:
         """Build the tree under `state_dir`, start ``cupsd -f`` and wait until it accepts connections.
@@ -157,11 +157,6 @@ class PrivateCupsd:
         _build_tree(root)
         backends_as_root = os.geteuid() == 0 and not lp_can_enter(root)
         _install_stock_backends(root / "bin" / "backend", as_root=backends_as_root)
-        if install_pullprint_backend:
-            # Imported here: the core must not import a component at import time.
-            from cups_backend.install import install_backend
-
-            install_backend(root / "bin" / "backend", mode=0o700 if backends_as_root else None)
         socket_path = root / "state" / "cups.sock"
         socket_line = f"Listen {socket_path}\n" if len(str(socket_path)) <= _MAX_SOCKET_PATH else ""
         (root / "etc" / "cups-files.conf").write_text(_CUPS_FILES_CONF.format(root=root))

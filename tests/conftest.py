@@ -3,7 +3,7 @@
 import pytest
 import redis as redis_lib
 
-from pullprint.daemons import start_redis
+from localcluster.redis_server import start_redis
 
 
 @pytest.fixture(scope="session")

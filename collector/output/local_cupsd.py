@@ -16,6 +16,7 @@ import logging
 import time
 from pathlib import Path
 
+from cups_backend.doctor import cancel_poison_jobs, crash_culprit, find_poison_jobs
 from pullprint.cupsd import PrivateCupsd
 from pullprint.daemons import free_port
 
@@ -38,7 +39,7 @@ class LocalCupsd:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.cupsd = PrivateCupsd.start(self.state_dir, self.port, install_pullprint_backend=False,
+        self.cupsd = PrivateCupsd.start(self.state_dir, self.port,
                                         new_session=False)
 
     def check(self) -> bool:
@@ -68,15 +69,11 @@ class LocalCupsd:
 
 
 def _culprit(state_dir: Path) -> str:
-    from cups_backend.doctor import crash_culprit
-
     found = crash_culprit(state_dir / "log", request_root=state_dir / "spool")
     return f" while starting {found}" if found else ""
 
 
 def _cancel_poison(state_dir: Path) -> list[str]:
-    from cups_backend.doctor import cancel_poison_jobs, find_poison_jobs
-
     spool = state_dir / "spool"
     if not spool.exists():
         return []

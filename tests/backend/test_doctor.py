@@ -249,7 +249,7 @@ class Spooled:
 
     def restart(self) -> PrivateCupsd:
         self.cupsd.stop()
-        self.cupsd = PrivateCupsd.start(self.root, install_pullprint_backend=False)
+        self.cupsd = PrivateCupsd.start(self.root)
         return self.cupsd
 
     def enable_and_watch(self, seconds: float = 2.0) -> bool:
@@ -268,7 +268,7 @@ class Spooled:
 @pytest.fixture
 def spooled(open_tmp: Path) -> Iterator[Spooled]:
     root = open_tmp / "cups"
-    cupsd = PrivateCupsd.start(root, install_pullprint_backend=False)
+    cupsd = PrivateCupsd.start(root)
     state = Spooled(root, cupsd)
     try:
         connection = cups.Connection(host=cupsd.host, port=cupsd.port)
@@ -405,7 +405,7 @@ def test_a_poison_job_is_removed_while_cupsd_is_down_and_cupsd_then_stays_up(pro
 def test_a_job_lost_in_a_crash_is_named_from_the_error_log(probe, open_tmp, log_level, document) -> None:
     needs_the_crash(probe)
     root = open_tmp / "cups"
-    cupsd = PrivateCupsd.start(root, install_pullprint_backend=False, log_level=log_level)
+    cupsd = PrivateCupsd.start(root, log_level=log_level)
     try:
         connection = cups.Connection(host=cupsd.host, port=cupsd.port)
         connection.addPrinter("SecurePrint", device=f"socket://127.0.0.1:{free_port()}", ppdname="raw")
@@ -437,7 +437,7 @@ def test_queue_install_warns_when_cupsd_is_affected_and_installs_anyway(probe, o
     from cups_backend.cli import main as queue_main
 
     root = open_tmp / "cups"
-    cupsd = PrivateCupsd.start(root, install_pullprint_backend=False)
+    cupsd = PrivateCupsd.start(root)
     try:
         token = open_tmp / "token"
         token.write_text("doctor-test-token-0123456789\n")

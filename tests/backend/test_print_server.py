@@ -21,9 +21,9 @@ cups = pytest.importorskip("cups")
 
 from cups_backend import install  # noqa: E402
 from cups_backend.cli import main as queue_main  # noqa: E402
+from localcluster.cluster import LocalCluster  # noqa: E402
 from pullprint.credentials import cluster_auth_header  # noqa: E402
 from pullprint.cupsd import PrivateCupsd  # noqa: E402
-from pullprint.localcluster import LocalCluster  # noqa: E402
 
 pytestmark = pytest.mark.integration
 QUEUE = "SecurePrint"
@@ -115,7 +115,7 @@ def print_server(base: Path, link: Link) -> Iterator[PrivateCupsd]:
 
 @pytest.fixture(scope="module")
 def workstation(base: Path, link: Link) -> Iterator[PrivateCupsd]:
-    with PrivateCupsd.start(base / "workstation", netns=link.netns, install_pullprint_backend=False,
+    with PrivateCupsd.start(base / "workstation", netns=link.netns,
                             log_level="debug") as daemon:
         yield daemon
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from pullprint.localcluster import LocalCluster
+from localcluster.cluster import LocalCluster
 
 MAX_JOB_BYTES = 4 * 1024 * 1024
 

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from pullprint.localcluster import LocalCluster
+from localcluster.cluster import LocalCluster
 from tests.e2e.conftest import analyst_get, cluster_state_dir, submit, wait_for
 
 LIFETIME_SECONDS = 3

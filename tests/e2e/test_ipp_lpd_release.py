@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lb import runtime
-from pullprint.localcluster import LocalCluster
+from localcluster.cluster import LocalCluster
 from tests.e2e.conftest import cluster_state_dir, login, received, release, sha, submit, user
 
 SERVICE_USER = "pullprint"

@@ -21,8 +21,8 @@ import pytest
 import redis
 
 from collector.printer_lock import PrinterLock
+from localcluster.cluster import LocalCluster
 from pullprint import keys
-from pullprint.localcluster import LocalCluster
 from tests.e2e.conftest import analyst_call, cluster_state_dir, login, received, release, sha, submit, user, wait_for
 
 RETRIES, BACKOFF, LOCK_WAIT, RELEASE_WAIT, OUTPUT_TIMEOUT = 3, 0.3, 8.0, 5.0, 3.0

@@ -13,7 +13,7 @@ import shutil
 import pytest
 import requests
 
-from pullprint.localcluster import LocalCluster
+from localcluster.cluster import LocalCluster
 from tests.e2e.conftest import (
     analyst_get,
     cluster_state_dir,

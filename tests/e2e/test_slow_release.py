@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from collector.printer_lock import PrinterLock
-from pullprint.localcluster import LocalCluster
+from localcluster.cluster import LocalCluster
 from tests.e2e.conftest import analyst_call, cluster_state_dir, login, received_hashes, release, sha, submit, user
 
 

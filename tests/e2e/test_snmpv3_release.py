@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from collector.health.cache import read_health
-from pullprint.localcluster import LocalCluster
+from localcluster.cluster import LocalCluster
 from tests.e2e.conftest import cluster_state_dir, login, received_hashes, release, sha, submit, user, wait_for
 
 V3 = "p2"

@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from pullprint.localcluster import LocalCluster
+from localcluster.cluster import LocalCluster
 from tests.faults.workload import LOGIN_TIMEOUT, Ledger, Workload, key_of
 
 STATES = ("held", "releasing", "printed", "failed", "expired", "deleted")

@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from pullprint.localcluster import LocalCluster
+from localcluster.cluster import LocalCluster
 from tests.faults import proxy as proxy_mod
 from tests.faults.workload import Workload, make_payload
 

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from localcluster.cluster import LocalCluster
 from pullprint import daemons
-from pullprint.localcluster import LocalCluster
 from tests.faults.checker import check
 from tests.faults.injector import Injector, Links
 from tests.faults.workload import Ledger, Target, Workload

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pullprint.localcluster import LocalCluster
+from localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.e2e
 

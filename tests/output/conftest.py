@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pullprint.daemons import Daemon, ensure_system_dbus, free_port, port_open, require, start
+from printer_sim.dbus import ensure_system_dbus
+from pullprint.daemons import Daemon, free_port, port_open, require, start
 
 
 @dataclass
@@ -57,7 +58,7 @@ def open_base() -> Iterator[Path]:
 def cupsd(open_base: Path):
     from pullprint.cupsd import PrivateCupsd
 
-    daemon = PrivateCupsd.start(open_base / "cupsd", install_pullprint_backend=False)
+    daemon = PrivateCupsd.start(open_base / "cupsd")
     yield daemon
     daemon.stop()
 

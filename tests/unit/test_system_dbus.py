@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pullprint.daemons import ensure_system_dbus
+from printer_sim.dbus import ensure_system_dbus
 
 pytestmark = pytest.mark.integration
 
