@@ -2,7 +2,7 @@
 
 Debian's cups-daemon 2.4.2-3+deb12u10 broke the loop that copies text-type job attributes into the
 options string cupsd hands to filters and backends: whitespace makes it write past its buffer
-(SIGSEGV), a control character makes it spin at 100% CPU (see shared/reference/debian12-facts.md §7).
+(SIGSEGV), a control character makes it spin at 100% CPU (docs/cups.md).
 This module finds out whether the installed cupsd has the bug (by making a throwaway cupsd crash),
 finds the saved jobs that would crash it again at every start (by reading cupsd's job control
 files, which are IPP messages), removes them, and tells the operator the choices.

@@ -1,6 +1,6 @@
 """A private cupsd (own config, spool, port) for the demo, the collector's local output queues and tests.
 
-The directory tree follows ``shared/reference/debian12-facts.md`` §1 ("Running a throwaway cupsd"):
+The directory tree:
 
     STATE/etc/cupsd.conf, cups-files.conf, pullprint/backend.conf   ServerRoot
     STATE/bin/                  ServerBin: symlinks to /usr/lib/cups/* ...
