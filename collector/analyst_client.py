@@ -6,10 +6,12 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from collector.http import NodeClient, NodeUnreachable
+from collector.outbound import NodeClient, Unreachable
 from pullprint import keys
 
-AnalystUnavailable = NodeUnreachable
+
+class AnalystUnavailable(Unreachable):
+    """The analyst did not answer in time, refused the connection, answered 5xx, or is known to be down."""
 
 
 class _Breaker:
@@ -53,7 +55,7 @@ class AnalystClient:
     def __init__(self, base_url: str, cluster_token: str, timeout: float, *, redis: Any = None,
                  site: str = "main", cooldown: float = 2.0) -> None:
         self.base = base_url.rstrip("/") + "/api/v1"
-        self.http = NodeClient(cluster_token, timeout)
+        self.http = NodeClient(cluster_token, timeout, AnalystUnavailable)
         self.breaker = _Breaker(redis, site, cooldown)
 
     def _request(self, method: str, url: str, *, bypass_breaker: bool = False, **kwargs: Any) -> Any:

@@ -11,9 +11,9 @@ from typing import Any
 
 from collector import metrics
 from collector.analyst_client import AnalystUnavailable
-from collector.http import NodeUnreachable
 from collector.node import Node
 from collector.pages import PageCounter
+from collector.peers import PeerUnreachable
 from collector.spool import new_job_id
 from pullprint import keys
 from pullprint.errors import PullprintError, Unavailable
@@ -53,7 +53,7 @@ def replicate(node: Node, job_id: str, meta: dict[str, Any], exclude: Iterable[s
                 node.peers.store_replica(peer["url"], job_id,
                                          {**meta, "locations": locations, "provisional": True}, sealed)
             holders.append(peer["id"])
-        except (NodeUnreachable, PullprintError) as exc:
+        except (PeerUnreachable, PullprintError) as exc:
             log.warning("replica of %s to %s failed: %s", job_id, peer["id"], exc.message)
     if peers and not holders:
         raise Unavailable("replication-failed", "no peer collector could store a copy; try again")
@@ -75,7 +75,7 @@ def commit_replicas(node: Node, job_id: str, locations: Iterable[str]) -> None:
         if location != node.id and location in members:
             try:
                 node.peers.commit(members[location]["url"], job_id)
-            except (NodeUnreachable, PullprintError) as exc:
+            except (PeerUnreachable, PullprintError) as exc:
                 log.info("commit of %s on %s deferred to its reconcile: %s", job_id, location, exc.message)
 
 
@@ -87,7 +87,7 @@ def discard_copies(node: Node, job_id: str, locations: Iterable[str]) -> None:
         if location != node.id and location in members:
             try:
                 node.peers.delete(members[location]["url"], job_id)
-            except (NodeUnreachable, PullprintError) as exc:
+            except (PeerUnreachable, PullprintError) as exc:
                 log.warning("could not delete copy of %s on %s: %s", job_id, location, exc.message)
 
 

@@ -8,10 +8,14 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-from collector.http import NodeClient
+from collector.outbound import NodeClient, Unreachable
 
 META_HEADER = "X-Pullprint-Meta"
 INTERNAL = "/internal/v1"
+
+
+class PeerUnreachable(Unreachable):
+    """Another collector did not answer in time, refused the connection, or answered 5xx."""
 
 
 def encode_meta(meta: dict[str, Any]) -> str:
@@ -24,7 +28,7 @@ def decode_meta(value: str) -> dict[str, Any]:
 
 class PeerClient:
     def __init__(self, cluster_token: str, timeout: float, transfer_timeout: float = 120.0) -> None:
-        self.http = NodeClient(cluster_token, timeout)
+        self.http = NodeClient(cluster_token, timeout, PeerUnreachable)
         # Transfers connect fast or fail fast, but may then stream for a while.
         self._transfer = (timeout, transfer_timeout)
 

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector.analyst_client import AnalystUnavailable
-from collector.http import NodeUnreachable
 from collector.intake import discard_copies
 from collector.node import Node
+from collector.peers import PeerUnreachable
 from collector.printer_lock import PrinterLock
 from pullprint import keys
 from pullprint.errors import PullprintError
@@ -344,7 +344,7 @@ def _deliver(node: Node, claim: Claim, printer: dict[str, Any], locations: list[
                                                  timeout=node.config.printer_lock_wait_seconds
                                                  + node.config.output_timeout * 2)
                 result = ReleaseResult(job_id, answer["status"], answer.get("message", ""))
-        except NodeUnreachable as exc:
+        except PeerUnreachable as exc:
             if exc.maybe_acted and node.config.release_mode != "pull":
                 log.warning("direct print of %s on %s interrupted: %s", job_id, holder["id"], exc.message)
                 return _result(job_id, "interrupted")

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from collector.analyst_client import AnalystUnavailable
-from collector.http import NodeUnreachable
 from collector.node import Node
+from collector.peers import PeerUnreachable
 from collector.release import MESSAGES, ReleaseResult, release_one
 from collector.sessions import LoginGuard, Session, SessionStore
 from pullprint import keys
@@ -91,7 +91,7 @@ def _jobs_from_peers(node: Node, user: str, members: dict[str, Any], budget: flo
             for job in future.result():
                 entry = found.setdefault(job["id"], {**job, "locations": []})
                 entry["locations"] = sorted(set(entry.get("locations", [])) | set(job.get("locations", [])))
-        except (NodeUnreachable, PullprintError):
+        except (PeerUnreachable, PullprintError):
             continue
     # A stale copy of a job already printed (or claimed offline) must not be offered again.
     ids = list(found)
