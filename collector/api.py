@@ -4,36 +4,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 
 from collector import intake, metrics, status, terminal
-from collector.node import Node
 from collector.sessions import LoginGuard, SessionStore
 from collector.spool import TruncatedUpload
+from collector.web import json_body, node
 from pullprint.credentials import check_cluster_auth
-from pullprint.errors import BadRequest, Unauthorized
+from pullprint.errors import Unauthorized
 
 bp = Blueprint("api", __name__)
 READ_SIZE = 64 * 1024
 
 
-def node() -> Node:
-    node: Node = current_app.extensions["pullprint.node"]
-    return node
-
-
 def sessions() -> SessionStore:
     cfg = node().config
     return SessionStore(node().redis, cfg.session_idle_seconds, cfg.cluster_token)
-
-
-def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True, force=True)
-    if not isinstance(body, dict):
-        raise BadRequest("bad-json", "the request body must be a JSON object")
-    return body
 
 
 def _document_chunks() -> Iterator[bytes]:

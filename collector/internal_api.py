@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from collector.api import json_body, node
 from collector.peers import META_HEADER, decode_meta, encode_meta
 from collector.release import Claim, print_here
 from collector.spool import check_job_id
+from collector.web import json_body, node
 from pullprint.credentials import check_cluster_auth
 from pullprint.errors import BadRequest, NotFound, Unauthorized
 
