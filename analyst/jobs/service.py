@@ -20,16 +20,22 @@ from analyst.accounting.service import count_print, record_print
 from analyst.events.service import Replay, record_event
 from analyst.jobs.models import Job, JobLocation
 from analyst.printers.models import Printer
+from pullprint import states
 from pullprint.errors import BadRequest, Conflict, Forbidden, NotFound
-from pullprint.states import FINAL_STATES, JobState
+from pullprint.states import FINAL_STATES, INTERRUPTED, JobState
 from pullprint.wire import MAX_COPIES, MAX_TITLE
 
-RELEASABLE = (JobState.HELD.value, JobState.FAILED.value)
-# The states a user still sees at a terminal.
-OPEN_STATES = (JobState.HELD.value, JobState.RELEASING.value, JobState.FAILED.value)
-FINISH_STATES = (JobState.PRINTED.value, JobState.HELD.value, JobState.FAILED.value)
-# The state_reason of a job whose releaser's lease lapsed: it went back to held, its claim token kept.
-INTERRUPTED = "interrupted"
+
+def _values(of: tuple[JobState, ...]) -> tuple[str, ...]:
+    return tuple(state.value for state in of)
+
+
+# Every `WHERE state IN (…)` below comes from the transition table (pullprint.states.ALLOWED).
+RELEASABLE = _values(states.RELEASABLE)
+OPEN_STATES = _values(states.OPEN_STATES)
+FINISH_STATES = _values(states.FINISH_STATES)
+DELETABLE = _values(states.DELETABLE)
+EXPIRABLE = _values(states.EXPIRABLE)
 
 
 @dataclass
@@ -209,6 +215,7 @@ def claim_job(session: Session, job_id: str, *, user: str, collector: str, print
     releasable: ColumnElement[bool] = Job.state.in_(RELEASABLE)
     if not confirm_interrupted:
         releasable = and_(releasable, Job.state_reason != INTERRUPTED)
+    # The table's releasing -> releasing: a confirmed claim takes over a lapsed lease.
     takeover = and_(Job.state == JobState.RELEASING.value, Job.lease_expires_at < now)
     won = session.execute(
         update(Job)
@@ -228,7 +235,7 @@ def claim_job(session: Session, job_id: str, *, user: str, collector: str, print
         lapsed = (job.state == JobState.RELEASING and job.lease_expires_at is not None
                   and job.lease_expires_at < now)
         if job.state_reason == INTERRUPTED or lapsed:
-            raise Conflict("interrupted", "the last release of this job was interrupted: check the printer, "
+            raise Conflict(INTERRUPTED, "the last release of this job was interrupted: check the printer, "
                            "then confirm to release it again", state=job.state)
         raise Conflict("not-releasable", f"the job is {job.state}", state=job.state)
     assert job is not None
@@ -333,7 +340,7 @@ def delete_job(session: Session, job_id: str, *, user: str | None = None, reason
         return job
     done = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.state.in_(RELEASABLE))
+        .where(Job.id == job_id, Job.state.in_(DELETABLE))
         .values(state=JobState.DELETED.value, state_reason=reason, updated_at=now)
         .returning(Job.id)
         .execution_options(synchronize_session=False)
@@ -396,7 +403,7 @@ def expire_jobs(session: Session, *, now: datetime) -> list[Job]:
     """Move held and failed jobs past their lifetime to expired; returns them so copies get shredded."""
     rows = session.execute(
         update(Job)
-        .where(Job.state.in_(RELEASABLE), Job.expires_at <= now)
+        .where(Job.state.in_(EXPIRABLE), Job.expires_at <= now)
         .values(state=JobState.EXPIRED.value, state_reason="expired", updated_at=now)
         .returning(Job.id)
         .execution_options(synchronize_session=False)
