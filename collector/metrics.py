@@ -7,13 +7,9 @@ from typing import Any
 from pullprint import keys
 
 
-def _key(collector_id: str) -> str:
-    return f"{keys.PREFIX}metrics:collector:{collector_id}"
-
-
 def count(redis: Any, collector_id: str, name: str, amount: int = 1) -> None:
     try:
-        redis.hincrby(_key(collector_id), name, amount)
+        redis.hincrby(keys.collector_metrics(collector_id), name, amount)
     except Exception:  # noqa: BLE001 - metrics never fail a request
         pass
 
@@ -31,7 +27,7 @@ GAUGE_HELP = {
 def render(redis: Any, collector_id: str, gauges: dict[str, float]) -> str:
     lines = []
     try:
-        counters = redis.hgetall(_key(collector_id))
+        counters = redis.hgetall(keys.collector_metrics(collector_id))
     except Exception:  # noqa: BLE001
         counters = {}
     for name, value in sorted(counters.items()):

@@ -57,9 +57,9 @@ def collector_member(collector_id: str) -> str:
 MEMBERS_PATTERN = f"{PREFIX}member:collector:*"
 
 
-def collector_jobs(collector_id: str) -> str:
-    """The set of job ids a collector holds a copy of (for degraded-mode lookups by peers)."""
-    return f"{PREFIX}holds:collector:{collector_id}"
+def collector_metrics(collector_id: str) -> str:
+    """A collector's Prometheus counters (a hash: every worker process adds to the same numbers)."""
+    return f"{PREFIX}metrics:collector:{collector_id}"
 
 
 def analyst_down(site: str) -> str:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from collector.health.cache import read_health, store_health
+from collector.health.cache import store_health
 from collector.health.model import PrinterHealth
 from collector.health.snmp import HealthClient, SnmpTarget
 from pullprint import keys
@@ -173,8 +173,3 @@ class HealthPoller:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-
-
-def cached_reading(redis: Any, printer_id: str) -> PrinterHealth | None:
-    """The newest stored reading (convenience re-export for views)."""
-    return read_health(redis, printer_id)
