@@ -237,7 +237,7 @@ def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: f
     loss); after that its copies are made again from the survivors. `absent_since` carries, from
     one call to the next, when each missing holder was first seen gone.
     """
-    members = node.live_peers()
+    members = node.membership.peers()
     now = time.monotonic()
     for back in [c for c in absent_since if c in members]:
         del absent_since[back]
@@ -367,7 +367,7 @@ class Housekeeper:
         down_key = keys.analyst_down(cfg.site)
         try:
             collectors = self.node.analyst.probe(cfg.id, cfg.url, cfg.site)
-            self.node.remember_members(collectors)
+            self.node.membership.remember(collectors)
         except (AnalystUnavailable, PullprintError):
             self.analyst_away = True
             self.failed_probes += 1

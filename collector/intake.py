@@ -37,24 +37,24 @@ def replicate(node: Node, job_id: str, meta: dict[str, Any], exclude: Iterable[s
     wanted = max(0, node.config.replicas - 1)
     if wanted == 0:
         return []
-    peers = [p for p in node.live_peers().values() if p["id"] not in set(exclude)]
+    peers = [p for p in node.membership.peers().values() if p.id not in set(exclude)]
     random.shuffle(peers)
-    peers.sort(key=lambda p: p.get("site") != node.config.site)
+    peers.sort(key=lambda p: p.site != node.config.site)
     holders: list[str] = []
     for peer in peers:
         if len(holders) >= wanted:
             break
         # Each copy knows where the others are, so whichever holder prints can delete them all.
-        locations = sorted({*meta.get("locations", []), node.id, *holders, peer["id"]})
+        locations = sorted({*meta.get("locations", []), node.id, *holders, peer.id})
         try:
             with node.spool.open_sealed(job_id) as sealed:
                 # Provisional until the job is registered (or journalled): a copy left behind by an
                 # intake that died before that was never acknowledged, and must never be printed.
-                node.peers.store_replica(peer["url"], job_id,
+                node.peers.store_replica(peer.url, job_id,
                                          {**meta, "locations": locations, "provisional": True}, sealed)
-            holders.append(peer["id"])
+            holders.append(peer.id)
         except (PeerUnreachable, PullprintError) as exc:
-            log.warning("replica of %s to %s failed: %s", job_id, peer["id"], exc.message)
+            log.warning("replica of %s to %s failed: %s", job_id, peer.id, exc.message)
     if peers and not holders:
         raise Unavailable("replication-failed", "no peer collector could store a copy; try again")
     return holders
@@ -70,11 +70,11 @@ def commit_replicas(node: Node, job_id: str, locations: Iterable[str]) -> None:
 
     Best effort: a peer that misses this commits its copy itself when it reconciles with the analyst.
     """
-    members = node.live_peers()
+    members = node.membership.peers()
     for location in locations:
         if location != node.id and location in members:
             try:
-                node.peers.commit(members[location]["url"], job_id)
+                node.peers.commit(members[location].url, job_id)
             except (PeerUnreachable, PullprintError) as exc:
                 log.info("commit of %s on %s deferred to its reconcile: %s", job_id, location, exc.message)
 
@@ -82,11 +82,11 @@ def commit_replicas(node: Node, job_id: str, locations: Iterable[str]) -> None:
 def discard_copies(node: Node, job_id: str, locations: Iterable[str]) -> None:
     """Delete a job's copies here and on every live peer that has one."""
     node.spool.delete(job_id)
-    members = node.live_peers()
+    members = node.membership.peers()
     for location in locations:
         if location != node.id and location in members:
             try:
-                node.peers.delete(members[location]["url"], job_id)
+                node.peers.delete(members[location].url, job_id)
             except (PeerUnreachable, PullprintError) as exc:
                 log.warning("could not delete copy of %s on %s: %s", job_id, location, exc.message)
 

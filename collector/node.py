@@ -1,11 +1,8 @@
-"""Node: one collector's dependencies (spool, Redis, analyst and peer clients, journal), built once per process."""
+"""Node: one collector's dependencies (spool, Redis, membership, analyst and peer clients, journal), per process."""
 
 from __future__ import annotations
 
 import concurrent.futures
-import json
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +11,7 @@ from collector.analyst_client import AnalystClient
 from collector.config import CollectorConfig
 from collector.directory import Directory
 from collector.journal import Journal
-from collector.membership import live_members
+from collector.membership import Membership
 from collector.peers import PeerClient
 from collector.spool import SpoolStore
 from pullprint.errors import PullprintError
@@ -29,6 +26,7 @@ class Node:
     peers: PeerClient
     journal: Journal
     directory: Directory
+    membership: Membership
     pool: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="fanout"))
     # Releases run here so a slow printer never holds a request past release_wait_seconds.
@@ -39,34 +37,6 @@ class Node:
     @property
     def id(self) -> str:
         return self.config.id
-
-    def live_peers(self) -> dict[str, dict[str, Any]]:
-        """Live collectors other than this one: from Redis, or from the analyst's view when Redis is away."""
-        try:
-            members = live_members(self.redis)
-        except Exception:  # noqa: BLE001 - Redis trouble: fall back to what the last heartbeat heard
-            members = self._members_from_analyst()
-        members.pop(self.id, None)
-        return members
-
-    @property
-    def members_file(self) -> Path:
-        return Path(self.config.spool_dir) / "members.json"
-
-    def _members_from_analyst(self) -> dict[str, dict[str, Any]]:
-        try:
-            data = json.loads(self.members_file.read_text())
-        except (OSError, ValueError):
-            return {}
-        if time.time() - float(data.get("at", 0)) > 3 * self.config.member_ttl_seconds:
-            return {}  # too old to trust: better no peer than a dead one
-        return {c["id"]: c for c in data.get("collectors", []) if c.get("alive")}
-
-    def remember_members(self, collectors: list[dict[str, Any]]) -> None:
-        """Keep the analyst's list of collectors (from a heartbeat) for when Redis is away."""
-        tmp = self.members_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"at": time.time(), "collectors": collectors}))
-        os.replace(tmp, self.members_file)
 
     def cups_server(self) -> str:
         """The cupsd for ipp/ipps/lpd output (the node's own is started by `pullprint collector`)."""
@@ -100,4 +70,5 @@ def build_node(config: CollectorConfig) -> Node:
         peers=PeerClient(config.cluster_token, config.peer_timeout),
         journal=Journal(Path(config.spool_dir) / "journal.jsonl"),
         directory=Directory(analyst, Path(config.spool_dir) / "directory.json", config.badge_pepper),
+        membership=Membership(client, config.id, Path(config.spool_dir) / "members.json", config.member_ttl_seconds),
     )

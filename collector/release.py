@@ -16,6 +16,7 @@ from typing import Any
 
 from collector.analyst_client import AnalystUnavailable
 from collector.intake import discard_copies
+from collector.membership import Member
 from collector.node import Node
 from collector.peers import PeerUnreachable
 from collector.printer_lock import PrinterLock
@@ -235,9 +236,9 @@ def _send_with_retries(node: Node, output: Any, job: Any, uri: str, lock: Printe
     return outcome
 
 
-def _pull_here(node: Node, job_id: str, holder: dict[str, Any]) -> None:
+def _pull_here(node: Node, job_id: str, holder: Member) -> None:
     """Fetch a job's sealed file from `holder` into this node's spool, verified."""
-    meta, chunks = node.peers.fetch(holder["url"], job_id)
+    meta, chunks = node.peers.fetch(holder.url, job_id)
 
     class _Reader:
         def __init__(self) -> None:
@@ -268,7 +269,7 @@ def _printable_here(node: Node, claim: Claim) -> bool:
 
 def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], warnings: list[str],
                 confirm_interrupted: bool = False) -> ReleaseResult:
-    members = node.live_peers()
+    members = node.membership.peers()
     # The site mutex lives until the release's outcome is recorded (a releaser that dies leaves it
     # taken, so no offline release can print the job while the analyst may still see it releasing).
     # A user who confirms an interrupted job takes it over; the analyst's compare-and-set decides.
@@ -322,7 +323,7 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
 
 
 def _deliver(node: Node, claim: Claim, printer: dict[str, Any], locations: list[str],
-             members: dict[str, dict[str, Any]], warnings: list[str]) -> ReleaseResult:
+             members: dict[str, Member], warnings: list[str]) -> ReleaseResult:
     """Print a claimed job here, or have a live holder of a copy print it (or pull it here first)."""
     job_id = claim.job_id
     if _printable_here(node, claim):
@@ -340,17 +341,17 @@ def _deliver(node: Node, claim: Claim, printer: dict[str, Any], locations: list[
                 result = print_here(node, claim, printer, [*locations, node.id])
             else:
                 body = {"printer": printer, "claim": claim.to_json(), "locations": locations}
-                answer = node.peers.print_direct(holder["url"], job_id, body,
+                answer = node.peers.print_direct(holder.url, job_id, body,
                                                  timeout=node.config.printer_lock_wait_seconds
                                                  + node.config.output_timeout * 2)
                 result = ReleaseResult(job_id, answer["status"], answer.get("message", ""))
         except PeerUnreachable as exc:
             if exc.maybe_acted and node.config.release_mode != "pull":
-                log.warning("direct print of %s on %s interrupted: %s", job_id, holder["id"], exc.message)
+                log.warning("direct print of %s on %s interrupted: %s", job_id, holder.id, exc.message)
                 return _result(job_id, "interrupted")
             continue  # never reached that holder (or only read from it): the next one may serve
         except PullprintError as exc:
-            log.warning("release of %s via %s failed: %s", job_id, holder["id"], exc.message)
+            log.warning("release of %s via %s failed: %s", job_id, holder.id, exc.message)
             continue
         result.warnings = warnings
         return result

@@ -83,7 +83,7 @@ def take_census(node: Node, state: CensusState | None = None) -> ReplicationCens
     sum over collectors is the cluster's figure. Provisional copies are not jobs yet. Returns None
     when nothing changed since the last count.
     """
-    members = node.live_peers()
+    members = node.membership.peers()
     jobs_dir = Path(node.config.spool_dir) / "jobs"
     now = time.monotonic()
     # The jobs folder's mtime moves with every copy added, removed or re-described (atomic renames).

@@ -11,18 +11,19 @@ from collections.abc import Callable
 from typing import Any
 
 from collector.analyst_client import AnalystUnavailable
+from collector.membership import Member
 from collector.node import Node
 from collector.peers import PeerUnreachable
 from collector.release import MESSAGES, ReleaseResult, release_one
 from collector.sessions import LoginGuard, Session, SessionStore
 from pullprint import keys
 from pullprint.errors import BadRequest, Conflict, PullprintError, Unauthorized
+from pullprint.states import INTERRUPTED, OPEN_STATES, RELEASABLE, JobState
 
 log = logging.getLogger(__name__)
 
 _BADGE_MAX = 128
 _PIN_MAX = 32
-LISTED_STATES = ("held", "failed", "releasing")
 
 
 def parse_credentials(body: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -56,25 +57,25 @@ def login(node: Node, sessions: SessionStore, guard: LoginGuard, body: dict[str,
     return {"session": session.token, "user": user, "printer": printer_id, **list_jobs(node, session)}
 
 
-def _availability(node: Node, job: dict[str, Any], members: dict[str, Any]) -> dict[str, Any]:
+def _availability(node: Node, job: dict[str, Any], members: dict[str, Member]) -> dict[str, Any]:
     locations = job.get("locations", [])
     live = [loc for loc in locations if loc == node.id or loc in members]
     entry = {k: job.get(k) for k in ("id", "title", "pages", "size", "copies", "submitted_at", "expires_at",
                                      "state", "state_reason")}
-    entry["available"] = bool(live) and job.get("state") in ("held", "failed")
+    entry["available"] = bool(live) and job.get("state") in RELEASABLE
     if not live:
         entry["reason"] = "holder-unreachable"
         entry["message"] = "Every collector holding this job is unreachable right now."
-    elif job.get("state") == "releasing":
-        entry["reason"] = "releasing"
+    elif job.get("state") == JobState.RELEASING:
+        entry["reason"] = JobState.RELEASING
         entry["message"] = "This job is being released."
-    elif job.get("state_reason") == "interrupted":
-        entry["reason"] = "interrupted"
-        entry["message"] = MESSAGES["interrupted"]
+    elif job.get("state_reason") == INTERRUPTED:
+        entry["reason"] = INTERRUPTED
+        entry["message"] = MESSAGES[INTERRUPTED]
     return entry
 
 
-def _jobs_from_peers(node: Node, user: str, members: dict[str, Any], budget: float) -> list[dict[str, Any]]:
+def _jobs_from_peers(node: Node, user: str, members: dict[str, Member], budget: float) -> list[dict[str, Any]]:
     """Degraded mode: ask every live peer (in parallel) and this node's spool for the user's jobs."""
     found: dict[str, dict[str, Any]] = {}
     for job_id in node.spool.job_ids():
@@ -83,8 +84,8 @@ def _jobs_from_peers(node: Node, user: str, members: dict[str, Any], budget: flo
         except PullprintError:
             continue
         if meta.get("owner") == user and not meta.get("provisional"):
-            found[job_id] = {**meta, "state": "held"}
-    futures = {node.pool.submit(node.peers.held_for_user, m["url"], user): m for m in members.values()}
+            found[job_id] = {**meta, "state": JobState.HELD}
+    futures = {node.pool.submit(node.peers.held_for_user, m.url, user): m for m in members.values()}
     done, _ = concurrent.futures.wait(futures, timeout=budget)
     for future in done:
         try:
@@ -107,7 +108,7 @@ def list_jobs(node: Node, session: Session, *, everything: bool = False) -> dict
     """The user's jobs (oldest first, at most `terminal_job_limit` of them unless `everything`) with
     where they can be printed from, and how many there are in all; never waits on a dead node."""
     limit = None if everything else node.config.terminal_job_limit
-    members = node.live_peers()
+    members = node.membership.peers()
     warnings: list[str] = []
     try:
         jobs, total = node.analyst.user_jobs(session.user, limit)
@@ -116,7 +117,7 @@ def list_jobs(node: Node, session: Session, *, everything: bool = False) -> dict
         jobs = _jobs_from_peers(node, session.user, members, node.config.peer_timeout)
         total = len(jobs)
         jobs = jobs[:limit]
-    listed = [_availability(node, job, members) for job in jobs if job.get("state") in LISTED_STATES]
+    listed = [_availability(node, job, members) for job in jobs if job.get("state") in OPEN_STATES]
     return {"jobs": listed, "jobs_total": total, "warnings": warnings}
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from collector.health.cache import store_health
 from collector.health.model import PrinterHealth
 from collector.health.snmp import HealthClient, SnmpTarget
+from collector.membership import live_members
 from pullprint import keys
 
 log = logging.getLogger("pullprint.collector.health")
@@ -39,13 +40,6 @@ def rendezvous_owner(printer_id: str, members: Iterable[str]) -> str | None:
         if best is None or weight > best_weight:
             best, best_weight = member, weight
     return best
-
-
-def live_members(redis: Any) -> list[str]:
-    """Collector ids with a live membership key (collectors heartbeat these; see pullprint.keys)."""
-    prefix = keys.collector_member("")
-    return sorted({(k.decode() if isinstance(k, bytes) else k)[len(prefix):]
-                   for k in redis.scan_iter(match=keys.MEMBERS_PATTERN, count=1000)})
 
 
 class HealthPoller:
