@@ -45,9 +45,10 @@ def main(argv: list[str]) -> int:
     log = setup("collector")
     cfg = pp_config.load(CollectorConfig, "collector")
 
-    from collector.housekeeping import Housekeeper, reconcile, replay_journal
+    from collector.housekeeping import Housekeeper, reconcile
     from collector.membership import withdraw
     from collector.node import build_node
+    from collector.replay import replay_journal
 
     output_cupsd = _start_output_cupsd(cfg)
     if output_cupsd is not None:  # the workers and the housekeeping share the node's one cupsd

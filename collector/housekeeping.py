@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector import membership, status
+from collector import journal, membership, status
 from collector.analyst_client import AnalystUnavailable
+from collector.clock import younger_than
 from collector.intake import replicate
-from collector.journal import Deferred
 from collector.node import Node
+from collector.replay import replay_journal
 from pullprint import keys
 from pullprint.errors import PullprintError
 from pullprint.states import FINAL_STATES
@@ -25,114 +26,19 @@ EXPIRY_SLACK = timedelta(minutes=5)
 LOOKUP_BATCH = 500  # lets the analyst expire a job (and say so) before its files go
 
 
-def deliver_journal_entry(node: Node, kind: str, payload: dict[str, Any],
-                          settled: frozenset[str] = frozenset(), at_start: bool = False) -> None:
-    """Send one journalled change to the analyst. Unreachable → raise (retry later); refused → drop it.
-
-    `settled`: jobs whose offline claims have an outcome in the journal (nothing more to say).
-    `at_start`: the node is starting, so no release of its own is still going out."""
-    try:
-        if kind == "register":
-            job, _ = node.analyst.register_job(payload)
-            if job["id"] != payload["id"]:
-                # While offline, the same CUPS job was accepted twice: the analyst's first one stands.
-                node.spool.delete(payload["id"])
-        elif kind == "finish":
-            fields = {k: v for k, v in payload.items() if k not in ("id", "token", "state")}
-            node.analyst.finish(payload["id"], token=payload["token"], state=payload["state"], **fields)
-        elif kind == "offline-release":
-            _replay_offline_release(node, payload)
-        elif kind == "offline-claim":
-            if payload["id"] in settled:
-                return
-            if not at_start and _younger_than(payload["at"], seconds=node.config.lease_seconds):
-                raise Deferred(payload["id"])  # may still be going out (in a worker): its outcome follows
-            # Its releaser died mid-release: some or all of it may have printed. The user decides.
-            _replay_offline_release(node, {**payload, "state": "held", "reason": "interrupted"},
-                                    keep_site_claim=True)
-        elif kind == "offline-claim-settled":
-            pass  # only read by replay_journal, to settle the claim before it
-        elif kind == "location":
-            node.analyst.add_location(payload["id"], payload["collector"])
-        else:
-            log.error("unknown journal entry kind %r dropped", kind)
-    except AnalystUnavailable:
-        raise
-    except PullprintError as exc:
-        log.warning("journal entry %s for %s refused by the analyst (%s): dropped", kind, payload.get("id"), exc.code)
-
-
-def _replay_offline_release(node: Node, payload: dict[str, Any], *, keep_site_claim: bool = False) -> None:
-    """A release made while the analyst was away: replayed as the claim and finish it would have been.
-
-    Idempotent: a replay cut short after its claim (the analyst went away again, the node died)
-    finds its own claim on the next try and finishes it with that token.
-    """
-    job_id, at = payload["id"], payload["at"]
-    try:
-        _, token = node.analyst.claim(job_id, collector=payload["collector"], printer=payload.get("printer", ""),
-                                      user=payload["user"], lease_seconds=node.config.lease_seconds, offline_at=at,
-                                      confirm_interrupted=True)  # recording what happened, not printing
-    except AnalystUnavailable:
-        raise
-    except PullprintError as exc:
-        if exc.status == 404 and _younger_than(at, seconds=node.config.job_lifetime_hours * 3600):
-            # Registered offline by another collector whose journal has not been replayed yet:
-            # keep this entry, let the other jobs' entries go on.
-            raise Deferred(job_id) from None
-        job = node.analyst.job(job_id) if exc.status == 409 else {}
-        claim = job.get("claim") or {}
-        if job.get("state") == "releasing" and claim.get("by") == payload["collector"]:
-            token = int(claim["token"])  # our own earlier replay got this far
-        elif job.get("state") == payload["state"]:
-            return  # already recorded
-        else:
-            log.error("offline release of %s could not be recorded (%s, now %s): the analyst keeps its state",
-                      job_id, exc.code, job.get("state"))
-            return
-    fields = {k: payload.get(k) for k in ("reason", "printer", "pages", "copies")}
-    node.analyst.finish(job_id, token=token, state=payload["state"], collector=payload["collector"],
-                        offline_at=at, **{k: v for k, v in fields.items() if v is not None})
-    if not keep_site_claim:  # an interrupted job keeps it: no offline release may print it again
-        with contextlib.suppress(Exception):
-            node.redis.delete(keys.offline_claim(job_id))
-
-
-def _younger_than(iso: str, *, seconds: float) -> bool:
-    try:
-        return (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds() < seconds
-    except ValueError:
-        return False
-
-
-def _settled(entries: list[dict[str, Any]]) -> frozenset[str]:
-    """Jobs whose offline claims have an outcome in the journal."""
-    return frozenset(str(e.get("payload", {}).get("id")) for e in entries
-                     if e.get("kind") in ("offline-release", "offline-claim-settled"))
-
-
-def replay_journal(node: Node, *, at_start: bool = False) -> int:
-    settled = _settled(node.journal.entries())
-    try:
-        return node.journal.replay(lambda kind, payload: deliver_journal_entry(node, kind, payload, settled,
-                                                                               at_start))
-    except AnalystUnavailable:
-        return 0
-
-
 def reassert_journal_claims(node: Node) -> int:
     """Put this node's not-yet-replayed releases back into Redis (it restarted empty): their site
     claims, and `gone` for what they printed. Returns how many claims were put back."""
     restored = 0
     lifetime = int(node.config.job_lifetime_hours * 3600)
     entries = node.journal.entries()
-    settled = _settled(entries)
+    settled = journal.settled_offline_claims(entries)
     with node.redis.pipeline(transaction=False) as pipe:
         for entry in entries:
             kind, payload = entry.get("kind"), entry.get("payload", {})
-            if kind not in ("offline-claim", "offline-release", "finish") or not payload.get("id"):
+            if kind not in (journal.OFFLINE_CLAIM, journal.OFFLINE_RELEASE, journal.FINISH) or not payload.get("id"):
                 continue
-            if kind == "offline-release" or (kind == "offline-claim" and payload["id"] not in settled):
+            if kind == journal.OFFLINE_RELEASE or (kind == journal.OFFLINE_CLAIM and payload["id"] not in settled):
                 pipe.set(keys.offline_claim(payload["id"]), node.id, nx=True, ex=lifetime)
                 restored += 1
             if payload.get("state") == "printed":
@@ -203,7 +109,7 @@ def _unknown_copy(node: Node, job_id: str, meta: dict[str, Any], journalled: set
     if job_id in journalled:
         return "kept"
     if meta.get("provisional"):
-        if not _younger_than(meta.get("submitted_at", ""), seconds=node.config.provisional_grace_seconds):
+        if not younger_than(meta.get("submitted_at", ""), seconds=node.config.provisional_grace_seconds):
             node.spool.delete(job_id)
             return "dropped"
         return "kept"
@@ -281,7 +187,7 @@ def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: f
             try:
                 node.analyst.add_location(job_id, peer)
             except AnalystUnavailable:
-                node.journal.append("location", {"id": job_id, "collector": peer})
+                node.journal.append(journal.LOCATION, {"id": job_id, "collector": peer})
             except PullprintError as exc:  # the job ended meanwhile; reconcile drops the copies
                 log.info("copy of %s on %s not recorded: %s", job_id, peer, exc.code)
         if added:

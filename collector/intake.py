@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector import metrics
+from collector import journal, metrics
 from collector.analyst_client import AnalystUnavailable
 from collector.node import Node
 from collector.pages import PageCounter
@@ -144,7 +144,7 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
             job, created = node.analyst.register_job(record)
         except AnalystUnavailable:
             # Degraded mode: the job is durable here and on a peer; the analyst hears of it on replay.
-            node.journal.append("register", {**record, "offline": True, "at": record["submitted_at"]})
+            node.journal.append(journal.REGISTER, {**record, "offline": True, "at": record["submitted_at"]})
             job, created = {**record, "state": "held", "journalled": True}, True
     except BaseException:
         discard_copies(node, job_id, locations)

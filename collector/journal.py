@@ -12,11 +12,19 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# The kinds of entry, and what each one's payload is (collector/replay.py sends them to the analyst).
+REGISTER = "register"                  # a job accepted while the analyst was away: its record, marked offline
+FINISH = "finish"                      # the outcome of a release the analyst had claimed: token, state, reason
+OFFLINE_CLAIM = "offline-claim"        # an offline release about to send its first byte (write-ahead)
+OFFLINE_CLAIM_SETTLED = "offline-claim-settled"  # that release is over (an outcome to record is an offline-release)
+OFFLINE_RELEASE = "offline-release"    # the outcome of an offline release: replayed as a claim and a finish
+LOCATION = "location"                  # a copy made while the analyst was away (repair, pull)
 
 
 @contextlib.contextmanager
@@ -151,6 +159,12 @@ class Journal:
             # Before the lock goes: an append fsynced into the new file must not vanish with a rename
             # that a power cut undoes.
             _fsync_dir(self.path.parent)
+
+
+def settled_offline_claims(entries: Iterable[dict[str, Any]]) -> frozenset[str]:
+    """The jobs whose offline claims have an outcome among `entries`: nothing more to say about those claims."""
+    return frozenset(str(e.get("payload", {}).get("id")) for e in entries
+                     if e.get("kind") in (OFFLINE_RELEASE, OFFLINE_CLAIM_SETTLED))
 
 
 class Deferred(Exception):

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from collector import journal
 from collector.analyst_client import AnalystUnavailable
 from collector.intake import discard_copies
 from collector.membership import Member
@@ -85,13 +86,13 @@ def _finish(node: Node, claim: Claim, state: str, **fields: Any) -> None:
         release_site_claim(node, claim.job_id)
     if claim.offline_at:
         if state != "held":  # held: nothing changed, the analyst need not hear of it
-            node.journal.append("offline-release", {"id": claim.job_id, "user": claim.user, "state": state,
+            node.journal.append(journal.OFFLINE_RELEASE, {"id": claim.job_id, "user": claim.user, "state": state,
                                                     "at": claim.offline_at, "collector": node.id, **fields})
         return
     try:
         node.analyst.finish(claim.job_id, token=claim.token, state=state, collector=node.id, **fields)
     except AnalystUnavailable:
-        node.journal.append("finish", {"id": claim.job_id, "token": claim.token, "state": state,
+        node.journal.append(journal.FINISH, {"id": claim.job_id, "token": claim.token, "state": state,
                                        "collector": node.id, "offline_at": _now_iso(), **fields})
 
 
@@ -257,7 +258,7 @@ def _pull_here(node: Node, job_id: str, holder: Member) -> None:
     try:
         node.analyst.add_location(job_id, node.id)
     except AnalystUnavailable:
-        node.journal.append("location", {"id": job_id, "collector": node.id})
+        node.journal.append(journal.LOCATION, {"id": job_id, "collector": node.id})
 
 
 def _printable_here(node: Node, claim: Claim) -> bool:
@@ -314,11 +315,11 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
     # Write-ahead: the journal knows of the offline claim before any byte goes out. A releaser that
     # dies mid-print leaves it unsettled, and its replay tells the analyst the release was
     # interrupted (user decides), even if Redis, the only other record of it, is lost or unreachable.
-    node.journal.append("offline-claim", {"id": job_id, "user": user, "printer": printer["id"],
+    node.journal.append(journal.OFFLINE_CLAIM, {"id": job_id, "user": user, "printer": printer["id"],
                                           "at": claim.offline_at, "collector": node.id})
     result = _deliver(node, claim, printer, locations, members, warnings)
     if result.status != "interrupted":
-        node.journal.append("offline-claim-settled", {"id": job_id})
+        node.journal.append(journal.OFFLINE_CLAIM_SETTLED, {"id": job_id})
     return result
 
 
