@@ -13,6 +13,7 @@ from collector.spool import TruncatedUpload
 from collector.web import json_body, node
 from pullprint.credentials import check_cluster_auth
 from pullprint.errors import Unauthorized
+from pullprint.states import JobState
 
 bp = Blueprint("api", __name__)
 READ_SIZE = 64 * 1024
@@ -48,7 +49,7 @@ def submit_job() -> tuple[Response, int]:
         raise Unauthorized("unauthenticated", "job submission needs the cluster's submit token")
     job, created = intake.submit(node(), request.headers, _document_chunks())
     metrics.count(node().redis, node().id, "jobs_received" if created else "jobs_repeated")
-    return jsonify({"id": job["id"], "state": job.get("state", "held"),
+    return jsonify({"id": job["id"], "state": job.get("state", JobState.HELD),
                     "locations": job.get("locations", [])}), 201 if created else 200
 
 
@@ -82,7 +83,7 @@ def end_session(token: str) -> Response:
 def release(token: str) -> Response:
     session = sessions().get(token)
     answer = terminal.release(node(), session, json_body(), request.headers.get("Idempotency-Key"))
-    printed = sum(1 for r in answer["results"] if r["status"] == "printed")
+    printed = sum(1 for r in answer["results"] if r["status"] == JobState.PRINTED)
     metrics.count(node().redis, node().id, "jobs_printed", printed)
     return jsonify(answer)
 

@@ -17,6 +17,7 @@ from collector.peers import PeerUnreachable
 from collector.spool import new_job_id
 from pullprint import keys
 from pullprint.errors import PullprintError, Unavailable
+from pullprint.states import JobState
 from pullprint.wire import HeaderSource, JobSubmission
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
     if known:
         for _ in body:  # read what the client sends, then answer with the first job
             pass
-        return {"id": known, "state": "held", "locations": []}, False
+        return {"id": known, "state": JobState.HELD, "locations": []}, False
     job_id = new_job_id()
     now = _now()
     meta: dict[str, Any] = {
@@ -145,7 +146,7 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
         except AnalystUnavailable:
             # Degraded mode: the job is durable here and on a peer; the analyst hears of it on replay.
             node.journal.append(journal.REGISTER, {**record, "offline": True, "at": record["submitted_at"]})
-            job, created = {**record, "state": "held", "journalled": True}, True
+            job, created = {**record, "state": JobState.HELD, "journalled": True}, True
     except BaseException:
         discard_copies(node, job_id, locations)
         raise

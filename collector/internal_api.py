@@ -12,6 +12,7 @@ from collector.spool import check_job_id
 from collector.web import json_body, node
 from pullprint.credentials import check_cluster_auth
 from pullprint.errors import BadRequest, NotFound, Unauthorized
+from pullprint.states import JobState
 
 bp = Blueprint("internal", __name__, url_prefix="/internal/v1")
 
@@ -81,6 +82,6 @@ def delete_copy(job_id: str) -> Response:
 @bp.get("/users/<user>/jobs")
 def held_for_user(user: str) -> Response:
     n = node()
-    jobs = [{**meta, "state": "held", "locations": sorted(set(meta.get("locations", [])) | {n.id})}
+    jobs = [{**meta, "state": JobState.HELD, "locations": sorted(set(meta.get("locations", [])) | {n.id})}
             for meta in n.spool.jobs_of(user)]
     return jsonify({"jobs": jobs})

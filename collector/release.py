@@ -23,17 +23,18 @@ from collector.peers import PeerUnreachable
 from collector.printer_lock import PrinterLock
 from pullprint import keys
 from pullprint.errors import PullprintError
+from pullprint.states import INTERRUPTED, JobState
 
 log = logging.getLogger(__name__)
 
 MESSAGES = {
-    "printed": "Sent to the printer.",
+    JobState.PRINTED: "Sent to the printer.",
     "queued": "Waiting for the printer; it will print shortly.",
     "not-found": "The job no longer exists.",
     "not-owner": "This job belongs to someone else.",
     "not-releasable": "The job is already being printed or has been printed.",
     "unavailable": "No collector holding this job can be reached right now; try again shortly.",
-    "interrupted": "The last release of this job was interrupted: check the printer, then release it again "
+    INTERRUPTED: "The last release of this job was interrupted: check the printer, then release it again "
                    "to confirm.",
     "printer-unreachable": "The printer could not be reached; the job is still held.",
     "printer-busy": "The printer is busy with other jobs; the job is still held.",
@@ -78,14 +79,14 @@ class Claim:
 
 def _finish(node: Node, claim: Claim, state: str, **fields: Any) -> None:
     """Record a release's outcome at the analyst, or journal it for replay when it is away."""
-    if state == "printed":
+    if state == JobState.PRINTED:
         with contextlib.suppress(Exception):
-            node.redis.set(keys.job_gone(claim.job_id), "printed", ex=int(node.config.job_lifetime_hours * 3600))
-    elif state == "held" or not claim.offline_at:
+            node.redis.set(keys.job_gone(claim.job_id), JobState.PRINTED, ex=int(node.config.job_lifetime_hours * 3600))
+    elif state == JobState.HELD or not claim.offline_at:
         # Free the site claim so the job can be released again (an offline print keeps it until replayed).
         release_site_claim(node, claim.job_id)
     if claim.offline_at:
-        if state != "held":  # held: nothing changed, the analyst need not hear of it
+        if state != JobState.HELD:  # held: nothing changed, the analyst need not hear of it
             node.journal.append(journal.OFFLINE_RELEASE, {"id": claim.job_id, "user": claim.user, "state": state,
                                                     "at": claim.offline_at, "collector": node.id, **fields})
         return
@@ -118,7 +119,7 @@ def _why_taken(node: Node, job_id: str) -> str:
         job = node.analyst.job(job_id)
     except PullprintError:
         return "not-releasable"
-    return "interrupted" if job.get("state_reason") == "interrupted" else "not-releasable"
+    return INTERRUPTED if job.get("state_reason") == INTERRUPTED else "not-releasable"
 
 
 def _site_claims_ready(node: Node) -> bool:
@@ -144,13 +145,13 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     job_id = claim.job_id
     meta = node.spool.meta(job_id)
     if meta.get("owner") != claim.user:
-        _finish(node, claim, "held", reason="not-owner", printer=printer["id"])
+        _finish(node, claim, JobState.HELD, reason="not-owner", printer=printer["id"])
         return _result(job_id, "not-owner")
     try:
         node.spool.verify(job_id)  # never send half a document: authenticate all of it first
     except Exception as exc:  # noqa: BLE001 - any failure to read it back means it cannot print
         log.error("job %s failed verification: %s", job_id, exc)
-        _finish(node, claim, "failed", reason="corrupt-spool", printer=printer["id"])
+        _finish(node, claim, JobState.FAILED, reason="corrupt-spool", printer=printer["id"])
         return _result(job_id, "corrupt-spool")
     job = OutputJob(
         title=meta.get("title", "untitled"),
@@ -165,7 +166,7 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     try:
         lock.acquire(node.config.printer_lock_wait_seconds)
     except PullprintError as exc:
-        _finish(node, claim, "held", reason=exc.code, printer=printer["id"])
+        _finish(node, claim, JobState.HELD, reason=exc.code, printer=printer["id"])
         return _result(job_id, exc.code)
     except Exception as exc:  # noqa: BLE001 - Redis away: the claim still guarantees one print
         log.warning("no cluster-wide lock for printer %s (%s); sending without it", printer["id"],
@@ -174,7 +175,7 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     if refusal:
         lock.release()
         if refusal != "not-releasable":  # nothing was sent; a superseded claim has nothing to record
-            _finish(node, claim, "held", reason=refusal, printer=printer["id"])
+            _finish(node, claim, JobState.HELD, reason=refusal, printer=printer["id"])
         return _result(job_id, refusal)
     try:
         needs_cupsd = scheme_of(printer["uri"]) != "socket"
@@ -183,19 +184,19 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     finally:
         lock.release()
     if outcome is None:  # fenced out before a byte went out: another holder has the printer
-        _finish(node, claim, "held", reason="printer-busy", printer=printer["id"])
+        _finish(node, claim, JobState.HELD, reason="printer-busy", printer=printer["id"])
         return _result(job_id, "printer-busy")
     if outcome.outcome in ("delivered", "completed"):
-        _finish(node, claim, "printed", printer=printer["id"], pages=meta.get("pages"),
+        _finish(node, claim, JobState.PRINTED, printer=printer["id"], pages=meta.get("pages"),
                 copies=job.copies)
         discard_copies(node, job_id, set(locations or []) | set(meta.get("locations", [])))
         log.info("job %s printed on %s (%s)", job_id, printer["id"], outcome.outcome)
-        return _result(job_id, "printed")
+        return _result(job_id, JobState.PRINTED)
     if outcome.outcome == "not-sent":
-        _finish(node, claim, "held", reason="printer-unreachable", printer=printer["id"])
+        _finish(node, claim, JobState.HELD, reason="printer-unreachable", printer=printer["id"])
         return _result(job_id, "printer-unreachable", f"The printer could not be reached ({outcome.detail}).")
     # Some bytes may have reached the printer: no automatic resend; the user sees why.
-    _finish(node, claim, "failed", reason="print-failed", printer=printer["id"])
+    _finish(node, claim, JobState.FAILED, reason="print-failed", printer=printer["id"])
     return _result(job_id, "print-failed", f"The printer reported a failure: {outcome.detail}")
 
 
@@ -306,8 +307,8 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
         locations = [node.id] if _printable_here(node, claim) else sorted(members)
     except PullprintError as exc:
         release_site_claim(node, job_id)
-        if exc.code == "interrupted":
-            return _result(job_id, "interrupted")
+        if exc.code == INTERRUPTED:
+            return _result(job_id, INTERRUPTED)
         code = {404: "not-found", 403: "not-owner", 409: "not-releasable"}.get(exc.status, exc.code)
         return _result(job_id, code)
     if not claim.offline_at:
@@ -318,7 +319,7 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
     node.journal.append(journal.OFFLINE_CLAIM, {"id": job_id, "user": user, "printer": printer["id"],
                                           "at": claim.offline_at, "collector": node.id})
     result = _deliver(node, claim, printer, locations, members, warnings)
-    if result.status != "interrupted":
+    if result.status != INTERRUPTED:
         node.journal.append(journal.OFFLINE_CLAIM_SETTLED, {"id": job_id})
     return result
 
@@ -333,7 +334,7 @@ def _deliver(node: Node, claim: Claim, printer: dict[str, Any], locations: list[
         return result
     holders = [members[loc] for loc in locations if loc in members]
     if not holders:
-        _finish(node, claim, "held", reason="unavailable", printer=printer["id"])
+        _finish(node, claim, JobState.HELD, reason="unavailable", printer=printer["id"])
         return _result(job_id, "unavailable")
     for holder in holders:
         try:
@@ -349,12 +350,12 @@ def _deliver(node: Node, claim: Claim, printer: dict[str, Any], locations: list[
         except PeerUnreachable as exc:
             if exc.maybe_acted and node.config.release_mode != "pull":
                 log.warning("direct print of %s on %s interrupted: %s", job_id, holder.id, exc.message)
-                return _result(job_id, "interrupted")
+                return _result(job_id, INTERRUPTED)
             continue  # never reached that holder (or only read from it): the next one may serve
         except PullprintError as exc:
             log.warning("release of %s via %s failed: %s", job_id, holder.id, exc.message)
             continue
         result.warnings = warnings
         return result
-    _finish(node, claim, "held", reason="unavailable", printer=printer["id"])
+    _finish(node, claim, JobState.HELD, reason="unavailable", printer=printer["id"])
     return _result(job_id, "unavailable")
