@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
-from collector import journal
+from collector import journal, site_claims
 from collector.analyst_client import AnalystUnavailable
 from collector.clock import younger_than
 from collector.journal import Deferred
 from collector.node import Node
-from pullprint import keys
 from pullprint.errors import PullprintError
+from pullprint.states import INTERRUPTED, JobState
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ def deliver(node: Node, kind: str, payload: dict[str, Any],
             if not at_start and younger_than(payload["at"], seconds=node.config.lease_seconds):
                 raise Deferred(payload["id"])  # may still be going out (in a worker): its outcome follows
             # Its releaser died mid-release: some or all of it may have printed. The user decides.
-            _replay_offline_release(node, {**payload, "state": "held", "reason": "interrupted"},
+            _replay_offline_release(node, {**payload, "state": JobState.HELD, "reason": INTERRUPTED},
                                     keep_site_claim=True)
         elif kind == journal.OFFLINE_CLAIM_SETTLED:
             pass  # only read by replay_journal, to settle the claim before it
@@ -74,7 +73,7 @@ def _replay_offline_release(node: Node, payload: dict[str, Any], *, keep_site_cl
             raise Deferred(job_id) from None
         job = node.analyst.job(job_id) if exc.status == 409 else {}
         claim = job.get("claim") or {}
-        if job.get("state") == "releasing" and claim.get("by") == payload["collector"]:
+        if job.get("state") == JobState.RELEASING and claim.get("by") == payload["collector"]:
             token = int(claim["token"])  # our own earlier replay got this far
         elif job.get("state") == payload["state"]:
             return  # already recorded
@@ -86,8 +85,7 @@ def _replay_offline_release(node: Node, payload: dict[str, Any], *, keep_site_cl
     node.analyst.finish(job_id, token=token, state=payload["state"], collector=payload["collector"],
                         offline_at=at, **{k: v for k, v in fields.items() if v is not None})
     if not keep_site_claim:  # an interrupted job keeps it: no offline release may print it again
-        with contextlib.suppress(Exception):
-            node.redis.delete(keys.offline_claim(job_id))
+        site_claims.release(node, job_id)
 
 
 def replay_journal(node: Node, *, at_start: bool = False) -> int:
