@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector import journal, membership, status
+from collector import journal, membership, site_claims, status
 from collector.analyst_client import AnalystUnavailable
 from collector.clock import younger_than
 from collector.intake import replicate
@@ -24,41 +24,6 @@ from pullprint.states import FINAL_STATES
 log = logging.getLogger(__name__)
 EXPIRY_SLACK = timedelta(minutes=5)
 LOOKUP_BATCH = 500  # lets the analyst expire a job (and say so) before its files go
-
-
-def reassert_journal_claims(node: Node) -> int:
-    """Put this node's not-yet-replayed releases back into Redis (it restarted empty): their site
-    claims, and `gone` for what they printed. Returns how many claims were put back."""
-    restored = 0
-    lifetime = int(node.config.job_lifetime_hours * 3600)
-    entries = node.journal.entries()
-    settled = journal.settled_offline_claims(entries)
-    with node.redis.pipeline(transaction=False) as pipe:
-        for entry in entries:
-            kind, payload = entry.get("kind"), entry.get("payload", {})
-            if kind not in (journal.OFFLINE_CLAIM, journal.OFFLINE_RELEASE, journal.FINISH) or not payload.get("id"):
-                continue
-            if kind == journal.OFFLINE_RELEASE or (kind == journal.OFFLINE_CLAIM and payload["id"] not in settled):
-                pipe.set(keys.offline_claim(payload["id"]), node.id, nx=True, ex=lifetime)
-                restored += 1
-            if payload.get("state") == "printed":
-                pipe.set(keys.job_gone(payload["id"]), "printed", ex=lifetime)
-        pipe.execute()
-    return restored
-
-
-def restore_analyst_claims(node: Node) -> int:
-    """Claim, site-wide, every job the analyst sees being released or interrupted, so that no
-    offline release prints one of them after Redis forgot their claims."""
-    lifetime = int(node.config.job_lifetime_hours * 3600)
-    jobs = node.analyst.jobs(state="releasing", limit="10000")
-    jobs += [job for job in node.analyst.jobs(state="held", reason="interrupted", limit="10000")
-             if job.get("state_reason") == "interrupted"]  # (an analyst without the filter sends them all)
-    with node.redis.pipeline(transaction=False) as pipe:
-        for job in jobs:
-            pipe.set(keys.offline_claim(job["id"]), "restored", nx=True, ex=lifetime)
-        pipe.execute()
-    return len(jobs)
 
 
 def reconcile(node: Node) -> dict[str, int]:
@@ -249,7 +214,7 @@ class Housekeeper:
         self.census = status.CensusState()
         self.analyst_away = False
         self.failed_probes = 0
-        self.claims_missing_since: float | None = None
+        self.claim_keeper = site_claims.ClaimKeeper(node)
         cfg = node.config
         self.duties: list[tuple[str, float, Callable[[], Any]]] = [
             ("journal", 2.0, lambda: replay_journal(node)),
@@ -281,9 +246,9 @@ class Housekeeper:
             if self.failed_probes >= 2:
                 with contextlib.suppress(Exception):
                     self.node.redis.set(down_key, cfg.id, px=int(cfg.heartbeat_seconds * 3000))
-            self.keep_site_claims(analyst_reachable=False)
+            self.claim_keeper.keep(analyst_reachable=False)
             return
-        self.keep_site_claims(analyst_reachable=True)
+        self.claim_keeper.keep(analyst_reachable=True)
         self.failed_probes = 0
         if self.analyst_away:
             # The analyst is back: replay the journal now, then drop what it says is gone.
@@ -292,27 +257,6 @@ class Housekeeper:
             self._next["journal"], self._next["reconcile"], self._next["directory"] = now, now + 1, now
         with contextlib.suppress(Exception):
             self.node.redis.delete(down_key)
-
-    def keep_site_claims(self, *, analyst_reachable: bool) -> None:
-        """Notice that Redis restarted empty (its `claims-ready` mark is missing) and put the site's
-        release claims back: every collector its journal's, at every beat until the mark is back;
-        then, once all of them have had two beats to do so, one that reaches the analyst adds the
-        analyst's releasing and interrupted jobs and sets the mark. Offline releases wait for it."""
-        node, cfg = self.node, self.node.config
-        try:
-            if node.redis.exists(keys.site_claims_ready(cfg.site)):
-                self.claims_missing_since = None
-                return
-            now = time.monotonic()
-            if self.claims_missing_since is None:
-                self.claims_missing_since = now
-            reassert_journal_claims(node)
-            if analyst_reachable and now - self.claims_missing_since >= 2 * cfg.heartbeat_seconds:
-                restored = restore_analyst_claims(node)
-                node.redis.set(keys.site_claims_ready(cfg.site), node.id)
-                log.info("site release claims restored in redis (%d from the analyst)", restored)
-        except Exception as exc:  # noqa: BLE001 - Redis or the analyst away: try again next beat
-            log.warning("cannot restore the site's release claims yet: %s", exc)
 
     def run_once(self) -> None:
         now = time.monotonic()

@@ -7,21 +7,19 @@ sent bytes) is never an automatic second send: the claim's lease lapses and the 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from collector import journal
+from collector import journal, site_claims
 from collector.analyst_client import AnalystUnavailable
+from collector.clock import now_iso
 from collector.intake import discard_copies
 from collector.membership import Member
 from collector.node import Node
 from collector.peers import PeerUnreachable
 from collector.printer_lock import PrinterLock
-from pullprint import keys
 from pullprint.errors import PullprintError
 from pullprint.states import INTERRUPTED, JobState
 
@@ -59,10 +57,6 @@ def _result(job_id: str, status: str, message: str = "", warnings: list[str] | N
     return ReleaseResult(job_id, status, message or MESSAGES.get(status, status), list(warnings or []))
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
 @dataclass
 class Claim:
     """The right to send one job: the analyst's fencing token, or a site-wide Redis claim made offline."""
@@ -79,37 +73,17 @@ class Claim:
 
 def _finish(node: Node, claim: Claim, state: str, **fields: Any) -> None:
     """Record a release's outcome at the analyst, or journal it for replay when it is away."""
-    if state == JobState.PRINTED:
-        with contextlib.suppress(Exception):
-            node.redis.set(keys.job_gone(claim.job_id), JobState.PRINTED, ex=int(node.config.job_lifetime_hours * 3600))
-    elif state == JobState.HELD or not claim.offline_at:
-        # Free the site claim so the job can be released again (an offline print keeps it until replayed).
-        release_site_claim(node, claim.job_id)
+    site_claims.settle(node, claim.job_id, state, offline=bool(claim.offline_at))
     if claim.offline_at:
         if state != JobState.HELD:  # held: nothing changed, the analyst need not hear of it
             node.journal.append(journal.OFFLINE_RELEASE, {"id": claim.job_id, "user": claim.user, "state": state,
-                                                    "at": claim.offline_at, "collector": node.id, **fields})
+                                                          "at": claim.offline_at, "collector": node.id, **fields})
         return
     try:
         node.analyst.finish(claim.job_id, token=claim.token, state=state, collector=node.id, **fields)
     except AnalystUnavailable:
         node.journal.append(journal.FINISH, {"id": claim.job_id, "token": claim.token, "state": state,
-                                       "collector": node.id, "offline_at": _now_iso(), **fields})
-
-
-def take_site_claim(node: Node, job_id: str, ttl_seconds: float, *, force: bool = False) -> bool | None:
-    """The site-wide release mutex in Redis, taken before every release, online or offline.
-
-    The analyst's compare-and-set decides online; this key is what lets an offline release know
-    that another collector is printing the job right now, or has printed it. True: taken; False:
-    someone else has it (or the job is gone); None: Redis cannot say.
-    """
-    try:
-        if node.redis.exists(keys.job_gone(job_id)):
-            return False
-        return bool(node.redis.set(keys.offline_claim(job_id), node.id, nx=not force, ex=max(1, int(ttl_seconds))))
-    except Exception:  # noqa: BLE001
-        return None
+                                             "collector": node.id, "offline_at": now_iso(), **fields})
 
 
 def _why_taken(node: Node, job_id: str) -> str:
@@ -121,17 +95,6 @@ def _why_taken(node: Node, job_id: str) -> str:
         return "not-releasable"
     return INTERRUPTED if job.get("state_reason") == INTERRUPTED else "not-releasable"
 
-
-def _site_claims_ready(node: Node) -> bool:
-    try:
-        return bool(node.redis.exists(keys.site_claims_ready(node.config.site)))
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def release_site_claim(node: Node, job_id: str) -> None:
-    with contextlib.suppress(Exception):
-        node.redis.delete(keys.offline_claim(job_id))
 
 
 def print_here(node: Node, claim: Claim, printer: dict[str, Any],
@@ -275,7 +238,7 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
     # The site mutex lives until the release's outcome is recorded (a releaser that dies leaves it
     # taken, so no offline release can print the job while the analyst may still see it releasing).
     # A user who confirms an interrupted job takes it over; the analyst's compare-and-set decides.
-    site_claim = take_site_claim(node, job_id, node.config.job_lifetime_hours * 3600,
+    site_claim = site_claims.take(node, job_id, node.config.job_lifetime_hours * 3600,
                                  force=confirm_interrupted)
     if site_claim is False:
         return _result(job_id, _why_taken(node, job_id))
@@ -287,26 +250,26 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
         locations = list(job.get("locations", []))
     except AnalystUnavailable as exc:
         if confirm_interrupted:  # only the analyst can say whether the job was interrupted
-            release_site_claim(node, job_id)
+            site_claims.release(node, job_id)
             return _result(job_id, "analyst-unreachable")
         if exc.maybe_acted:
             # The claim may have gone through (a slow analyst, not a dead one). Nothing was printed,
             # so the site claim goes: if the analyst did take the claim, its lease lapses into
             # "interrupted", which only the user's confirmation releases again.
-            release_site_claim(node, job_id)
+            site_claims.release(node, job_id)
             return _result(job_id, "analyst-unreachable")
         if site_claim is None:  # neither the analyst nor Redis can vouch that nobody else prints it
             return _result(job_id, "analyst-unreachable")
-        if not _site_claims_ready(node):
+        if not site_claims.ready(node):
             # Redis restarted empty and has not been given back the claims it forgot.
-            release_site_claim(node, job_id)
+            site_claims.release(node, job_id)
             return _result(job_id, "analyst-unreachable")
         # Offline: the site claim stands until the release is replayed to the analyst.
-        claim = Claim(job_id, user, 0, _now_iso())
+        claim = Claim(job_id, user, 0, now_iso())
         # Offline we do not know the copies: this node, else every live peer (one without it says so).
         locations = [node.id] if _printable_here(node, claim) else sorted(members)
     except PullprintError as exc:
-        release_site_claim(node, job_id)
+        site_claims.release(node, job_id)
         if exc.code == INTERRUPTED:
             return _result(job_id, INTERRUPTED)
         code = {404: "not-found", 403: "not-owner", 409: "not-releasable"}.get(exc.status, exc.code)
@@ -317,7 +280,7 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
     # dies mid-print leaves it unsettled, and its replay tells the analyst the release was
     # interrupted (user decides), even if Redis, the only other record of it, is lost or unreachable.
     node.journal.append(journal.OFFLINE_CLAIM, {"id": job_id, "user": user, "printer": printer["id"],
-                                          "at": claim.offline_at, "collector": node.id})
+                                                "at": claim.offline_at, "collector": node.id})
     result = _deliver(node, claim, printer, locations, members, warnings)
     if result.status != INTERRUPTED:
         node.journal.append(journal.OFFLINE_CLAIM_SETTLED, {"id": job_id})

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
-from collector import journal
+from collector import journal, site_claims
 from collector.analyst_client import AnalystUnavailable
 from collector.clock import younger_than
 from collector.journal import Deferred
 from collector.node import Node
-from pullprint import keys
 from pullprint.errors import PullprintError
 from pullprint.states import INTERRUPTED, JobState
 
@@ -87,8 +85,7 @@ def _replay_offline_release(node: Node, payload: dict[str, Any], *, keep_site_cl
     node.analyst.finish(job_id, token=token, state=payload["state"], collector=payload["collector"],
                         offline_at=at, **{k: v for k, v in fields.items() if v is not None})
     if not keep_site_claim:  # an interrupted job keeps it: no offline release may print it again
-        with contextlib.suppress(Exception):
-            node.redis.delete(keys.offline_claim(job_id))
+        site_claims.release(node, job_id)
 
 
 def replay_journal(node: Node, *, at_start: bool = False) -> int:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from collector import site_claims
 from collector.analyst_client import AnalystUnavailable
 from collector.membership import Member
 from collector.node import Node
@@ -95,12 +96,7 @@ def _jobs_from_peers(node: Node, user: str, members: dict[str, Member], budget: 
         except (PeerUnreachable, PullprintError):
             continue
     # A stale copy of a job already printed (or claimed offline) must not be offered again.
-    ids = list(found)
-    try:
-        gone = node.redis.mget([keys.job_gone(i) for i in ids] + [keys.offline_claim(i) for i in ids]) if ids else []
-    except Exception:  # noqa: BLE001
-        gone = [None] * (2 * len(ids))
-    taken = {i for i, g, c in zip(ids, gone[:len(ids)], gone[len(ids):], strict=True) if g or c}
+    taken = site_claims.claimed_or_gone(node, list(found))
     return sorted((j for i, j in found.items() if i not in taken), key=lambda j: j.get("submitted_at", ""))
 
 
