@@ -103,7 +103,7 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
 
     `locations` are the job's copies as the analyst knows them; all of them go once it printed.
     """
-    from collector.output.base import OutputJob, output_for, scheme_of
+    from collector.output import OutputJob, output_for, scheme_of
 
     job_id = claim.job_id
     meta = node.spool.meta(job_id)

@@ -48,9 +48,7 @@ class DeliveryResult:
 
 
 class PrinterOutput(Protocol):
-    """A way to put a job on a printer, chosen by the printer URI's scheme."""
-
-    schemes: tuple[str, ...]
+    """A way to put a job on a printer; `collector.output.OUTPUTS` says which serves each URI scheme."""
 
     def send(self, job: OutputJob, uri: str, *, timeout: float = DEFAULT_TIMEOUT) -> DeliveryResult: ...
 
@@ -61,24 +59,3 @@ class UnsupportedPrinterUri(ValueError):
 
 def scheme_of(uri: str) -> str:
     return urlsplit(uri).scheme.lower()
-
-
-def output_for(uri: str, *, cups_server: str | None = None) -> PrinterOutput:
-    """The output for `uri`: socket:// is sent directly; ipp, ipps and lpd go through the local cupsd.
-
-    `cups_server` ("127.0.0.1:PORT", see pullprint.cupsd.PrivateCupsd.server) is needed for the
-    queued schemes.
-    """
-    scheme = scheme_of(uri)
-    if scheme == "socket":
-        from collector.output.raw_socket import RawSocketOutput
-
-        return RawSocketOutput()
-    from collector.output.cups_queue import SCHEMES, CupsQueueOutput
-
-    if scheme in SCHEMES:
-        if not cups_server:
-            raise UnsupportedPrinterUri(f"{scheme}:// printers need the collector's local cupsd (cups_server)")
-        return CupsQueueOutput(cups_server)
-    raise UnsupportedPrinterUri(f"no output path for {scheme or 'this'}:// printer URIs "
-                                f"(supported: socket, ipp, ipps, lpd)")

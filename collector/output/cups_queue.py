@@ -37,7 +37,6 @@ import cups
 from collector.output.base import DEFAULT_TIMEOUT, DeliveryResult, OutputJob
 from pullprint.wire import MAX_COPIES, print_options
 
-SCHEMES = ("ipp", "ipps", "lpd")
 CHUNK = 64 * 1024
 # Formats every cupsd knows; anything else is sent as auto-typed so cupsd does not refuse it.
 _KNOWN_FORMATS = {"application/pdf", "application/postscript", "text/plain", "image/pwg-raster", "image/urf",
@@ -92,7 +91,7 @@ def _lock_for(name: str) -> threading.Lock:
 
 
 class CupsQueueOutput:
-    schemes: tuple[str, ...] = SCHEMES
+    """ipp://, ipps:// and lpd:// printers: a raw queue per printer URI on the local cupsd."""
 
     def __init__(self, cups_server: str, *, poll_interval: float = 0.2) -> None:
         self.cups_server = cups_server

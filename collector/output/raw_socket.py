@@ -17,7 +17,7 @@ DEFAULT_PORT = 9100
 
 
 class RawSocketOutput:
-    schemes: tuple[str, ...] = ("socket",)
+    """socket:// printers: the bytes straight to the printer, the copies one after another."""
 
     def __init__(self, *, connect_timeout: float = 5.0, write_timeout: float = 30.0,
                  close_wait: float = 10.0) -> None:
