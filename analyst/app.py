@@ -13,7 +13,7 @@ from analyst import metrics
 from analyst.config import AnalystConfig
 from analyst.console.service import looks_like_hash
 from analyst.db import Database, head_revision, upgrade
-from analyst.http import EXTENSION, Analyst, analyst, transaction
+from analyst.web import EXTENSION, Analyst, analyst, transaction
 from pullprint import config as pullprint_config
 from pullprint import log
 from pullprint.credentials import check_cluster_auth

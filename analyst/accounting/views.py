@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from analyst import validate as v
 from analyst.accounting import service
-from analyst.http import transaction
+from analyst.web import transaction
 from pullprint.errors import BadRequest
 
 bp = Blueprint("accounting", __name__, url_prefix="/api/v1")

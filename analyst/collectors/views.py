@@ -8,9 +8,9 @@ from sqlalchemy.orm import Session
 
 from analyst import validate as v
 from analyst.collectors import service
-from analyst.http import analyst, json_body, now, transaction
 from analyst.printers.service import list_printers, printer_to_dict
 from analyst.users.service import sync_users
+from analyst.web import analyst, json_body, now, transaction
 
 bp = Blueprint("collectors", __name__, url_prefix="/api/v1")
 

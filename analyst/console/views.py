@@ -6,7 +6,7 @@ from flask import Blueprint, Response, render_template, request
 from flask.typing import ResponseReturnValue
 
 from analyst.console import service
-from analyst.http import analyst, now
+from analyst.web import analyst, now
 
 bp = Blueprint("console", __name__)
 

@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from analyst.events import service
-from analyst.http import query_bool, query_int, transaction
+from analyst.web import query_bool, query_int, transaction
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1")
 

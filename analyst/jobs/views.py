@@ -8,8 +8,8 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from analyst import validate as v
-from analyst.http import analyst, json_body, now, query_int, read_replay, transaction
 from analyst.jobs import service
+from analyst.web import analyst, json_body, now, query_int, read_replay, transaction
 from pullprint.errors import BadRequest
 from pullprint.states import JobState
 

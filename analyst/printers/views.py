@@ -6,8 +6,8 @@ from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
 
 from analyst import validate as v
-from analyst.http import json_body, now, transaction
 from analyst.printers import service
+from analyst.web import json_body, now, transaction
 from pullprint.errors import BadRequest
 
 bp = Blueprint("printers", __name__, url_prefix="/api/v1")

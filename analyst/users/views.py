@@ -6,8 +6,8 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from analyst import validate as v
-from analyst.http import analyst, json_body, now, transaction
 from analyst.users import service
+from analyst.web import analyst, json_body, now, transaction
 from pullprint.errors import Locked, Unauthorized
 
 bp = Blueprint("users", __name__, url_prefix="/api/v1")

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from analyst.app import create_app
 from analyst.config import AnalystConfig
 from analyst.db import upgrade
-from analyst.http import EXTENSION
+from analyst.web import EXTENSION
 from pullprint import config as pullprint_config
 from pullprint.daemons import free_port, require
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from analyst.app import create_app
 from analyst.config import AnalystConfig
-from analyst.http import EXTENSION
+from analyst.web import EXTENSION
 from pullprint.credentials import pin_hash
 from pullprint.errors import PullprintError
 from tests.analyst.conftest import Api, Clock, job_body, make_config

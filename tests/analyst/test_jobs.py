@@ -215,7 +215,7 @@ def test_printed_is_accounted_once_and_finish_is_retry_safe(app: Flask, api: Api
     from sqlalchemy import select
 
     from analyst.accounting.models import PrintRecord
-    from analyst.http import EXTENSION
+    from analyst.web import EXTENSION
 
     with app.extensions[EXTENSION].db.session() as session:
         rows = list(session.scalars(select(PrintRecord)))
@@ -313,8 +313,8 @@ def test_explicit_expiry_time_is_kept(api: Api) -> None:
 
 def test_claim_blocked_by_an_open_claim_loses_once_it_commits(app: Flask, api: Api, clock: Clock) -> None:
     """The database, not luck, decides: a claim racing an uncommitted one waits for it, then loses."""
-    from analyst.http import EXTENSION
     from analyst.jobs import service
+    from analyst.web import EXTENSION
 
     api.post("/jobs", json=job_body())
     results: list[int] = []

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from analyst.app import create_app
 from analyst.db import _alembic_config, head_revision, make_engine, upgrade
-from analyst.http import EXTENSION
+from analyst.web import EXTENSION
 from tests.analyst.conftest import Api, make_config
 
 

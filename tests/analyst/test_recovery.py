@@ -36,7 +36,7 @@ def test_lapsed_release_goes_back_to_held_after_the_grace(api: Api, clock: Clock
 
 def test_grace_is_configurable(db_url: str, clock: Clock) -> None:
     from analyst.app import create_app
-    from analyst.http import EXTENSION
+    from analyst.web import EXTENSION
     from tests.analyst.conftest import make_config
 
     app = create_app(make_config(db_url, lease_grace_seconds=0))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy import select
 
-from analyst.http import EXTENSION
 from analyst.users.models import User
+from analyst.web import EXTENSION
 from pullprint.credentials import badge_hash
 from tests.analyst.conftest import PEPPER, Api, Clock
 

@@ -1,4 +1,4 @@
-"""What every view shares: the analyst's state on the app, the JSON body reader, query-string readers."""
+"""What the analyst's views read from Flask: the app's Analyst state, a request's transaction, body and query."""
 
 from __future__ import annotations
 
