@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from collector import intake, metrics, status, terminal
+from collector import copies, intake, metrics, status, terminal
 from collector.sessions import LoginGuard, SessionStore
 from collector.spool import TruncatedUpload
 from collector.web import json_body, node
@@ -119,7 +119,7 @@ def readyz() -> tuple[Response, int]:
     # Under-replicated jobs are reported, not a reason to stop taking work: this node is how they
     # get their copies back.
     census = status.last_census(n)
-    replication = {"replicas": n.config.replicas, "min_copies_to_ack": intake.copies_to_ack(n),
+    replication = {"replicas": n.config.replicas, "min_copies_to_ack": copies.copies_to_ack(n),
                    "under_replicated_jobs": census.under_replicated_jobs if census else None,
                    "counted_at": census.counted_at if census else None}
     # Neither an unreachable analyst nor Redis makes a collector unready: it degrades and keeps serving.

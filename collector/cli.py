@@ -45,7 +45,8 @@ def main(argv: list[str]) -> int:
     log = setup("collector")
     cfg = pp_config.load(CollectorConfig, "collector")
 
-    from collector.housekeeping import Housekeeper, reconcile
+    from collector.copies import reconcile
+    from collector.housekeeping import Housekeeper
     from collector.membership import withdraw
     from collector.node import build_node
     from collector.replay import replay_journal

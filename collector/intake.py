@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collector import journal, metrics
+from collector import copies, journal, metrics
 from collector.analyst_client import AnalystUnavailable
 from collector.node import Node
 from collector.pages import PageCounter
-from collector.peers import PeerUnreachable
 from collector.spool import new_job_id
 from pullprint import keys
-from pullprint.errors import PullprintError, Unavailable
+from pullprint.errors import Unavailable
 from pullprint.states import JobState
 from pullprint.wire import HeaderSource, JobSubmission
 
@@ -25,71 +23,6 @@ log = logging.getLogger(__name__)
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def replicate(node: Node, job_id: str, meta: dict[str, Any], exclude: Iterable[str] = ()) -> list[str]:
-    """Copy a job to live peers until it has `replicas` copies; returns the peers that now hold it.
-
-    Peers of the same site are tried first, in random order so copies spread evenly. With no live
-    peer at all the job stays under-replicated (`submit` acknowledges it only when
-    `min_copies_to_ack` allows, and the repair copies it once a peer is back); with live peers that
-    all fail, raise Unavailable: the backend retries through the load balancer.
-    """
-    wanted = max(0, node.config.replicas - 1)
-    if wanted == 0:
-        return []
-    peers = [p for p in node.membership.peers().values() if p.id not in set(exclude)]
-    random.shuffle(peers)
-    peers.sort(key=lambda p: p.site != node.config.site)
-    holders: list[str] = []
-    for peer in peers:
-        if len(holders) >= wanted:
-            break
-        # Each copy knows where the others are, so whichever holder prints can delete them all.
-        locations = sorted({*meta.get("locations", []), node.id, *holders, peer.id})
-        try:
-            with node.spool.open_sealed(job_id) as sealed:
-                # Provisional until the job is registered (or journalled): a copy left behind by an
-                # intake that died before that was never acknowledged, and must never be printed.
-                node.peers.store_replica(peer.url, job_id,
-                                         {**meta, "locations": locations, "provisional": True}, sealed)
-            holders.append(peer.id)
-        except (PeerUnreachable, PullprintError) as exc:
-            log.warning("replica of %s to %s failed: %s", job_id, peer.id, exc.message)
-    if peers and not holders:
-        raise Unavailable("replication-failed", "no peer collector could store a copy; try again")
-    return holders
-
-
-def copies_to_ack(node: Node) -> int:
-    """How many copies (this node's included) must be fsynced before a job is acknowledged."""
-    return max(1, min(node.config.min_copies_to_ack, node.config.replicas))
-
-
-def commit_replicas(node: Node, job_id: str, locations: Iterable[str]) -> None:
-    """Tell the peers holding a job's copies that it is registered: their copies are real now.
-
-    Best effort: a peer that misses this commits its copy itself when it reconciles with the analyst.
-    """
-    members = node.membership.peers()
-    for location in locations:
-        if location != node.id and location in members:
-            try:
-                node.peers.commit(members[location].url, job_id)
-            except (PeerUnreachable, PullprintError) as exc:
-                log.info("commit of %s on %s deferred to its reconcile: %s", job_id, location, exc.message)
-
-
-def discard_copies(node: Node, job_id: str, locations: Iterable[str]) -> None:
-    """Delete a job's copies here and on every live peer that has one."""
-    node.spool.delete(job_id)
-    members = node.membership.peers()
-    for location in locations:
-        if location != node.id and location in members:
-            try:
-                node.peers.delete(members[location].url, job_id)
-            except (PeerUnreachable, PullprintError) as exc:
-                log.warning("could not delete copy of %s on %s: %s", job_id, location, exc.message)
 
 
 def _known_submission(node: Node, seen_key: str | None) -> str | None:
@@ -130,8 +63,8 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
     meta = node.spool.meta(job_id)
     locations = [node.id]
     try:
-        locations += replicate(node, job_id, meta)
-        required = copies_to_ack(node)
+        locations += copies.replicate(node, job_id, meta)
+        required = copies.copies_to_ack(node)
         if len(locations) < required:
             # No live peer could take a copy: refuse rather than acknowledge a job on fewer disks
             # than the operator asked for. The backend retries, then CUPS keeps the job queued.
@@ -148,13 +81,13 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
             node.journal.append(journal.REGISTER, {**record, "offline": True, "at": record["submitted_at"]})
             job, created = {**record, "state": JobState.HELD, "journalled": True}, True
     except BaseException:
-        discard_copies(node, job_id, locations)
+        copies.discard_copies(node, job_id, locations)
         raise
     if not created and job["id"] != job_id:
         # A retried submission (same CUPS job-uuid): the first job stands, this copy goes.
-        discard_copies(node, job_id, locations)
+        copies.discard_copies(node, job_id, locations)
     else:
-        commit_replicas(node, job_id, locations)
+        copies.commit_replicas(node, job_id, locations)
     if seen_key:
         with contextlib.suppress(Exception):
             node.redis.set(seen_key, job["id"], ex=int(node.config.job_lifetime_hours * 3600), nx=True)

@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
+from collector import copies
 from collector.peers import META_HEADER, decode_meta, encode_meta
 from collector.release import Claim, print_here
 from collector.spool import check_job_id
 from collector.web import json_body, node
 from pullprint.credentials import check_cluster_auth
 from pullprint.errors import BadRequest, NotFound, Unauthorized
-from pullprint.states import JobState
 
 bp = Blueprint("internal", __name__, url_prefix="/internal/v1")
 
@@ -61,14 +61,9 @@ def direct_print(job_id: str) -> Response:
     printer, claim = body.get("printer"), body.get("claim")
     if not isinstance(printer, dict) or "uri" not in printer or not isinstance(claim, dict):
         raise BadRequest("bad-print-request", "a direct print needs the printer and the claim")
-    try:
-        claim = Claim(job_id=check_job_id(job_id), user=str(claim["user"]), token=int(claim["token"]),
-                      offline_at=claim.get("offline_at"), lease_until=float(claim.get("lease_until") or 0))
-    except (KeyError, TypeError, ValueError):
-        raise BadRequest("bad-print-request", "the claim is malformed") from None
+    claim = Claim.from_json(check_job_id(job_id), claim)
     n = node()
-    if not n.spool.has(job_id) or (claim.offline_at and n.spool.meta(job_id).get("provisional")):
-        # Offline, only copies of acknowledged jobs may print (the analyst cannot vouch for the rest).
+    if not copies.printable_here(n, job_id, offline=bool(claim.offline_at)):
         raise NotFound("no-copy", "this collector holds no printable copy of the job")
     locations = [loc for loc in body.get("locations", []) if isinstance(loc, str)]
     return jsonify(print_here(n, claim, printer, locations).to_json())
@@ -81,7 +76,4 @@ def delete_copy(job_id: str) -> Response:
 
 @bp.get("/users/<user>/jobs")
 def held_for_user(user: str) -> Response:
-    n = node()
-    jobs = [{**meta, "state": JobState.HELD, "locations": sorted(set(meta.get("locations", [])) | {n.id})}
-            for meta in n.spool.jobs_of(user)]
-    return jsonify({"jobs": jobs})
+    return jsonify({"jobs": copies.held_here(node(), user)})

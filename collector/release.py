@@ -12,15 +12,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from collector import journal, site_claims
+from collector import copies, journal, site_claims
 from collector.analyst_client import AnalystUnavailable
 from collector.clock import now_iso
-from collector.intake import discard_copies
 from collector.membership import Member
 from collector.node import Node
 from collector.peers import PeerUnreachable
 from collector.printer_lock import PrinterLock
-from pullprint.errors import PullprintError
+from pullprint.errors import BadRequest, PullprintError
 from pullprint.states import INTERRUPTED, JobState
 
 log = logging.getLogger(__name__)
@@ -69,6 +68,15 @@ class Claim:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, job_id: str, data: Any) -> Claim:
+        """The claim a direct print request carries (`to_json` on the caller); BadRequest when malformed."""
+        try:
+            return cls(job_id=job_id, user=str(data["user"]), token=int(data["token"]),
+                       offline_at=data.get("offline_at"), lease_until=float(data.get("lease_until") or 0))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise BadRequest("bad-print-request", "the claim is malformed") from None
 
 
 def _finish(node: Node, claim: Claim, state: str, **fields: Any) -> None:
@@ -152,7 +160,7 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     if outcome.outcome in ("delivered", "completed"):
         _finish(node, claim, JobState.PRINTED, printer=printer["id"], pages=meta.get("pages"),
                 copies=job.copies)
-        discard_copies(node, job_id, set(locations or []) | set(meta.get("locations", [])))
+        copies.discard_copies(node, job_id, set(locations or []) | set(meta.get("locations", [])))
         log.info("job %s printed on %s (%s)", job_id, printer["id"], outcome.outcome)
         return _result(job_id, JobState.PRINTED)
     if outcome.outcome == "not-sent":
@@ -201,37 +209,6 @@ def _send_with_retries(node: Node, output: Any, job: Any, uri: str, lock: Printe
     return outcome
 
 
-def _pull_here(node: Node, job_id: str, holder: Member) -> None:
-    """Fetch a job's sealed file from `holder` into this node's spool, verified."""
-    meta, chunks = node.peers.fetch(holder.url, job_id)
-
-    class _Reader:
-        def __init__(self) -> None:
-            self._it, self._buf = iter(chunks), b""
-
-        def read(self, n: int = -1) -> bytes:
-            while n < 0 or len(self._buf) < n:
-                try:
-                    self._buf += next(self._it)
-                except StopIteration:
-                    break
-            out, self._buf = (self._buf, b"") if n < 0 else (self._buf[:n], self._buf[n:])
-            return out
-
-    node.spool.store_replica(job_id, _Reader(), {**meta, "locations": [*meta.get("locations", []), node.id]})
-    try:
-        node.analyst.add_location(job_id, node.id)
-    except AnalystUnavailable:
-        node.journal.append(journal.LOCATION, {"id": job_id, "collector": node.id})
-
-
-def _printable_here(node: Node, claim: Claim) -> bool:
-    """This node has a copy it may print: any copy under the analyst's claim; offline, only committed ones."""
-    if not node.spool.has(claim.job_id):
-        return False
-    return not (claim.offline_at and node.spool.meta(claim.job_id).get("provisional"))
-
-
 def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], warnings: list[str],
                 confirm_interrupted: bool = False) -> ReleaseResult:
     members = node.membership.peers()
@@ -267,7 +244,7 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
         # Offline: the site claim stands until the release is replayed to the analyst.
         claim = Claim(job_id, user, 0, now_iso())
         # Offline we do not know the copies: this node, else every live peer (one without it says so).
-        locations = [node.id] if _printable_here(node, claim) else sorted(members)
+        locations = [node.id] if copies.printable_here(node, job_id, offline=True) else sorted(members)
     except PullprintError as exc:
         site_claims.release(node, job_id)
         if exc.code == INTERRUPTED:
@@ -291,7 +268,7 @@ def _deliver(node: Node, claim: Claim, printer: dict[str, Any], locations: list[
              members: dict[str, Member], warnings: list[str]) -> ReleaseResult:
     """Print a claimed job here, or have a live holder of a copy print it (or pull it here first)."""
     job_id = claim.job_id
-    if _printable_here(node, claim):
+    if copies.printable_here(node, claim.job_id, offline=bool(claim.offline_at)):
         result = print_here(node, claim, printer, locations)
         result.warnings = warnings
         return result
@@ -302,7 +279,7 @@ def _deliver(node: Node, claim: Claim, printer: dict[str, Any], locations: list[
     for holder in holders:
         try:
             if node.config.release_mode == "pull":
-                _pull_here(node, job_id, holder)
+                copies.pull_copy(node, job_id, holder)
                 result = print_here(node, claim, printer, [*locations, node.id])
             else:
                 body = {"printer": printer, "claim": claim.to_json(), "locations": locations}

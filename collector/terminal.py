@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from collector import site_claims
+from collector import copies, site_claims
 from collector.analyst_client import AnalystUnavailable
 from collector.membership import Member
 from collector.node import Node
@@ -78,14 +78,7 @@ def _availability(node: Node, job: dict[str, Any], members: dict[str, Member]) -
 
 def _jobs_from_peers(node: Node, user: str, members: dict[str, Member], budget: float) -> list[dict[str, Any]]:
     """Degraded mode: ask every live peer (in parallel) and this node's spool for the user's jobs."""
-    found: dict[str, dict[str, Any]] = {}
-    for job_id in node.spool.job_ids():
-        try:
-            meta = node.spool.meta(job_id)
-        except PullprintError:
-            continue
-        if meta.get("owner") == user and not meta.get("provisional"):
-            found[job_id] = {**meta, "state": JobState.HELD}
+    found = {job["id"]: job for job in copies.held_here(node, user)}
     futures = {node.pool.submit(node.peers.held_for_user, m.url, user): m for m in members.values()}
     done, _ = concurrent.futures.wait(futures, timeout=budget)
     for future in done:
