@@ -1,4 +1,4 @@
-"""The database: one lazily created engine per process, a session per unit of work, Alembic upgrades."""
+"""The database: the column types, one lazily created engine per process, a session per unit of work, upgrades."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event, select, text
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, create_engine, event, select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -23,6 +23,10 @@ _MIGRATION_LOCK_ID = 0x70756C6C
 
 class Base(DeclarativeBase):
     """Declarative base of every analyst table."""
+
+
+# A 64-bit auto-incrementing id; SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -44,18 +48,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def load_models() -> type[Base]:
-    """Import every domain's models so that `Base.metadata` knows all tables."""
-    from analyst.accounting import models as _accounting  # noqa: F401
-    from analyst.collectors import models as _collectors  # noqa: F401
-    from analyst.events import models as _events  # noqa: F401
-    from analyst.jobs import models as _jobs  # noqa: F401
-    from analyst.printers import models as _printers  # noqa: F401
-    from analyst.users import models as _users  # noqa: F401
-
-    return Base
 
 
 def normalize_url(url: str) -> str:

@@ -7,8 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from analyst.db import Base, UTCDateTime
-from analyst.events.models import BigId
+from analyst.db import Base, BigId, UTCDateTime
 
 
 class PrintRecord(Base):

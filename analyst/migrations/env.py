@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
-from analyst.db import load_models, make_engine
+from analyst.db import Base, make_engine
 
-target_metadata = load_models().metadata
+
+def load_models() -> MetaData:
+    """Every domain's tables: importing their models registers them with `Base.metadata`."""
+    from analyst.accounting import models as _accounting  # noqa: F401
+    from analyst.collectors import models as _collectors  # noqa: F401
+    from analyst.events import models as _events  # noqa: F401
+    from analyst.jobs import models as _jobs  # noqa: F401
+    from analyst.printers import models as _printers  # noqa: F401
+    from analyst.users import models as _users  # noqa: F401
+
+    return Base.metadata
+
+
+target_metadata = load_models()
 
 
 def _run(connection: Connection) -> None:
