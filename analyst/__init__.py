@@ -1,1 +1,1 @@
-"""The analyst: the central registry of users, printers, collectors, jobs, copies and events."""
+"""The analyst: the central registry of users, printers, collectors, jobs and their copies, prints and events."""

@@ -1,4 +1,4 @@
-"""HTTP views for collector heartbeats and the degraded-mode sync."""
+"""HTTP views for collector heartbeats, the list of collectors and the degraded-mode sync."""
 
 from __future__ import annotations
 

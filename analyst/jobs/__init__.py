@@ -1,1 +1,1 @@
-"""Jobs: registration, release claims (compare-and-set with fencing tokens), accounting, expiry."""
+"""Jobs: registration, release claims (compare-and-set with fencing tokens), finishing, copies, deletion, expiry."""
