@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from collector import copies, intake, metrics, status, terminal
+from collector.release import release_jobs
 from collector.sessions import LoginGuard, SessionStore
 from collector.spool import TruncatedUpload
 from collector.web import json_body, node
@@ -82,7 +83,7 @@ def end_session(token: str) -> Response:
 @bp.post("/api/v1/sessions/<token>/release")
 def release(token: str) -> Response:
     session = sessions().get(token)
-    answer = terminal.release(node(), session, json_body(), request.headers.get("Idempotency-Key"))
+    answer = release_jobs(node(), session, terminal.parse_release(json_body()), request.headers.get("Idempotency-Key"))
     printed = sum(1 for r in answer["results"] if r["status"] == JobState.PRINTED)
     metrics.count(node().redis, node().id, "jobs_printed", printed)
     return jsonify(answer)

@@ -1,4 +1,4 @@
-"""Release: claim a job at the analyst, check the printer, then print it here or have its holder print it.
+"""Release: check the printer, then claim each job and print it here or have a holder of a copy print it.
 
 Exactly once: only the collector holding the analyst's claim (compare-and-set, with a fencing
 token) may send a job, and the answer to an ambiguous failure (the holder died after it may have
@@ -7,8 +7,12 @@ sent bytes) is never an automatic second send: the claim's lease lapses and the 
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,33 +20,23 @@ from collector import copies, journal, site_claims
 from collector.analyst_client import AnalystUnavailable
 from collector.clock import now_iso
 from collector.membership import Member
+from collector.messages import MESSAGES
 from collector.node import Node
 from collector.peers import PeerUnreachable
 from collector.printer_lock import PrinterLock
-from pullprint.errors import BadRequest, PullprintError
+from collector.sessions import Session
+from collector.terminal import ReleaseRequest, list_jobs
+from pullprint import keys
+from pullprint.errors import BadRequest, Conflict, PullprintError
 from pullprint.states import INTERRUPTED, JobState
 
 log = logging.getLogger(__name__)
 
-MESSAGES = {
-    JobState.PRINTED: "Sent to the printer.",
-    "queued": "Waiting for the printer; it will print shortly.",
-    "not-found": "The job no longer exists.",
-    "not-owner": "This job belongs to someone else.",
-    "not-releasable": "The job is already being printed or has been printed.",
-    "unavailable": "No collector holding this job can be reached right now; try again shortly.",
-    INTERRUPTED: "The last release of this job was interrupted: check the printer, then release it again "
-                   "to confirm.",
-    "printer-unreachable": "The printer could not be reached; the job is still held.",
-    "printer-busy": "The printer is busy with other jobs; the job is still held.",
-    "print-failed": "The printer reported a failure.",
-    "analyst-unreachable": "The release could not be recorded; the job is still held.",
-    "corrupt-spool": "The stored job failed its integrity check and cannot be printed.",
-}
-
 
 @dataclass
 class ReleaseResult:
+    """What became of one job of a release request, as the terminal shows it."""
+
     id: str
     status: str  # "printed", or the reason it was not
     message: str = ""
@@ -75,8 +69,105 @@ class Claim:
         try:
             return cls(job_id=job_id, user=str(data["user"]), token=int(data["token"]),
                        offline_at=data.get("offline_at"), lease_until=float(data.get("lease_until") or 0))
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError):
             raise BadRequest("bad-print-request", "the claim is malformed") from None
+
+
+def release_jobs(node: Node, session: Session, request: ReleaseRequest, idempotency_key: str | None) -> dict[str, Any]:
+    """Release the requested jobs (or all) at the session's printer; per job a ReleaseResult.
+
+    A retried request (same `Idempotency-Key`) gets the first one's answer, or 409 while that one
+    is still being carried out."""
+    idem_key = keys.idempotent_release(session.user, idempotency_key) if idempotency_key else None
+    if idem_key:
+        try:
+            previous = node.redis.get(idem_key)
+            if not previous:
+                # "pending" only while this request waits; after that the answer itself is kept.
+                node.redis.set(idem_key, "pending", nx=True, ex=int(node.config.release_wait_seconds) + 10)
+        except Exception:  # noqa: BLE001 - without Redis the analyst's claim alone keeps it to one print
+            previous, idem_key = None, None
+        if previous == "pending":
+            raise Conflict("release-in-progress", "this release request is already being carried out")
+        if previous:
+            return dict(json.loads(previous))
+
+    def remember(answer: dict[str, Any]) -> None:
+        if idem_key:
+            with contextlib.suppress(Exception):
+                node.redis.set(idem_key, json.dumps(answer), ex=600)
+
+    try:
+        answer = _release(node, session, request.jobs, remember, request.confirm_interrupted)
+    except BaseException:
+        if idem_key:
+            with contextlib.suppress(Exception):
+                node.redis.delete(idem_key)
+        raise
+    remember(answer)
+    return answer
+
+
+def _release(node: Node, session: Session, wanted: list[str] | None,
+             remember: Callable[[dict[str, Any]], None], confirm_interrupted: bool = False) -> dict[str, Any]:
+    printer = node.directory.printer(session.printer)
+    if wanted is None:
+        listing = list_jobs(node, session, everything=True)["jobs"]
+        wanted = [j["id"] for j in listing if j.get("available")]
+    allowed, reason, warnings, message = _check_printer(node, printer)
+    if not allowed:
+        # The printer cannot take jobs: nothing is claimed, every job stays held.
+        refused = [ReleaseResult(job_id, reason or "printer-error", message, warnings) for job_id in wanted]
+        return {"printer": printer["id"], "results": [r.to_json() for r in refused],
+                "suggestion": suggest_printer(node, printer)}
+    results: dict[str, ReleaseResult] = {}
+    order = list(wanted)
+
+    def release_in_order() -> None:
+        # One job after the other, in the order the user chose: the printer takes them in that order.
+        started = time.monotonic()
+        for job_id in order:
+            results[job_id] = release_one(node, job_id, session.user, printer, warnings, confirm_interrupted)
+        log.info("release of %d job(s) by %s at %s took %.2f s", len(order), session.user, printer["id"],
+                 time.monotonic() - started)
+        remember(answer_for(results))
+
+    def answer_for(done: dict[str, ReleaseResult]) -> dict[str, Any]:
+        queued = {j: ReleaseResult(j, "queued", MESSAGES["queued"], warnings) for j in order if j not in done}
+        return {"printer": printer["id"], "results": [(done.get(j) or queued[j]).to_json() for j in order]}
+
+    future = node.release_pool.submit(release_in_order)
+    try:
+        future.result(timeout=node.config.release_wait_seconds)
+    except concurrent.futures.TimeoutError:
+        pass  # the rest goes out in the background; the terminal sees them as queued
+    return answer_for(dict(results))
+
+
+def _check_printer(node: Node, printer: dict[str, Any]) -> tuple[bool, str | None, list[str], str]:
+    """May jobs go to `printer` now (SNMP health, cached in Redis)? (allowed, reason, warnings, message)"""
+    from collector.health.cache import check_printer
+
+    verdict = check_printer(node.directory.with_snmp_keys(printer), node.redis, max_age=node.config.health_max_age,
+                            timeout=node.config.health_timeout)
+    message = MESSAGES.get(verdict.reason or "", verdict.reason or "")
+    return verdict.allowed, verdict.reason, list(verdict.warnings), message
+
+
+def suggest_printer(node: Node, refused: dict[str, Any]) -> dict[str, Any] | None:
+    """The nearest other printer that can take jobs: same site, same location first, matching tags."""
+    from collector.health.cache import check_printer
+
+    candidates = [p for p in node.directory.printers()
+                  if p.get("id") != refused.get("id") and p.get("site") == refused.get("site")
+                  and set(refused.get("tags", [])) <= set(p.get("tags", [])) and p.get("in_service", True)]
+    candidates.sort(key=lambda p: p.get("location") != refused.get("location"))
+    for printer in candidates[:5]:
+        verdict = check_printer(printer, node.redis, max_age=node.config.health_max_age,
+                                timeout=node.config.health_timeout)
+        if verdict.allowed:
+            return {"id": printer["id"], "location": printer.get("location", "")}
+    return None
 
 
 def _finish(node: Node, claim: Claim, state: str, **fields: Any) -> None:

@@ -1,24 +1,20 @@
-"""What a release terminal does: log in (badge or user + PIN), list held jobs, release them, log out."""
+"""A release terminal's login (badge or user + PIN), its list of the user's jobs, and its release requests parsed."""
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import json
 import logging
-import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from collector import copies, site_claims
 from collector.analyst_client import AnalystUnavailable
 from collector.membership import Member
+from collector.messages import MESSAGES
 from collector.node import Node
 from collector.peers import PeerUnreachable
-from collector.release import MESSAGES, ReleaseResult, release_one
 from collector.sessions import LoginGuard, Session, SessionStore
-from pullprint import keys
-from pullprint.errors import BadRequest, Conflict, PullprintError, Unauthorized
+from pullprint.errors import BadRequest, PullprintError, Unauthorized
 from pullprint.states import INTERRUPTED, OPEN_STATES, RELEASABLE, JobState
 
 log = logging.getLogger(__name__)
@@ -41,6 +37,27 @@ def parse_credentials(body: dict[str, Any]) -> tuple[str, dict[str, str]]:
     if not isinstance(user, str) or not isinstance(pin, str) or not user or not pin or len(pin) > _PIN_MAX:
         raise BadRequest("missing-credentials", "log in with a badge, or with a user name and a PIN")
     return printer.strip(), {"user": user.strip(), "pin": pin}
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """What a terminal asked to release: the named jobs, or all the user's available ones (`jobs` None)."""
+
+    jobs: list[str] | None
+    confirm_interrupted: bool = False  # the user looked at the printer: interrupted jobs may print again
+
+
+def parse_release(body: dict[str, Any]) -> ReleaseRequest:
+    """The release request in a body; 400 for anything malformed."""
+    # A job whose last release was interrupted prints again only when the user names it and confirms.
+    confirm = body.get("confirm_interrupted") is True and body.get("all") is not True
+    if body.get("all") is True:
+        wanted = None
+    elif isinstance(body.get("jobs"), list) and body["jobs"] and all(isinstance(j, str) for j in body["jobs"]):
+        wanted = list(dict.fromkeys(body["jobs"]))
+    else:
+        raise BadRequest("bad-release", 'name the jobs ({"jobs": [ids]}) or release all ({"all": true})')
+    return ReleaseRequest(wanted, confirm)
 
 
 def login(node: Node, sessions: SessionStore, guard: LoginGuard, body: dict[str, Any]) -> dict[str, Any]:
@@ -66,10 +83,10 @@ def _availability(node: Node, job: dict[str, Any], members: dict[str, Member]) -
     entry["available"] = bool(live) and job.get("state") in RELEASABLE
     if not live:
         entry["reason"] = "holder-unreachable"
-        entry["message"] = "Every collector holding this job is unreachable right now."
+        entry["message"] = MESSAGES["holder-unreachable"]
     elif job.get("state") == JobState.RELEASING:
         entry["reason"] = JobState.RELEASING
-        entry["message"] = "This job is being released."
+        entry["message"] = MESSAGES[JobState.RELEASING]
     elif job.get("state_reason") == INTERRUPTED:
         entry["reason"] = INTERRUPTED
         entry["message"] = MESSAGES[INTERRUPTED]
@@ -108,109 +125,3 @@ def list_jobs(node: Node, session: Session, *, everything: bool = False) -> dict
         jobs = jobs[:limit]
     listed = [_availability(node, job, members) for job in jobs if job.get("state") in OPEN_STATES]
     return {"jobs": listed, "jobs_total": total, "warnings": warnings}
-
-
-def _check_printer(node: Node, printer: dict[str, Any]) -> tuple[bool, str | None, list[str], str]:
-    from collector.health.cache import check_printer
-    from collector.health.policy import MESSAGES as HEALTH_MESSAGES
-
-    verdict = check_printer(node.directory.with_snmp_keys(printer), node.redis, max_age=node.config.health_max_age,
-                            timeout=node.config.health_timeout)
-    message = HEALTH_MESSAGES.get(verdict.reason or "", verdict.reason or "")
-    return verdict.allowed, verdict.reason, list(verdict.warnings), message
-
-
-def release(node: Node, session: Session, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
-    """Release the named jobs (or all) at the session's printer; per job a ReleaseResult."""
-    # A job whose last release was interrupted prints again only when the user names it and confirms.
-    confirm = body.get("confirm_interrupted") is True and body.get("all") is not True
-    if body.get("all") is True:
-        wanted = None
-    elif isinstance(body.get("jobs"), list) and body["jobs"] and all(isinstance(j, str) for j in body["jobs"]):
-        wanted = list(dict.fromkeys(body["jobs"]))
-    else:
-        raise BadRequest("bad-release", 'name the jobs ({"jobs": [ids]}) or release all ({"all": true})')
-
-    idem_key = keys.idempotent_release(session.user, idempotency_key) if idempotency_key else None
-    if idem_key:
-        try:
-            previous = node.redis.get(idem_key)
-            if not previous:
-                # "pending" only while this request waits; after that the answer itself is kept.
-                node.redis.set(idem_key, "pending", nx=True, ex=int(node.config.release_wait_seconds) + 10)
-        except Exception:  # noqa: BLE001 - without Redis the analyst's claim alone keeps it to one print
-            previous, idem_key = None, None
-        if previous == "pending":
-            raise Conflict("release-in-progress", "this release request is already being carried out")
-        if previous:
-            return dict(json.loads(previous))
-
-    def remember(answer: dict[str, Any]) -> None:
-        if idem_key:
-            with contextlib.suppress(Exception):
-                node.redis.set(idem_key, json.dumps(answer), ex=600)
-
-    try:
-        answer = _release(node, session, wanted, remember, confirm)
-    except BaseException:
-        if idem_key:
-            with contextlib.suppress(Exception):
-                node.redis.delete(idem_key)
-        raise
-    remember(answer)
-    return answer
-
-
-def _release(node: Node, session: Session, wanted: list[str] | None,
-             remember: Callable[[dict[str, Any]], None], confirm_interrupted: bool = False) -> dict[str, Any]:
-    printer = node.directory.printer(session.printer)
-    if wanted is None:
-        listing = list_jobs(node, session, everything=True)["jobs"]
-        wanted = [j["id"] for j in listing if j.get("available")]
-    allowed, reason, warnings, message = _check_printer(node, printer)
-    if not allowed:
-        # The printer cannot take jobs: nothing is claimed, every job stays held.
-        refused = [ReleaseResult(job_id, reason or "printer-error", message, warnings) for job_id in wanted]
-        return {"printer": printer["id"], "results": [r.to_json() for r in refused],
-                "suggestion": suggest_printer(node, printer)}
-    results: dict[str, ReleaseResult] = {}
-    order = list(wanted)
-
-    def release_in_order() -> None:
-        # One job after the other, in the order the user chose: the printer takes them in that order.
-        started = time.monotonic()
-        for job_id in order:
-            results[job_id] = release_one(node, job_id, session.user, printer, warnings, confirm_interrupted)
-        log.info("release of %d job(s) by %s at %s took %.2f s", len(order), session.user, printer["id"],
-                 time.monotonic() - started)
-        remember(answer_for(results))
-
-    def answer_for(done: dict[str, ReleaseResult]) -> dict[str, Any]:
-        queued = {j: ReleaseResult(j, "queued", MESSAGES["queued"], warnings) for j in order if j not in done}
-        return {"printer": printer["id"], "results": [(done.get(j) or queued[j]).to_json() for j in order]}
-
-    future = node.release_pool.submit(release_in_order)
-    try:
-        future.result(timeout=node.config.release_wait_seconds)
-    except concurrent.futures.TimeoutError:
-        pass  # the rest goes out in the background; the terminal sees them as queued
-    return answer_for(dict(results))
-
-
-def suggest_printer(node: Node, refused: dict[str, Any]) -> dict[str, Any] | None:
-    """The nearest other printer that can take jobs: same site, same location first, matching tags."""
-    from collector.health.cache import check_printer
-
-    candidates = [p for p in node.directory.printers()
-                  if p.get("id") != refused.get("id") and p.get("site") == refused.get("site")
-                  and set(refused.get("tags", [])) <= set(p.get("tags", [])) and p.get("in_service", True)]
-    candidates.sort(key=lambda p: p.get("location") != refused.get("location"))
-    for printer in candidates[:5]:
-        verdict = check_printer(printer, node.redis, max_age=node.config.health_max_age,
-                                timeout=node.config.health_timeout)
-        if verdict.allowed:
-            return {"id": printer["id"], "location": printer.get("location", "")}
-    return None
-
-
-__all__ = ["MESSAGES", "login", "list_jobs", "release", "parse_credentials"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.health.model import PrinterHealth
+from collector.messages import MESSAGES
 
 DOWN, WARNING = 5, 3  # hrDeviceStatus
 
@@ -37,22 +38,6 @@ CRITICAL_ALERT_CODES = {
 }
 WARNING_ALERT_CODES = {1104: "toner-low", 807: "media-low"}
 
-MESSAGES = {
-    "printer-error:down": "The printer reports that it is down",
-    "printer-error:offline": "The printer is offline",
-    "printer-error:jammed": "The printer has a paper jam",
-    "printer-error:media-empty": "The printer is out of paper",
-    "printer-error:door-open": "A door or cover of the printer is open",
-    "printer-error:toner-empty": "The printer is out of toner",
-    "printer-error:output-full": "The printer's output tray is full",
-    "printer-error:unreachable": "The printer does not answer status requests",
-    "printer-out-of-service": "The printer is out of service",
-    "printer-unreachable": "The printer's status is unknown (it does not answer status requests)",
-    "toner-low": "Toner is low",
-    "media-low": "Paper is low",
-    "output-near-full": "The output tray is nearly full",
-    "service-requested": "The printer asks for service",
-}
 
 STATES = ("ok", "warning", "error", "unreachable", "out-of-service", "unmonitored")
 

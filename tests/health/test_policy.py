@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from collector.health.model import Alert, PrinterHealth
-from collector.health.policy import MESSAGES, judge
+from collector.health.policy import judge
+from collector.messages import MESSAGES
 
 NOW = 1_000_000.0
 PRINTER = {"id": "p1", "snmp_host": "10.0.0.5", "in_service": True, "unreachable_policy": "allow"}
