@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 from urllib.parse import quote
 
 from collector.outbound import NodeClient, Unreachable
 from pullprint import keys
+from pullprint.errors import PullprintError
 
 
 class AnalystUnavailable(Unreachable):
@@ -153,3 +155,38 @@ class AnalystClient:
 
     def expire(self) -> list[dict[str, Any]]:
         return list(self._call("POST", f"{self.base}/maintenance/expire")["expired"])
+
+
+class AnalystProbe:
+    """The heartbeat's call to the analyst, once a beat, and the site's analyst-down flag it keeps in Redis.
+
+    Two misses in a row, not one slow answer, set the flag (`keys.analyst_down`, which every
+    collector's breaker reads), so the whole site stops waiting for the analyst; an answer clears it.
+    """
+
+    def __init__(self, client: AnalystClient, redis: Any, collector: str, url: str, site: str,
+                 heartbeat_seconds: float) -> None:
+        self.client = client
+        self.redis = redis
+        self.collector, self.url, self.site = collector, url, site
+        self.heartbeat_seconds = heartbeat_seconds
+        self.away = False   # the last beat did not reach the analyst
+        self.back = False   # the last beat reached it after it had been away
+        self.misses = 0
+
+    def beat(self) -> list[dict[str, Any]] | None:
+        """Heartbeat the analyst: its list of collectors, or None when it did not answer."""
+        down_key = keys.analyst_down(self.site)
+        try:
+            collectors = self.client.probe(self.collector, self.url, self.site)
+        except PullprintError:  # AnalystUnavailable, or an error answer
+            self.away, self.back = True, False
+            self.misses += 1
+            if self.misses >= 2:
+                with contextlib.suppress(Exception):
+                    self.redis.set(down_key, self.collector, px=int(self.heartbeat_seconds * 3000))
+            return None
+        self.back, self.away, self.misses = self.away, False, 0
+        with contextlib.suppress(Exception):
+            self.redis.delete(down_key)
+        return collectors

@@ -1,25 +1,19 @@
-"""The collector's background duties: heartbeat, journal replay, cache sync, reconciliation, expiry and repair."""
+"""The collector's scheduler of periodic duties: the heartbeat in a thread of its own, the other duties in another."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from collector import copies, membership, site_claims, status
-from collector.analyst_client import AnalystUnavailable
+from collector.analyst_client import AnalystProbe
 from collector.node import Node
 from collector.replay import replay_journal
-from pullprint import keys
-from pullprint.errors import PullprintError
 
 log = logging.getLogger(__name__)
-EXPIRY_SLACK = timedelta(minutes=5)
-LOOKUP_BATCH = 500  # lets the analyst expire a job (and say so) before its files go
 
 
 class Housekeeper:
@@ -33,15 +27,15 @@ class Housekeeper:
         self.absent_since: dict[str, float] = {}
         self.last_scan = copies.LastScan()
         self.census = status.CensusState()
-        self.analyst_away = False
-        self.failed_probes = 0
+        self.analyst_probe = AnalystProbe(node.analyst, node.redis, node.id, node.config.url, node.config.site,
+                                          node.config.heartbeat_seconds)
         self.claim_keeper = site_claims.ClaimKeeper(node)
         cfg = node.config
         self.duties: list[tuple[str, float, Callable[[], Any]]] = [
             ("journal", 2.0, lambda: replay_journal(node)),
             ("directory", 30.0, node.directory.refresh),
             ("repair", 5.0, lambda: copies.repair_replicas(node, self.absent_since, cfg.repair_grace_seconds,
-                                                    self.last_scan)),
+                                                           self.last_scan)),
             ("reconcile", cfg.reconcile_seconds, lambda: copies.reconcile(node)),
             ("orphans", cfg.reconcile_seconds, lambda: copies.sweep_orphans(node)),
             ("expire", cfg.expire_seconds, lambda: copies.expire_jobs(node)),
@@ -50,34 +44,23 @@ class Housekeeper:
         self._next = {name: 0.0 for name, _, _ in self.duties}
 
     def heartbeat(self) -> None:
+        """One beat: announce this node in Redis, probe the analyst, keep the site's release claims."""
         cfg = self.node.config
         try:
             membership.announce(self.node.redis, cfg.id, cfg.url, cfg.site, cfg.member_ttl_seconds)
             status.record_redis_seen(self.node)  # for /readyz, answered in the worker processes
         except Exception as exc:  # noqa: BLE001
             log.warning("cannot announce membership in redis: %s", exc)
-        down_key = keys.analyst_down(cfg.site)
-        try:
-            collectors = self.node.analyst.probe(cfg.id, cfg.url, cfg.site)
-            self.node.membership.remember(collectors)
-        except (AnalystUnavailable, PullprintError):
-            self.analyst_away = True
-            self.failed_probes += 1
-            # Two misses in a row, not one slow answer, tell the whole site to stop waiting for it.
-            if self.failed_probes >= 2:
-                with contextlib.suppress(Exception):
-                    self.node.redis.set(down_key, cfg.id, px=int(cfg.heartbeat_seconds * 3000))
+        collectors = self.analyst_probe.beat()
+        if collectors is None:
             self.claim_keeper.keep(analyst_reachable=False)
             return
+        self.node.membership.remember(collectors)
         self.claim_keeper.keep(analyst_reachable=True)
-        self.failed_probes = 0
-        if self.analyst_away:
+        if self.analyst_probe.back:
             # The analyst is back: replay the journal now, then drop what it says is gone.
-            self.analyst_away = False
             now = time.monotonic()
             self._next["journal"], self._next["reconcile"], self._next["directory"] = now, now + 1, now
-        with contextlib.suppress(Exception):
-            self.node.redis.delete(down_key)
 
     def run_once(self) -> None:
         now = time.monotonic()
