@@ -1,4 +1,4 @@
-"""Directory: users and printers as this collector knows them, cached locally for when the analyst is away."""
+"""DirectoryCache: users and printers from the analyst, cached on disk for logins while the analyst is away."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ MASKED = "***"  # how the analyst's printer answers (all but the sync) show an S
 SNMP_SECRETS = ("snmp_v3_auth_key", "snmp_v3_priv_key")
 
 
-class Directory:
+class DirectoryCache:
+    """The analyst's users (badge and PIN hashes) and printers, asked live and kept in `cache_path` for offline use."""
+
     def __init__(self, analyst: AnalystClient, cache_path: Path, badge_pepper: str) -> None:
         self.analyst = analyst
         self.cache_path = cache_path

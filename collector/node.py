@@ -9,7 +9,7 @@ from typing import Any
 
 from collector.analyst_client import AnalystClient
 from collector.config import CollectorConfig
-from collector.directory import Directory
+from collector.directory import DirectoryCache
 from collector.journal import Journal
 from collector.membership import Membership
 from collector.peers import PeerClient
@@ -25,7 +25,7 @@ class Node:
     analyst: AnalystClient
     peers: PeerClient
     journal: Journal
-    directory: Directory
+    directory: DirectoryCache
     membership: Membership
     pool: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="fanout"))
@@ -69,6 +69,6 @@ def build_node(config: CollectorConfig) -> Node:
         analyst=analyst,
         peers=PeerClient(config.cluster_token, config.peer_timeout),
         journal=Journal(Path(config.spool_dir) / "journal.jsonl"),
-        directory=Directory(analyst, Path(config.spool_dir) / "directory.json", config.badge_pepper),
+        directory=DirectoryCache(analyst, Path(config.spool_dir) / "directory.json", config.badge_pepper),
         membership=Membership(client, config.id, Path(config.spool_dir) / "members.json", config.member_ttl_seconds),
     )
