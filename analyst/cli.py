@@ -27,11 +27,17 @@ def _database_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="JSON configuration file (default: $PULLPRINT_CONFIG)")
 
 
-def _load_config(args: argparse.Namespace, **overrides: Any) -> AnalystConfig:
+def _given(args: argparse.Namespace, **overrides: Any) -> dict[str, Any]:
+    """The settings given on the command line."""
     given = {k: v for k, v in overrides.items() if v is not None}
     if getattr(args, "db_url", None):
         given["db_url"] = args.db_url
-    return pullprint_config.load(AnalystConfig, "analyst", path=getattr(args, "config", None), overrides=given)
+    return given
+
+
+def _load_config(args: argparse.Namespace, **overrides: Any) -> AnalystConfig:
+    return pullprint_config.load(AnalystConfig, "analyst", path=getattr(args, "config", None),
+                                 overrides=_given(args, **overrides))
 
 
 @contextmanager
@@ -52,12 +58,17 @@ def _now() -> datetime:
 # --- pullprint analyst ---------------------------------------------------------------------------------------
 
 def main(argv: list[str]) -> int:
-    """Run the analyst: upgrade the schema once, then exec gunicorn with gthread workers."""
+    """Run the analyst (upgrade the schema once, then exec gunicorn with gthread workers), or check its settings."""
     parser = argparse.ArgumentParser(prog="pullprint analyst", description="run the analyst under gunicorn")
     parser.add_argument("--bind", help="HOST:PORT to listen on (default 127.0.0.1:8700)")
     parser.add_argument("--workers", type=int, help="gunicorn worker processes (default 2)")
+    parser.add_argument("--check-config", action="store_true",
+                        help="check the settings (file, environment, secret files) and exit: OK, or what is wrong")
     _database_options(parser)
     args = parser.parse_args(argv)
+    if args.check_config:  # before anything starts or touches the database
+        return pullprint_config.check_command(AnalystConfig, "analyst", path=args.config,
+                                              overrides=_given(args, bind=args.bind, workers=args.workers))
     config = _load_config(args, bind=args.bind, workers=args.workers)
     if not config.cluster_token or not config.badge_pepper:
         raise BadRequest("bad-config", "set the cluster token and the badge pepper first "

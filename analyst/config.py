@@ -1,8 +1,11 @@
-"""Settings of the analyst, loaded with `pullprint.config.load(AnalystConfig, "analyst")`."""
+"""Settings of the analyst, loaded with `pullprint.config.load(AnalystConfig, "analyst")`, and their checks."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from pullprint.config import address_problem
 
 
 @dataclass
@@ -37,3 +40,36 @@ class AnalystConfig:
     # `scrypt$…` hash (pullprint.credentials.pin_hash) of the console's password for user `admin`
     # (``PULLPRINT_ANALYST_CONSOLE_PASSWORD_HASH_FILE``); empty: GET /console answers 404.
     console_password_hash: str = ""
+
+    def problems(self) -> list[str]:
+        """What would keep an analyst with these settings from working (``pullprint analyst --check-config``)."""
+        from analyst.console.service import looks_like_hash
+
+        found = [f"analyst.{name} is not set (give it as a file: PULLPRINT_ANALYST_{name.upper()}_FILE)"
+                 for name in ("cluster_token", "badge_pepper") if not getattr(self, name)]
+        found += [p for p in (_db_url_problem(self.db_url), address_problem("analyst.bind", self.bind)) if p]
+        if self.console_password_hash and not looks_like_hash(self.console_password_hash):
+            found.append("analyst.console_password_hash: not a scrypt$… hash (make one with "
+                         "pullprint.credentials.pin_hash)")
+        if self.log_level not in logging.getLevelNamesMapping():  # what logging's setLevel takes
+            found.append(f"analyst.log_level: expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+        found += [f"analyst.{name}: must be at least 1" for name in ("workers", "threads") if getattr(self, name) < 1]
+        return found
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _db_url_problem(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from analyst.db import normalize_url
+
+    try:
+        backend = make_url(normalize_url(url)).get_backend_name()
+    except ArgumentError:
+        return "analyst.db_url: not a database URL (sqlite:///PATH or postgresql://USER@HOST/DB)"
+    if backend not in ("sqlite", "postgresql"):
+        return f"analyst.db_url: the analyst runs on SQLite or PostgreSQL, not {backend}"
+    return None

@@ -32,6 +32,8 @@ def main(argv: list[str]) -> int:
         parser.add_argument("--" + name.replace("_", "-"))
     parser.add_argument("--workers", type=int)
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--check-config", action="store_true",
+                        help="check the settings (file, environment, secret files) and exit: OK, or what is wrong")
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
@@ -41,6 +43,8 @@ def main(argv: list[str]) -> int:
         value = getattr(args, name)
         if value is not None:
             env[f"PULLPRINT_COLLECTOR_{name.upper()}"] = str(value)
+    if args.check_config:  # before anything starts
+        return pp_config.check_command(CollectorConfig, "collector", environ=env)
     os.environ.update(env)  # the housekeeping in this process and the gunicorn workers read the same settings
     log = setup("collector")
     cfg = pp_config.load(CollectorConfig, "collector")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pullprint.config import address_problem, url_problem
+
+RELEASE_MODES = ("direct", "pull")  # "direct": the holder prints; "pull": fetch, then print here
+
 
 @dataclass
 class CollectorConfig:
@@ -57,3 +61,27 @@ class CollectorConfig:
     @property
     def url(self) -> str:
         return self.public_url or f"http://{self.bind}"
+
+    def problems(self) -> list[str]:
+        """What would keep a node with these settings from working (``pullprint collector --check-config``)."""
+        found = [f"collector.{name} is not set (give it as a file: PULLPRINT_COLLECTOR_{name.upper()}_FILE)"
+                 for name in ("installation_key", "cluster_token") if not getattr(self, name)]
+        if self.installation_key and not _is_hex(self.installation_key, 64):
+            found.append("collector.installation_key: expected 64 hex characters (32 bytes)")
+        found += [p for p in (
+            address_problem("collector.bind", self.bind),
+            url_problem("collector.public_url", self.public_url, ("http", "https"), required=False),
+            url_problem("collector.analyst_url", self.analyst_url, ("http", "https")),
+            url_problem("collector.redis_url", self.redis_url, ("redis", "rediss", "unix")),
+        ) if p]
+        if self.release_mode not in RELEASE_MODES:
+            found.append(f"collector.release_mode: expected one of {', '.join(RELEASE_MODES)}, "
+                         f"got {self.release_mode!r}")
+        found += [f"collector.{name}: must be at least 1" for name in ("replicas", "min_copies_to_ack",
+                                                                       "workers", "threads")
+                  if getattr(self, name) < 1]
+        return found
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(ch in "0123456789abcdefABCDEF" for ch in text)
