@@ -1,4 +1,5 @@
-"""The Ansible deployment: the playbook parses, and the lb role renders the same config as lb.haproxy."""
+"""The Ansible deployment: the playbook parses, the lb role renders the same config as lb.haproxy, and the
+service roles' settings pass the services' own --check-config."""
 
 from __future__ import annotations
 
@@ -23,13 +24,13 @@ pytestmark = pytest.mark.skipif(not (BIN / "ansible-playbook").exists(),
                                        "(pip install 'ansible-core>=2.16')")
 
 
-def _run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(*argv: str, env: dict[str, str] | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
     base = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ANSIBLE / "roles"),
             "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": os.environ.get("TMPDIR", "/tmp") + "/ansible-local",
             "PATH": f"{BIN}:/usr/sbin:/sbin:{os.environ.get('PATH', '')}"}
     result = subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True, text=True, cwd=ANSIBLE,
                             env={**base, **(env or {})}, check=False, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert (result.returncode == 0) == ok, result.stdout[-4000:] + result.stderr[-4000:]
     return result
 
 
@@ -92,3 +93,56 @@ def test_service_templates_render_to_settings_the_services_know(tmp_path: Path) 
     assert "Allow @LOCAL" in cupsd_conf  # and cupsd -t accepted it
     # A print server keeps no document once the job left it, and job records only for an hour.
     assert "PreserveJobFiles No\n" in cupsd_conf and "PreserveJobHistory 3600\n" in cupsd_conf
+
+
+def _secrets(folder: Path, db_url: str) -> Path:
+    """The secret files pullprint_common writes, for the check to read."""
+    folder.mkdir()
+    values = {"installation_key": "ab" * 32, "cluster_token": "token", "submit_token": "submit",
+              "badge_pepper": "pepper", "analyst_db_url": db_url}
+    for name, value in values.items():
+        (folder / name).write_text(value + "\n")
+    return folder
+
+
+def _check_settings(out: Path, secrets: Path, ok: bool = True, **extra: object) -> subprocess.CompletedProcess[str]:
+    out.mkdir()
+    extra = {"out_dir": str(out), "pullprint_secrets_dir": str(secrets), "pullprint_venv": str(BIN.parent),
+             "ansible_python_interpreter": sys.executable, **extra}
+    return _run("ansible-playbook", "-i", "inventory.example.ini", str(ROOT / "tests/lb/ansible_check_settings.yml"),
+                "-e", json.dumps(extra), ok=ok)
+
+
+def test_roles_validate_their_settings_with_the_services_check() -> None:
+    import yaml
+
+    for role, service in (("pullprint_collector", "collector"), ("pullprint_analyst", "analyst")):
+        tasks = yaml.safe_load((ANSIBLE / f"roles/{role}/tasks/main.yml").read_text())
+        template = next(t["ansible.builtin.template"] for t in tasks
+                        if t.get("ansible.builtin.template", {}).get("src") == f"{service}.json.j2")
+        assert template["validate"] == f"{{{{ {role}_check_config }}}}"
+        command = yaml.safe_load((ANSIBLE / f"roles/{role}/vars/main.yml").read_text())[f"{role}_check_config"]
+        assert command.endswith(f"/bin/pullprint {service} --check-config --config %s")
+
+
+def test_rendered_settings_pass_the_services_check(tmp_path: Path) -> None:
+    secrets = _secrets(tmp_path / "secrets", f"sqlite:///{tmp_path / 'analyst.db'}")
+    _check_settings(tmp_path / "out", secrets)
+    assert json.loads((tmp_path / "out" / "collector.json").read_text())["collector"]["id"] == "c1"
+    assert "analyst" in json.loads((tmp_path / "out" / "analyst.json").read_text())
+    assert not (tmp_path / "analyst.db").exists()  # checked, not started
+
+
+def test_broken_settings_are_refused_with_what_is_wrong(tmp_path: Path) -> None:
+    secrets = _secrets(tmp_path / "secrets", "sqlite:///analyst.db")
+    result = _check_settings(tmp_path / "out", secrets, ok=False,
+                             pullprint_collector_extra_settings={"replicaz": 3, "analyst_url": "analyst1:8700"})
+    output = result.stdout + result.stderr
+    assert "failed to validate" in output
+    assert "collector.replicaz: unknown setting (did you mean replicas?)" in output
+    assert "collector.analyst_url: expected a URL with scheme http or https, got 'analyst1:8700'" in output
+    assert not (tmp_path / "out" / "collector.json").exists()  # the old settings would have stayed
+    (secrets / "installation_key").unlink()
+    result = _check_settings(tmp_path / "out2", secrets, ok=False)
+    assert f"PULLPRINT_COLLECTOR_INSTALLATION_KEY_FILE: cannot read {secrets / 'installation_key'}" in (
+        result.stdout + result.stderr)
