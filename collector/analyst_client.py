@@ -10,6 +10,7 @@ from urllib.parse import quote
 from collector.outbound import NodeClient, Unreachable
 from pullprint import keys
 from pullprint.errors import PullprintError
+from pullprint.wire import JobSubmission
 
 
 class AnalystUnavailable(Unreachable):
@@ -84,11 +85,15 @@ class AnalystClient:
         self.breaker.reset()
         return list(body.get("collectors", []))
 
-    def register_job(self, job: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    def register_job(self, job: JobSubmission, *, offline_at: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Register a job (its metadata record); `offline_at`: replayed from the journal, accepted then."""
         # Always tried, breaker or not: a submission can wait a second, and every registration
         # that reaches the analyst is one fewer to replay (and to keep safe) later.
-        body = self._call("POST", f"{self.base}/jobs", json=job, bypass_breaker=True)
-        return body["job"], bool(body.get("created", True))
+        body: dict[str, Any] = job.to_json()
+        if offline_at:
+            body.update(offline=True, at=offline_at)
+        answer = self._call("POST", f"{self.base}/jobs", json=body, bypass_breaker=True)
+        return answer["job"], bool(answer.get("created", True))
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"{self.base}/jobs/{job_id}")["job"]

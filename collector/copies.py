@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, BinaryIO
 
 from collector import journal
 from collector.analyst_client import AnalystUnavailable
@@ -18,13 +18,15 @@ from collector.node import Node
 from collector.peers import PeerUnreachable
 from pullprint.errors import PullprintError, Unavailable
 from pullprint.states import FINAL_STATES, JobState
+from pullprint.wire import JobSubmission
 
 log = logging.getLogger(__name__)
 EXPIRY_SLACK = timedelta(minutes=5)
 LOOKUP_BATCH = 500  # lets the analyst expire a job (and say so) before its files go
 
 
-def replicate(node: Node, job_id: str, meta: dict[str, Any], exclude: Iterable[str] = ()) -> list[str]:
+def replicate(node: Node, job: JobSubmission, open_sealed: Callable[[], BinaryIO] | None = None,
+              exclude: Iterable[str] = ()) -> list[str]:
     """Copy a job to live peers until it has `replicas` copies; returns the peers that now hold it.
 
     Peers of the same site are tried first, in random order so copies spread evenly. With no live
@@ -43,16 +45,16 @@ def replicate(node: Node, job_id: str, meta: dict[str, Any], exclude: Iterable[s
         if len(holders) >= wanted:
             break
         # Each copy knows where the others are, so whichever holder prints can delete them all.
-        locations = sorted({*meta.get("locations", []), node.id, *holders, peer.id})
+        locations = sorted({*job.locations, node.id, *holders, peer.id})
         try:
-            with node.spool.open_sealed(job_id) as sealed:
+            with (open_sealed or (lambda: node.spool.open_sealed(job.id)))() as sealed:
                 # Provisional until the job is registered (or journalled): a copy left behind by an
                 # intake that died before that was never acknowledged, and must never be printed.
-                node.peers.store_replica(peer.url, job_id,
-                                         {**meta, "locations": locations, "provisional": True}, sealed)
+                node.peers.store_replica(peer.url, job.id,
+                                         {**job.to_json(), "locations": locations, "provisional": True}, sealed)
             holders.append(peer.id)
         except (PeerUnreachable, PullprintError) as exc:
-            log.warning("replica of %s to %s failed: %s", job_id, peer.id, exc.message)
+            log.warning("replica of %s to %s failed: %s", job.id, peer.id, exc.message)
     if peers and not holders:
         raise Unavailable("replication-failed", "no peer collector could store a copy; try again")
     return holders
@@ -180,13 +182,12 @@ def _unknown_copy(node: Node, job_id: str, meta: dict[str, Any], journalled: set
             return "dropped"
         return "kept"
     try:
-        record = {**node.spool.meta(job_id), "locations": sorted({*meta.get("locations", []), node.id})}
-        record.pop("provisional", None)
-        job, _ = node.analyst.register_job(record)
+        job = JobSubmission.from_json(node.spool.meta(job_id))
+        registered, _ = node.analyst.register_job(replace(job, locations=tuple(sorted({*job.locations, node.id}))))
     except PullprintError as exc:  # unreachable, or refused: keep the copy, ask again next time
         log.warning("could not register unknown job %s from this node's copy: %s", job_id, exc.code)
         return "kept"
-    if job["id"] != job_id:
+    if registered["id"] != job_id:
         node.spool.delete(job_id)  # the same CUPS job was registered under another id: that one stands
         return "dropped"
     log.warning("job %s was unknown to the analyst; registered it from this node's copy", job_id)
@@ -241,7 +242,7 @@ def repair_replicas(node: Node, absent_since: dict[str, float], grace_seconds: f
             continue
         copy_started = time.monotonic()
         try:
-            added = replicate(node, job_id, node.spool.meta(job_id), exclude=holders)
+            added = replicate(node, JobSubmission.from_json(node.spool.meta(job_id)), exclude=holders)
         except PullprintError:
             added = []
         # A dead node leaves thousands of jobs to copy again on the survivors, which are now

@@ -1,14 +1,15 @@
-"""Job intake: stream to the encrypted spool, copy to a peer, register with the analyst, and only then acknowledge."""
+"""Job intake (the submit): stream into the encrypted spool, copy to peers, register at the analyst, acknowledge."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
-from collector import copies, journal, metrics
+from collector import clock, copies, journal, metrics
 from collector.analyst_client import AnalystUnavailable
 from collector.node import Node
 from collector.pages import PageCounter
@@ -19,10 +20,6 @@ from pullprint.states import JobState
 from pullprint.wire import HeaderSource, JobSubmission
 
 log = logging.getLogger(__name__)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _known_submission(node: Node, seen_key: str | None) -> str | None:
@@ -43,54 +40,44 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
         for _ in body:  # read what the client sends, then answer with the first job
             pass
         return {"id": known, "state": JobState.HELD, "locations": []}, False
-    job_id = new_job_id()
-    now = _now()
-    meta: dict[str, Any] = {
-        "owner": submission.owner,
-        "title": submission.title,
-        "copies": submission.copies,
-        "options": submission.options,
-        "content_type": submission.content_type,
-        "origin_host": submission.origin_host,
-        "cups_job_id": submission.cups_job_id,
-        "idempotency_key": submission.idempotency_key,
-        "site": node.config.site,
-        "received_by": node.id,
-        "submitted_at": now.isoformat(),
-        "expires_at": (now + timedelta(hours=node.config.job_lifetime_hours)).isoformat(),
-    }
-    stored = node.spool.receive(job_id, body, meta, limit=node.config.max_job_bytes, count_pages=PageCounter())
-    meta = node.spool.meta(job_id)
-    locations = [node.id]
-    try:
-        locations += copies.replicate(node, job_id, meta)
-        required = copies.copies_to_ack(node)
-        if len(locations) < required:
-            # No live peer could take a copy: refuse rather than acknowledge a job on fewer disks
-            # than the operator asked for. The backend retries, then CUPS keeps the job queued.
-            metrics.count(node.redis, node.id, "jobs_refused_too_few_copies")
-            raise Unavailable("too-few-copies", f"only {len(locations)} of the {required} copies this cluster "
-                              f"keeps before acknowledging a job could be made (no other collector is "
-                              f"alive); try again later", copies=len(locations), required=required)
-        record = {**meta, "locations": locations, "under_replicated": len(locations) < node.config.replicas}
-        node.spool.update_meta(job_id, locations=locations)
+    now = clock.now()
+    job = replace(submission, id=new_job_id(), site=node.config.site, received_by=node.id,
+                  submitted_at=now.isoformat(),
+                  expires_at=(now + timedelta(hours=node.config.job_lifetime_hours)).isoformat())
+    job_id = job.id
+    with node.spool.incoming(job_id, body, limit=node.config.max_job_bytes, count_pages=PageCounter()) as incoming:
+        stored = incoming.stored
+        job = replace(job, size=stored.size, sha256=stored.sha256, pages=stored.pages)
+        locations = [node.id]
         try:
-            job, created = node.analyst.register_job(record)
-        except AnalystUnavailable:
-            # Degraded mode: the job is durable here and on a peer; the analyst hears of it on replay.
-            node.journal.append(journal.REGISTER, {**record, "offline": True, "at": record["submitted_at"]})
-            job, created = {**record, "state": JobState.HELD, "journalled": True}, True
-    except BaseException:
-        copies.discard_copies(node, job_id, locations)
-        raise
-    if not created and job["id"] != job_id:
+            locations += copies.replicate(node, job, incoming.open_sealed)
+            required = copies.copies_to_ack(node)
+            if len(locations) < required:
+                # No live peer could take a copy: refuse rather than acknowledge a job on fewer disks
+                # than the operator asked for. The backend retries, then CUPS keeps the job queued.
+                metrics.count(node.redis, node.id, "jobs_refused_too_few_copies")
+                raise Unavailable("too-few-copies", f"only {len(locations)} of the {required} copies this cluster "
+                                  f"keeps before acknowledging a job could be made (no other collector is "
+                                  f"alive); try again later", copies=len(locations), required=required)
+            job = replace(job, locations=tuple(locations))
+            incoming.commit(job.to_json())  # the metadata, written once (fsynced), with every copy's place
+            try:
+                answer, created = node.analyst.register_job(job)
+            except AnalystUnavailable:
+                # Degraded mode: the job is durable here and on a peer; the analyst hears of it on replay.
+                node.journal.append(journal.REGISTER, {**job.to_json(), "offline": True, "at": job.submitted_at})
+                answer, created = {**job.to_json(), "state": JobState.HELD, "journalled": True}, True
+        except BaseException:
+            copies.discard_copies(node, job_id, locations)
+            raise
+    if not created and answer["id"] != job_id:
         # A retried submission (same CUPS job-uuid): the first job stands, this copy goes.
         copies.discard_copies(node, job_id, locations)
     else:
         copies.commit_replicas(node, job_id, locations)
     if seen_key:
         with contextlib.suppress(Exception):
-            node.redis.set(seen_key, job["id"], ex=int(node.config.job_lifetime_hours * 3600), nx=True)
-    log.info("job %s from %s: %d bytes, %s pages, copies on %s", job["id"], submission.owner, stored.size,
+            node.redis.set(seen_key, answer["id"], ex=int(node.config.job_lifetime_hours * 3600), nx=True)
+    log.info("job %s from %s: %d bytes, %s pages, copies on %s", answer["id"], submission.owner, stored.size,
              stored.pages, ",".join(locations))
-    return job, created
+    return answer, created

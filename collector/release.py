@@ -29,6 +29,7 @@ from collector.terminal import ReleaseRequest, list_jobs
 from pullprint import keys
 from pullprint.errors import BadRequest, Conflict, PullprintError
 from pullprint.states import INTERRUPTED, JobState
+from pullprint.wire import JobSubmission
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +206,8 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     from collector.output import OutputJob, output_for, scheme_of
 
     job_id = claim.job_id
-    meta = node.spool.meta(job_id)
-    if meta.get("owner") != claim.user:
+    record = JobSubmission.from_json(node.spool.meta(job_id))
+    if record.owner != claim.user:
         _finish(node, claim, JobState.HELD, reason="not-owner", printer=printer["id"])
         return _result(job_id, "not-owner")
     try:
@@ -215,15 +216,9 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
         log.error("job %s failed verification: %s", job_id, exc)
         _finish(node, claim, JobState.FAILED, reason="corrupt-spool", printer=printer["id"])
         return _result(job_id, "corrupt-spool")
-    job = OutputJob(
-        title=meta.get("title", "untitled"),
-        user=meta["owner"],
-        copies=int(meta.get("copies", 1)),
-        options=dict(meta.get("options", {})),
-        content_type=meta.get("content_type", "application/octet-stream"),
-        size=int(meta.get("size", 0)),
-        open_stream=lambda: node.spool.plaintext(job_id),
-    )
+    job = OutputJob(title=record.title, user=record.owner, copies=record.copies, options=dict(record.options),
+                    content_type=record.content_type, size=record.size,
+                    open_stream=lambda: node.spool.plaintext(job_id))
     lock = PrinterLock(node.redis, printer["id"], node.id)
     try:
         lock.acquire(node.config.printer_lock_wait_seconds)
@@ -249,9 +244,9 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
         _finish(node, claim, JobState.HELD, reason="printer-busy", printer=printer["id"])
         return _result(job_id, "printer-busy")
     if outcome.outcome in ("delivered", "completed"):
-        _finish(node, claim, JobState.PRINTED, printer=printer["id"], pages=meta.get("pages"),
+        _finish(node, claim, JobState.PRINTED, printer=printer["id"], pages=record.pages,
                 copies=job.copies)
-        copies.discard_copies(node, job_id, set(locations or []) | set(meta.get("locations", [])))
+        copies.discard_copies(node, job_id, set(locations or []) | set(record.locations))
         log.info("job %s printed on %s (%s)", job_id, printer["id"], outcome.outcome)
         return _result(job_id, JobState.PRINTED)
     if outcome.outcome == "not-sent":

@@ -12,6 +12,7 @@ from collector.journal import Deferred
 from collector.node import Node
 from pullprint.errors import PullprintError
 from pullprint.states import INTERRUPTED, JobState
+from pullprint.wire import JobSubmission
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def deliver(node: Node, kind: str, payload: dict[str, Any],
     `at_start`: the node is starting, so no release of its own is still going out."""
     try:
         if kind == journal.REGISTER:
-            job, _ = node.analyst.register_job(payload)
+            job, _ = node.analyst.register_job(JobSubmission.from_json(payload), offline_at=payload.get("at"))
             if job["id"] != payload["id"]:
                 # While offline, the same CUPS job was accepted twice: the analyst's first one stands.
                 node.spool.delete(payload["id"])

@@ -62,6 +62,23 @@ class StoredJob:
     pages: int | None
 
 
+class IncomingJob:
+    """A received document, sealed and fsynced in tmp/, not in the spool until `commit`."""
+
+    def __init__(self, spool: SpoolStore, stored: StoredJob, tmp_spool: Path) -> None:
+        self._spool = spool
+        self.stored = stored
+        self._tmp_spool = tmp_spool
+
+    def open_sealed(self) -> BinaryIO:
+        """The sealed file, as a peer's replica is made from it."""
+        return open(self._tmp_spool, "rb")
+
+    def commit(self, meta: dict[str, Any]) -> None:
+        """Write the metadata (once, fsynced) and rename both files into the spool."""
+        self._spool._commit(self.stored.job_id, self._tmp_spool, meta)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -167,7 +184,19 @@ class SpoolStore:
 
     def receive(self, job_id: str, chunks: Iterable[bytes], meta: dict[str, Any], *, limit: int,
                 count_pages: Any = None) -> StoredJob:
-        """Encrypt an incoming document into the spool; nothing is left behind if it fails."""
+        """Encrypt an incoming document into the spool with `meta`; nothing is left behind if it fails."""
+        with self.incoming(job_id, chunks, limit=limit, count_pages=count_pages) as incoming:
+            stored = incoming.stored
+            incoming.commit({**meta, "id": job_id, "size": stored.size, "sha256": stored.sha256,
+                             "pages": stored.pages})
+        return stored
+
+    @contextlib.contextmanager
+    def incoming(self, job_id: str, chunks: Iterable[bytes], *, limit: int,
+                 count_pages: Any = None) -> Iterator[IncomingJob]:
+        """Encrypt an incoming document into tmp/ (fsynced); it joins the spool only when the caller
+        commits it with its metadata, which is then written once, fsynced. Uncommitted, nothing is
+        left behind."""
         tmp_spool = self._tmp(f"{job_id}.spool")
         try:
             with open(tmp_spool, "wb") as fh:
@@ -183,13 +212,9 @@ class SpoolStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             pages = count_pages.pages() if count_pages is not None else None
-            stored = StoredJob(job_id, writer.size, sha256, pages)
-            meta = {**meta, "id": job_id, "size": stored.size, "sha256": sha256, "pages": pages}
-            self._commit(job_id, tmp_spool, meta)
-            return stored
-        except BaseException:
-            tmp_spool.unlink(missing_ok=True)
-            raise
+            yield IncomingJob(self, StoredJob(job_id, writer.size, sha256, pages), tmp_spool)
+        finally:
+            tmp_spool.unlink(missing_ok=True)  # gone already once committed (renamed into the spool)
 
     def store_replica(self, job_id: str, sealed: ByteSource, meta: dict[str, Any]) -> None:
         """Keep a peer's sealed copy, after checking it decrypts to the document it claims to be."""

@@ -14,14 +14,18 @@ Submit (CUPS backend → collector, ``POST /api/v1/jobs``): the body is the docu
 
 Answers: ``201 {"id": ...}`` when durable, ``200`` with the same id for a repeated key, ``4xx``
 with ``{"error", "message"}`` for bad input, ``503`` when the node cannot take the job.
+
+From there on the job's metadata is one `JobSubmission`, with what the receiving collector adds:
+its JSON form (`to_json`, `from_json`) is the spool's metadata, a replica's, the registration at
+the analyst and the journal's entry.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 from urllib.parse import quote, unquote
 
 from pullprint.errors import BadRequest
@@ -51,7 +55,14 @@ class HeaderSource(Protocol):
 
 @dataclass(frozen=True)
 class JobSubmission:
-    """Metadata of a submitted document."""
+    """A job's metadata, one shape from the submit to the registration.
+
+    The backend sends the first fields (owner … idempotency_key) as headers; the collector that
+    receives the job adds the rest (`dataclasses.replace`): its id, site and receiver, its times,
+    the document's size, SHA-256 and pages, and which collectors hold its copies. `to_json` is that
+    record wherever it travels or rests: the spool's metadata file, a replica's header, the
+    registration at the analyst (`POST /api/v1/jobs`, docs/api.md) and the journal's entry.
+    """
 
     owner: str
     title: str = "untitled"
@@ -61,6 +72,39 @@ class JobSubmission:
     origin_host: str = ""
     cups_job_id: str = ""
     idempotency_key: str = ""
+    # Added by the receiving collector.
+    id: str = ""
+    site: str = ""
+    received_by: str = ""
+    submitted_at: str | None = None  # ISO 8601, UTC
+    expires_at: str | None = None
+    size: int = 0
+    sha256: str = ""
+    pages: int | None = None
+    locations: tuple[str, ...] = ()  # the collectors holding a copy
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["locations"] = list(self.locations)
+        return record
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> JobSubmission:
+        """The metadata `to_json` wrote (a spool file's, a replica's, a journal entry's); other keys are ignored."""
+        def text(name: str, default: str = "") -> str:
+            value = record.get(name)
+            return default if value is None else str(value)
+
+        pages = record.get("pages")
+        return cls(
+            owner=text("owner"), title=text("title", "untitled"), copies=int(record.get("copies") or 1),
+            options={str(k): str(v) for k, v in (record.get("options") or {}).items()},
+            content_type=text("content_type", "application/octet-stream"), origin_host=text("origin_host"),
+            cups_job_id=text("cups_job_id"), idempotency_key=text("idempotency_key"), id=text("id"),
+            site=text("site"), received_by=text("received_by"), submitted_at=record.get("submitted_at"),
+            expires_at=record.get("expires_at"), size=int(record.get("size") or 0), sha256=text("sha256"),
+            pages=None if pages is None else int(pages), locations=tuple(record.get("locations") or ()),
+        )
 
     def to_headers(self) -> dict[str, str]:
         headers = {
@@ -80,7 +124,7 @@ class JobSubmission:
 
     @classmethod
     def from_headers(cls, headers: HeaderSource | Mapping[str, str]) -> JobSubmission:
-        """Parse and validate submission headers; raises BadRequest with a clear message."""
+        """Parse and validate submission headers (the backend's fields); raises BadRequest with a clear message."""
         owner = (headers.get(H_OWNER) or "").strip()
         if not owner:
             raise BadRequest("missing-owner", f"the {H_OWNER} header is required")

@@ -88,3 +88,16 @@ def test_job_ids_are_never_paths(spool):
     for bad in ("../../etc/passwd", "a" * 31, "A" * 32, ""):
         with pytest.raises(NotFound):
             spool.meta(bad)
+
+
+def test_an_incoming_document_joins_the_spool_only_with_its_metadata(spool):
+    job_id = new_job_id()
+    with spool.incoming(job_id, chunks(b"first try"), limit=10**6) as incoming:
+        with incoming.open_sealed() as fh:  # what a peer's replica is made from, before the commit
+            assert crypto.verify(KEY, job_id, fh) == incoming.stored.sha256
+        assert not spool.has(job_id)
+    assert not spool.has(job_id) and list(spool.tmp.iterdir()) == []  # never committed: nothing left
+    with spool.incoming(job_id, chunks(b"second try"), limit=10**6) as incoming:
+        incoming.commit({"id": job_id, "owner": "alice", "locations": ["c1", "c2"]})
+    assert spool.meta(job_id)["locations"] == ["c1", "c2"] and spool.meta(job_id)["owner"] == "alice"
+    assert b"".join(spool.plaintext(job_id)) == b"second try" and list(spool.tmp.iterdir()) == []
