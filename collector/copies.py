@@ -70,25 +70,27 @@ def commit_replicas(node: Node, job_id: str, locations: Iterable[str]) -> None:
 
     Best effort: a peer that misses this commits its copy itself when it reconciles with the analyst.
     """
-    members = node.membership.peers()
-    for location in locations:
-        if location != node.id and location in members:
-            try:
-                node.peers.commit(members[location].url, job_id)
-            except (PeerUnreachable, PullprintError) as exc:
-                log.info("commit of %s on %s deferred to its reconcile: %s", job_id, location, exc.message)
+    _on_live_peers(node, job_id, locations, node.peers.commit, logging.INFO,
+                   "commit of %s on %s deferred to its reconcile: %s")
 
 
 def discard_copies(node: Node, job_id: str, locations: Iterable[str]) -> None:
     """Delete a job's copies here and on every live peer that has one."""
     node.spool.delete(job_id)
+    _on_live_peers(node, job_id, locations, node.peers.delete, logging.WARNING,
+                   "could not delete copy of %s on %s: %s")
+
+
+def _on_live_peers(node: Node, job_id: str, locations: Iterable[str], call: Callable[[str, str], None],
+                   level: int, failure: str) -> None:
+    """`call(peer_url, job_id)` on each live peer among `locations`; a failure is logged, not raised."""
     members = node.membership.peers()
     for location in locations:
         if location != node.id and location in members:
             try:
-                node.peers.delete(members[location].url, job_id)
+                call(members[location].url, job_id)
             except (PeerUnreachable, PullprintError) as exc:
-                log.warning("could not delete copy of %s on %s: %s", job_id, location, exc.message)
+                log.log(level, failure, job_id, location, exc.message)
 
 
 def pull_copy(node: Node, job_id: str, holder: Member) -> None:
