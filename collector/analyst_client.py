@@ -1,4 +1,4 @@
-"""AnalystClient: the collector's calls to the central registry (docs/api.md), each with a tight timeout."""
+"""The collector's calls to the analyst (docs/api.md), each with a tight timeout, and the heartbeat's probe of it."""
 
 from __future__ import annotations
 
