@@ -68,7 +68,8 @@ def analyst_down(site: str) -> str:
 
 
 def offline_claim(job_id: str) -> str:
-    """A release claimed while the analyst was away (site-wide SET NX: one collector wins)."""
+    """A job's site claim, taken by every release (SET NX: one collector wins); alone the right to
+    send while the analyst is away (collector/site_claims.py)."""
     return f"{PREFIX}offline-claim:{job_id}"
 
 
