@@ -1,4 +1,4 @@
-"""`pullprint collector`: reconcile, then run the API under gunicorn and the housekeeping beside it."""
+"""`pullprint collector`: its own cupsd, the journal replayed, the spool reconciled, then gunicorn and housekeeping."""
 
 from __future__ import annotations
 

@@ -21,18 +21,9 @@ import pytest
 import requests
 
 from cups_backend.doctor import probe_whitespace_crash
+from tests.e2e.conftest import wait_for
 
 PULLPRINT = str(Path(sys.executable).with_name("pullprint"))
-
-
-def _wait(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _processes_of(folder: Path) -> list[str]:
@@ -72,7 +63,7 @@ class Demo:
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen([PULLPRINT, "demo", "--state-dir", str(state), "--collectors", "2"],
                                         stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.info = _wait(self._cluster_json, 180, f"the demo to start:\n{self.console()}")
+        self.info = wait_for(self._cluster_json, 180, f"the demo to start:\n{self.console()}")
 
     def _cluster_json(self):
         assert self.process.poll() is None, f"the demo exited:\n{self.console()}"
@@ -135,7 +126,7 @@ def test_file_names_with_accents_and_quotes_are_held(demo, tmp_path) -> None:
     document = tmp_path / "Bericht_für_Zürich's_\"Q3\".txt"
     document.write_text("umlauts and quotes\n")
     assert demo.lp(str(document)).returncode == 0
-    _wait(lambda: document.name in demo.held_titles(), 30, "the job to be held")
+    wait_for(lambda: document.name in demo.held_titles(), 30, "the job to be held")
     assert demo.cupsd_answers()
 
 
@@ -144,7 +135,7 @@ def test_quarterly_report_is_released_to_the_ipp_printer(demo) -> None:
     data = b"Quarterly report: revenue up\n" + os.urandom(2000).hex().encode()
     # The title travels as job-name, which every cupsd carries safely; the body comes on stdin.
     assert demo.lp("-t", "Quarterly report", stdin=data).returncode == 0
-    job_id = _wait(lambda: demo.held_titles().get("Quarterly report"), 30, "Quarterly report to be held")
+    job_id = wait_for(lambda: demo.held_titles().get("Quarterly report"), 30, "Quarterly report to be held")
     ipp = next(p for p in demo.info["printers"] if p["uri"].startswith("ipp://"))
     alice = demo.info["users"][0]
     session = requests.post(f"{demo.info['lb_url']}/api/v1/sessions", timeout=10,
@@ -163,13 +154,13 @@ def test_a_name_with_spaces_prints_or_the_demo_recovers_from_the_crash(demo, tmp
     document.write_text("spaces in the name\n")
     if not probe_whitespace_crash().affected:
         assert demo.lp(str(document)).returncode == 0
-        _wait(lambda: document.name in demo.held_titles(), 30, "the job to be held")
+        wait_for(lambda: document.name in demo.held_titles(), 30, "the job to be held")
         return
     # The crash: cupsd dies at once, the job with it; the demo says so and starts cupsd again.
     before = _cupsd_pid(demo.state)
     demo.lp(str(document))
-    _wait(lambda: "cupsd" in demo.console() and "restarted" in demo.console(), 20, "the demo to restart cupsd")
-    _wait(demo.cupsd_answers, 20, "cupsd to answer again")
+    wait_for(lambda: "cupsd" in demo.console() and "restarted" in demo.console(), 20, "the demo to restart cupsd")
+    wait_for(demo.cupsd_answers, 20, "cupsd to answer again")
     assert _cupsd_pid(demo.state) not in (None, before)
     # A poison job: saved while the queue was stopped, it would crash cupsd at every start.
     members = [f"{demo.info['queue']}-{i}" for i in range(1, 5)]
@@ -177,27 +168,27 @@ def test_a_name_with_spaces_prints_or_the_demo_recovers_from_the_crash(demo, tmp
     assert demo.lp(str(document)).returncode == 0
     spool = demo.state / "cupsd" / "spool"
     # cupsd writes a new job's control file within about 30 s (or when it stops): wait for it.
-    _wait(lambda: list(spool.glob("c0*")), 60, "cupsd to save the waiting job")
+    wait_for(lambda: list(spool.glob("c0*")), 60, "cupsd to save the waiting job")
     subprocess.run(["cupsenable", *members], env=demo.env(), check=False, capture_output=True)
     # cupsd is down by then, so the demo removes the saved job's files and names whose job it was.
-    _wait(lambda: "removed job" in demo.console() and 'of alice ("Quarterly report.txt")' in demo.console(), 30,
+    wait_for(lambda: "removed job" in demo.console() and 'of alice ("Quarterly report.txt")' in demo.console(), 30,
           f"the demo to cancel the poison job:\n{demo.console()}")
-    _wait(demo.cupsd_answers, 20, "cupsd to answer after the poison job was cancelled")
+    wait_for(demo.cupsd_answers, 20, "cupsd to answer after the poison job was cancelled")
     time.sleep(3)
     assert demo.cupsd_answers()  # and it stays up: no crash loop
 
 
 @pytest.mark.e2e
 def test_dead_parts_are_reported_and_sigterm_stops_everything(demo) -> None:
-    pid = _wait(lambda: _cupsd_pid(demo.state), 20, "the demo's cupsd")
+    pid = wait_for(lambda: _cupsd_pid(demo.state), 20, "the demo's cupsd")
     os.kill(pid, signal.SIGKILL)
-    _wait(lambda: f"cupsd (pid {pid}) died: killed by SIGKILL" in demo.console(), 10, "the demo to report it")
-    _wait(demo.cupsd_answers, 20, "cupsd to be restarted")
+    wait_for(lambda: f"cupsd (pid {pid}) died: killed by SIGKILL" in demo.console(), 10, "the demo to report it")
+    wait_for(demo.cupsd_answers, 20, "cupsd to be restarted")
     collector = demo.info["collectors"][0]
     os.killpg(collector["pid"], signal.SIGKILL)  # the whole node, as the fault tests do
-    _wait(lambda: f"collector {collector['id']} (pid {collector['pid']}) died: killed by SIGKILL" in demo.console(),
+    wait_for(lambda: f"collector {collector['id']} (pid {collector['pid']}) died: killed by SIGKILL" in demo.console(),
           10, "the demo to report the dead collector")
     assert demo.stop() == 0
     assert "stopping" in demo.console()
-    _wait(lambda: not _processes_of(demo.state), 15, "every process the demo started to be gone")
+    wait_for(lambda: not _processes_of(demo.state), 15, "every process the demo started to be gone")
     assert _processes_of(demo.state) == []

@@ -75,15 +75,8 @@ def test_a_printer_that_refuses_is_tried_again_with_backoff_then_the_job_stays_h
     printer = _printer(output_cluster, 0)
     data = os.urandom(20_000)
     job_id = submit(output_cluster, "alice", data).json()["id"]
-    output_cluster.sim.control.sink(printer["id"], refuse=True)
     log_start = len(_log(output_cluster))
-    try:
-        token = _session(output_cluster, printer)
-        started = time.monotonic()
-        answer = release(output_cluster, token, {"jobs": [job_id]}).json()["results"][0]
-        took = time.monotonic() - started
-    finally:
-        output_cluster.sim.control.sink(printer["id"], refuse=False)
+    answer, took = _release_while_the_sink_misbehaves(output_cluster, printer, job_id, "refuse")
     assert answer["status"] == "printer-unreachable", answer
     assert "could not be reached" in answer["message"]
     # Tried 1 + 3 times, waiting 0.3 s, 0.6 s and 1.2 s in between.
@@ -119,12 +112,31 @@ def test_a_printer_that_comes_back_during_the_retries_gets_the_job_once(output_c
     assert _job(output_cluster, job_id)["state"] == "printed"
 
 
-def test_a_release_waits_for_a_printer_busy_with_another_job_then_prints(output_cluster, redis_client):
-    printer = _printer(output_cluster, 2)
+def _release_while_the_sink_misbehaves(cluster: LocalCluster, printer: dict, job_id: str,
+                                       knob: str) -> tuple[dict, float]:
+    """Release `job_id` at `printer` while its sink refuses or stalls; the result and how long it took."""
+    cluster.sim.control.sink(printer["id"], **{knob: True})
+    try:
+        token = _session(cluster, printer)
+        started = time.monotonic()
+        answer = release(cluster, token, {"jobs": [job_id]}).json()["results"][0]
+        return answer, time.monotonic() - started
+    finally:
+        cluster.sim.control.sink(printer["id"], **{knob: False})
+
+
+def _job_for_a_busy_printer(cluster: LocalCluster, redis_client, index: int, owner: str):
+    """A job held for `owner`, and printer `index` with another job going out (its lock taken)."""
+    printer = _printer(cluster, index)
     data = os.urandom(20_000)
-    job_id = submit(output_cluster, "bob", data).json()["id"]
-    other_job = PrinterLock(redis_client, printer["id"], "another-collector")  # another job is going out
+    job_id = submit(cluster, owner, data).json()["id"]
+    other_job = PrinterLock(redis_client, printer["id"], "another-collector")
     other_job.acquire(1)
+    return printer, data, job_id, other_job
+
+
+def test_a_release_waits_for_a_printer_busy_with_another_job_then_prints(output_cluster, redis_client):
+    printer, data, job_id, other_job = _job_for_a_busy_printer(output_cluster, redis_client, 2, "bob")
     try:
         token = _session(output_cluster, printer, "bob")
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -143,11 +155,7 @@ def test_a_release_waits_for_a_printer_busy_with_another_job_then_prints(output_
 
 
 def test_a_long_wait_for_the_printer_answers_queued_and_prints_when_it_is_free(output_cluster, redis_client):
-    printer = _printer(output_cluster, 3)
-    data = os.urandom(20_000)
-    job_id = submit(output_cluster, "bob", data).json()["id"]
-    other_job = PrinterLock(redis_client, printer["id"], "another-collector")
-    other_job.acquire(1)
+    printer, data, job_id, other_job = _job_for_a_busy_printer(output_cluster, redis_client, 3, "bob")
     try:
         token = _session(output_cluster, printer, "bob")
         first = release(output_cluster, token, {"jobs": [job_id]}, key="busy-queued-1").json()["results"][0]
@@ -167,11 +175,7 @@ def test_a_long_wait_for_the_printer_answers_queued_and_prints_when_it_is_free(o
 
 
 def test_a_printer_busy_past_the_wait_leaves_the_job_held_as_printer_busy(output_cluster, redis_client):
-    printer = _printer(output_cluster, 4)
-    data = os.urandom(20_000)
-    job_id = submit(output_cluster, "carol", data).json()["id"]
-    other_job = PrinterLock(redis_client, printer["id"], "another-collector")
-    other_job.acquire(1)
+    printer, data, job_id, other_job = _job_for_a_busy_printer(output_cluster, redis_client, 4, "carol")
     try:
         token = _session(output_cluster, printer, "carol")
         release(output_cluster, token, {"jobs": [job_id]}, key="busy-held-1")
@@ -193,14 +197,7 @@ def test_a_printer_that_accepts_and_stalls_fails_the_job_without_resending_it(ou
     printer = _printer(output_cluster, 5)
     data = os.urandom(24 * 1024 * 1024)  # more than the loopback socket buffers hold
     job_id = submit(output_cluster, "alice", data).json()["id"]
-    output_cluster.sim.control.sink(printer["id"], stall=True)
-    try:
-        token = _session(output_cluster, printer)
-        started = time.monotonic()
-        answer = release(output_cluster, token, {"jobs": [job_id]}).json()["results"][0]
-        took = time.monotonic() - started
-    finally:
-        output_cluster.sim.control.sink(printer["id"], stall=False)
+    answer, took = _release_while_the_sink_misbehaves(output_cluster, printer, job_id, "stall")
     assert answer["status"] == "print-failed", answer
     assert "stopped accepting data" in answer["message"] or "gave up" in answer["message"]
     assert took < OUTPUT_TIMEOUT + 4  # the worker was not hung
