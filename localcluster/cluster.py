@@ -352,7 +352,7 @@ class LocalCluster:
         spool = self.cupsd.root / "spool"
         culprit = crash_culprit(self.cupsd.root / "log", request_root=spool)
         if culprit:
-            news.append(f"  it was starting {culprit}")
+            news.append(f"  {culprit}")
         news.extend(f"  {line}" for line in cancel_poison_jobs(find_poison_jobs(spool), cups_server=None,
                                                                 request_root=spool))
         self.cupsd_restarts.append(time.monotonic())

@@ -16,12 +16,12 @@ from pullprint.daemons import MissingProgram
 def instructions(cluster: LocalCluster) -> str:
     info = cluster.describe()
     alice = info["users"][0]
+    ipp = [p for p in info["printers"] if p["uri"].startswith("ipp://")]
+    target = ipp[0] if ipp else info["printers"][0]  # the tour ends at the IPP printer when there is one
+    scheme = target["uri"].split(":")[0]
     p1 = info["printers"][0]
     lb = info["lb_url"]
     console = info["console"]
-    ipp = [p for p in info["printers"] if p["uri"].startswith("ipp://")]
-    ipp_line = (f"  Release to the IPP printer {ipp[0]['id']} (a real ippeveprinter, through each collector's own "
-                f"cupsd): badge in with \"printer\": \"{ipp[0]['id']}\"\n" if ipp else "")
     return f"""
 pullprint demo is running — {len(info['collectors'])} collectors behind HAProxy at {lb}
   analyst        {info['analyst_url']}
@@ -31,18 +31,19 @@ pullprint demo is running — {len(info['collectors'])} collectors behind HAProx
   cluster.json   {cluster.state_dir / 'cluster.json'}
 
 Try it:
-  1. Print as {alice['name']} to the shared queue:
-       echo "hello from pullprint" > /tmp/hello.txt
-       CUPS_SERVER={info['cups_server']} lp -U {alice['name']} -d {info['queue']} /tmp/hello.txt
-  2. Badge in at printer {p1['id']} (badge {alice['badge']}, or user {alice['name']} + PIN {alice['pin']}):
+  1. Print as {alice['name']} to the shared queue (held, not printed):
+       printf 'Q3 revenue up\\n' > "/tmp/Quarterly report.txt"
+       CUPS_SERVER={info['cups_server']} lp -U {alice['name']} -d {info['queue']} -t "Quarterly report" \\
+            < "/tmp/Quarterly report.txt"
+  2. Badge in at printer {target['id']} ({scheme}; badge {alice['badge']}, or {alice['name']} + PIN {alice['pin']}):
        curl -s -X POST {lb}/api/v1/sessions -H 'Content-Type: application/json' \\
-            -d '{{"printer": "{p1['id']}", "badge": "{alice['badge']}"}}'
+            -d '{{"printer": "{target['id']}", "badge": "{alice['badge']}"}}'
   3. Release everything with the session token from step 2:
        curl -s -X POST {lb}/api/v1/sessions/TOKEN/release -H 'Content-Type: application/json' \\
             -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{"all": true}}'
-  4. See what the printer received:   ls -l {p1['sink_dir']}
+  4. See what the printer received:   ls -l {target['sink_dir']}
   Or open the release station in a browser: {lb}/release?printer={p1['id']}
-{ipp_line}  Admin console:  {console['url']}  (user {console['user']}, password {console['password']})
+  Admin console:  {console['url']}  (user {console['user']}, password {console['password']})
   Jam a printer:  curl -s -X POST {info['printer_control_url']}/printers/{p1['id']}/faults -d '{{"set": ["jam"]}}'
 
 Press Ctrl-C to stop everything.

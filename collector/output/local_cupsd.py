@@ -70,7 +70,7 @@ class LocalCupsd:
 
 def _culprit(state_dir: Path) -> str:
     found = crash_culprit(state_dir / "log", request_root=state_dir / "spool")
-    return f" while starting {found}" if found else ""
+    return f"; {found}" if found else ""
 
 
 def _cancel_poison(state_dir: Path) -> list[str]:
