@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -109,7 +110,6 @@ class Daemon:
     log_path: Path | None = None
     group: bool = True  # leader of its own process group: signals go to the whole group
 
-
     @property
     def pid(self) -> int:
         return self.process.pid
@@ -181,8 +181,4 @@ def start(name: str, argv: Sequence[str], *, log_path: Path | None = None, env: 
 
 
 def _primary_group(user: str | None) -> int | None:
-    if user is None:
-        return None
-    import pwd
-
-    return pwd.getpwnam(user).pw_gid
+    return None if user is None else pwd.getpwnam(user).pw_gid
