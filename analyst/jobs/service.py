@@ -6,8 +6,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +22,7 @@ from analyst.printers.models import Printer
 from pullprint import states
 from pullprint.errors import BadRequest, Conflict, Forbidden, NotFound
 from pullprint.states import FINAL_STATES, INTERRUPTED, JobState
-from pullprint.wire import MAX_COPIES, MAX_TITLE
+from pullprint.wire import MAX_COPIES, MAX_TITLE, JobSubmission
 
 
 def _values(of: tuple[JobState, ...]) -> tuple[str, ...]:
@@ -38,50 +37,34 @@ DELETABLE = _values(states.DELETABLE)
 EXPIRABLE = _values(states.EXPIRABLE)
 
 
-@dataclass
-class JobRegistration:
-    """A validated `POST /jobs` body."""
+def registration(body: Mapping[str, Any]) -> JobSubmission:
+    """A `POST /jobs` body as the job record it is (`pullprint.wire.JobSubmission`), every field checked.
 
-    owner: str
-    id: str = ""
-    title: str = ""
-    size: int = 0
-    sha256: str = ""
-    pages: int | None = None
-    copies: int = 1
-    options: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/octet-stream"
-    origin_host: str = ""
-    cups_job_id: str = ""
-    idempotency_key: str | None = None
-    site: str = "main"
-    submitted_at: datetime | None = None
-    expires_at: datetime | None = None
-    received_by: str = ""
-    locations: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, body: Mapping[str, Any]) -> JobRegistration:
-        job_id = v.text(body, "id", default="")
-        return cls(
-            id=v.identifier(job_id, "id") if job_id else "",
-            owner=v.user_name(v.required_text(body, "owner", max_len=64), "owner"),
-            title=v.text(body, "title", default="", max_len=MAX_TITLE) or "",
-            size=v.integer(body, "size", default=0, minimum=0) or 0,
-            sha256=v.text(body, "sha256", default="", max_len=64) or "",
-            pages=v.integer(body, "pages", minimum=0),
-            copies=v.integer(body, "copies", default=1, minimum=1, maximum=MAX_COPIES) or 1,
-            options=v.text_map(body, "options") or {},
-            content_type=v.text(body, "content_type", default="application/octet-stream", max_len=127) or "",
-            origin_host=v.text(body, "origin_host", default="") or "",
-            cups_job_id=v.text(body, "cups_job_id", default="", max_len=32) or "",
-            idempotency_key=v.text(body, "idempotency_key", max_len=128) or None,
-            site=v.text(body, "site", default="main", max_len=64) or "main",
-            submitted_at=v.timestamp(body, "submitted_at"),
-            expires_at=v.timestamp(body, "expires_at"),
-            received_by=v.text(body, "received_by", default="", max_len=64) or "",
-            locations=v.text_list(body, "locations", default=[], pattern=v.ID_PATTERN) or [],
-        )
+    The body comes from the network: this is the analyst's boundary, so nothing in it is taken on
+    trust, even from a collector. The times are checked here and read where they are used.
+    """
+    job_id = v.text(body, "id", default="")
+    v.timestamp(body, "submitted_at")
+    v.timestamp(body, "expires_at")
+    return JobSubmission(
+        id=v.identifier(job_id, "id") if job_id else "",
+        owner=v.user_name(v.required_text(body, "owner", max_len=64), "owner"),
+        title=v.text(body, "title", default="", max_len=MAX_TITLE) or "",
+        size=v.integer(body, "size", default=0, minimum=0) or 0,
+        sha256=v.text(body, "sha256", default="", max_len=64) or "",
+        pages=v.integer(body, "pages", minimum=0),
+        copies=v.integer(body, "copies", default=1, minimum=1, maximum=MAX_COPIES) or 1,
+        options=v.text_map(body, "options") or {},
+        content_type=v.text(body, "content_type", default="application/octet-stream", max_len=127) or "",
+        origin_host=v.text(body, "origin_host", default="") or "",
+        cups_job_id=v.text(body, "cups_job_id", default="", max_len=32) or "",
+        idempotency_key=v.text(body, "idempotency_key", max_len=128) or "",
+        site=v.text(body, "site", default="main", max_len=64) or "main",
+        submitted_at=body.get("submitted_at"),
+        expires_at=body.get("expires_at"),
+        received_by=v.text(body, "received_by", default="", max_len=64) or "",
+        locations=tuple(v.text_list(body, "locations", default=[], pattern=v.ID_PATTERN) or []),
+    )
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:
@@ -101,7 +84,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     }
 
 
-def _find_existing(session: Session, reg: JobRegistration) -> Job | None:
+def _find_existing(session: Session, reg: JobSubmission) -> Job | None:
     if reg.id:
         job = session.get(Job, reg.id)
         if job is not None:
@@ -114,7 +97,7 @@ def _find_existing(session: Session, reg: JobRegistration) -> Job | None:
     return None
 
 
-def _merge_locations(job: Job, collectors: list[str], now: datetime) -> None:
+def _merge_locations(job: Job, collectors: Sequence[str], now: datetime) -> None:
     # A repeated registration (a journal replay, a retry through another collector) may know more copies;
     # a finished job's copies are being shredded, so it gains none.
     if job.state in FINAL_STATES:
@@ -125,7 +108,7 @@ def _merge_locations(job: Job, collectors: list[str], now: datetime) -> None:
             job.locations.append(JobLocation(collector_id=collector, added_at=now))
 
 
-def register_job(session: Session, reg: JobRegistration, *, now: datetime, lifetime: timedelta,
+def register_job(session: Session, reg: JobSubmission, *, now: datetime, lifetime: timedelta,
                  replay: Replay | None = None) -> tuple[Job, bool]:
     """Create a held job, or find the one this registration repeats; returns (job, created).
 
@@ -136,13 +119,13 @@ def register_job(session: Session, reg: JobRegistration, *, now: datetime, lifet
     if existing is not None:
         _merge_locations(existing, reg.locations, now)
         return existing, False
-    submitted = reg.submitted_at or (replay.at if replay else now)
+    submitted = _time(reg.submitted_at) or (replay.at if replay else now)
     job = Job(
         id=reg.id or uuid.uuid4().hex, owner=reg.owner, title=reg.title, size=reg.size, sha256=reg.sha256,
         pages=reg.pages, copies=reg.copies, options=reg.options, content_type=reg.content_type,
-        origin_host=reg.origin_host, cups_job_id=reg.cups_job_id, idempotency_key=reg.idempotency_key,
+        origin_host=reg.origin_host, cups_job_id=reg.cups_job_id, idempotency_key=reg.idempotency_key or None,
         site=reg.site, state=JobState.HELD.value, state_reason="", submitted_at=submitted,
-        expires_at=reg.expires_at or submitted + lifetime, received_by=reg.received_by, claim_token=0,
+        expires_at=_time(reg.expires_at) or submitted + lifetime, received_by=reg.received_by, claim_token=0,
         updated_at=now, locations=[JobLocation(collector_id=c, added_at=now) for c in reg.locations],
     )
     try:
@@ -159,6 +142,10 @@ def register_job(session: Session, reg: JobRegistration, *, now: datetime, lifet
     record_event(session, "submit", now=now, user=job.owner, job=job.id, collector=reg.received_by or None,
                  detail={"title": job.title, "size": job.size, "site": job.site}, replay=replay)
     return job, True
+
+
+def _time(value: str | None) -> datetime | None:
+    return v.timestamp({"time": value}, "time")
 
 
 def get_job(session: Session, job_id: str) -> Job:

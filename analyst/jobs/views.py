@@ -19,7 +19,7 @@ bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 @bp.post("/jobs")
 def register() -> ResponseReturnValue:
     body = json_body()
-    reg = service.JobRegistration.from_dict(body)
+    reg = service.registration(body)
     replay = read_replay(body)
     with transaction() as session:
         job, created = service.register_job(session, reg, now=now(), lifetime=analyst().lifetime, replay=replay)

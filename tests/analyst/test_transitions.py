@@ -127,7 +127,7 @@ def test_transitions_from_each_state_follow_the_table(database: Database, source
                 savepoint = session.begin_nested()
                 try:
                     job_id = f"{source.name}-{target}-{index}"
-                    reg = service.JobRegistration.from_dict({"id": job_id, "owner": "alice", "locations": ["c1"]})
+                    reg = service.registration({"id": job_id, "owner": "alice", "locations": ["c1"]})
                     service.register_job(session, reg, now=T0, lifetime=LIFETIME)
                     source.setup(session, job_id)
                     before = _row(session, job_id)
