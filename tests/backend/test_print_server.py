@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cups
 import pytest
 import requests
-
-cups = pytest.importorskip("cups")
 
 from cups_backend import install  # noqa: E402
 from cups_backend.cli import main as queue_main  # noqa: E402

@@ -206,7 +206,6 @@ HOSTILE_TITLES = {
 @pytest.mark.parametrize("kind", ["ipp", "lpd"])
 @pytest.mark.parametrize("title_kind", list(HOSTILE_TITLES))
 def test_any_title_prints_and_the_local_cupsd_survives(target_factory, kind: str, title_kind: str) -> None:
-    pytest.importorskip("cups")
     from collector.output.cups_queue import connect
 
     target = target_factory(kind)

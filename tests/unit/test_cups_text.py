@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-cups_queue = pytest.importorskip("collector.output.cups_queue")
+from collector.output import cups_queue
 
 
 @pytest.mark.parametrize(("title", "shown"), [
