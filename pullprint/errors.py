@@ -52,3 +52,9 @@ class Locked(PullprintError):
 
 class Unavailable(PullprintError):
     status = 503
+
+
+class TooManyRequests(PullprintError):
+    """Throttled: the answer carries `retry_after` (seconds)."""
+
+    status = 429

@@ -1,0 +1,21 @@
+"""Gunicorn settings both services load (``--config python:nodeserver.gunicorn_conf``).
+
+With ``--certfile``/``--keyfile``/``--ca-certs`` given, every connection is wrapped in the cluster's
+server context: client certificate required, CRL (``PULLPRINT_TLS_CRL_FILE``) re-read when it changes.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from pullprint.tls import TlsFiles, server_context
+
+worker_class = "nodeserver.worker.PeerCertWorker"
+
+
+def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    files = TlsFiles(conf.ca_certs, conf.certfile, conf.keyfile, os.environ.get("PULLPRINT_TLS_CRL_FILE", ""))
+    return server_context(files)
