@@ -1,1 +1,2 @@
-"""Gunicorn and Flask plumbing both HTTP services share: peer identity over mutual TLS, role checks, a redacted access log."""
+"""Gunicorn and Flask plumbing both HTTP services share: peer identity over mutual TLS, role checks,
+a redacted access log."""
