@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from analyst import metrics
+from analyst import validate as v
 from analyst.config import AnalystConfig
 from analyst.console.service import looks_like_hash
 from analyst.db import Database, head_revision, upgrade
@@ -56,6 +57,7 @@ def create_app(config: AnalystConfig | None = None) -> Flask:
 
     for blueprint in (jobs_bp, users_bp, printers_bp, collectors_bp, events_bp, accounting_bp, console_bp):
         app.register_blueprint(blueprint)
+    app.url_value_preprocessor(v.path_ids)  # every id in a path is checked (400) before a view sees it
     _add_health(app)
     _add_auth_and_errors(app)
     return app

@@ -11,9 +11,10 @@ from typing import Any
 from pullprint.errors import BadRequest
 
 # Ids of jobs, printers and collectors: what fits in a URL path segment and a log line unescaped.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,63}$")
+# \Z, not $: `$` also matches before a trailing newline, which would let "c1\n" through.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,63}\Z")
 # The same set CUPS user names are checked against in pullprint.wire.
-USER_PATTERN = re.compile(r"^[A-Za-z0-9._@\-+$]{1,64}$")
+USER_PATTERN = re.compile(r"^[A-Za-z0-9._@\-+$]{1,64}\Z")
 
 _MISSING: Any = object()
 
@@ -53,6 +54,19 @@ def identifier(value: Any, name: str) -> str:
     if not isinstance(value, str) or not ID_PATTERN.match(value):
         raise _bad(name, "must be 1-64 letters, digits or . _ : @ -")
     return value
+
+
+# URL path variables of the API's views, and the check each one gets before any view runs.
+_PATH_IDS = {"job_id": "job", "collector": "collector", "collector_id": "collector", "printer_id": "printer"}
+
+
+def path_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Every id in a request's path checked before its view runs (Flask url_value_preprocessor): 400."""
+    for name, value in (values or {}).items():
+        if name in _PATH_IDS:
+            identifier(value, _PATH_IDS[name])
+        elif name == "name":
+            user_name(value)
 
 
 def user_name(value: Any, name: str = "user") -> str:

@@ -96,7 +96,7 @@ class AnalystClient:
         return answer["job"], bool(answer.get("created", True))
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"{self.base}/jobs/{job_id}")["job"]
+        return self._call("GET", f"{self.base}/jobs/{quote(job_id, safe='')}")["job"]
 
     def lookup(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The analyst's record of each job it knows among `job_ids` (at most 1000 per call)."""
@@ -117,12 +117,12 @@ class AnalystClient:
                                 "lease_seconds": lease_seconds, "confirm_interrupted": confirm_interrupted}
         if offline_at:
             body.update(offline=True, at=offline_at)
-        answer = self._call("POST", f"{self.base}/jobs/{job_id}/claim", json=body)
+        answer = self._call("POST", f"{self.base}/jobs/{quote(job_id, safe='')}/claim", json=body)
         return answer["job"], int(answer["token"])
 
     def renew(self, job_id: str, *, token: int, lease_seconds: float) -> dict[str, Any]:
         """Extend the claim `token`'s lease; a Conflict (stale-token) means someone has claimed it since."""
-        return self._call("POST", f"{self.base}/jobs/{job_id}/renew",
+        return self._call("POST", f"{self.base}/jobs/{quote(job_id, safe='')}/renew",
                           json={"token": token, "lease_seconds": lease_seconds})["job"]
 
     def finish(self, job_id: str, *, token: int, state: str, reason: str = "", printer: str = "",
@@ -132,16 +132,17 @@ class AnalystClient:
                                 "collector": collector, "pages": pages, "copies": copies}
         if offline_at:
             body.update(offline=True, at=offline_at)
-        return self._call("POST", f"{self.base}/jobs/{job_id}/finish", json=body)["job"]
+        return self._call("POST", f"{self.base}/jobs/{quote(job_id, safe='')}/finish", json=body)["job"]
 
     def delete_job(self, job_id: str, *, user: str | None = None, reason: str = "") -> dict[str, Any]:
-        return self._call("DELETE", f"{self.base}/jobs/{job_id}", json={"user": user, "reason": reason})["job"]
+        return self._call("DELETE", f"{self.base}/jobs/{quote(job_id, safe='')}",
+                          json={"user": user, "reason": reason})["job"]
 
     def add_location(self, job_id: str, collector: str) -> None:
-        self._request("PUT", f"{self.base}/jobs/{job_id}/locations/{quote(collector, safe='')}")
+        self._request("PUT", f"{self.base}/jobs/{quote(job_id, safe='')}/locations/{quote(collector, safe='')}")
 
     def remove_location(self, job_id: str, collector: str) -> None:
-        self._request("DELETE", f"{self.base}/jobs/{job_id}/locations/{quote(collector, safe='')}",
+        self._request("DELETE", f"{self.base}/jobs/{quote(job_id, safe='')}/locations/{quote(collector, safe='')}",
                           ok=(200, 404))
 
     def auth(self, credentials: dict[str, str], *, printer: str, collector: str) -> str:

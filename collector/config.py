@@ -57,6 +57,10 @@ class CollectorConfig:
     cups_state_dir: str = ""            # where our own cupsd lives; defaults to <spool_dir>/cupsd
     workers: int = 2
     threads: int = 8
+    # Bounded input (issue 9): JSON bodies are small metadata; documents (submit, replica PUT) keep
+    # max_job_bytes. A release names at most max_release_jobs jobs ("release all" is not a list).
+    max_json_bytes: int = 64 * 1024
+    max_release_jobs: int = 500
 
     @property
     def url(self) -> str:

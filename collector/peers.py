@@ -33,24 +33,24 @@ class PeerClient:
         self._transfer = (timeout, transfer_timeout)
 
     def store_replica(self, peer_url: str, job_id: str, meta: dict[str, Any], sealed: BinaryIO) -> None:
-        self.http.request("PUT", f"{peer_url}{INTERNAL}/replicas/{job_id}", data=sealed,
+        self.http.request("PUT", f"{peer_url}{INTERNAL}/replicas/{quote(job_id, safe='')}", data=sealed,
                           headers={META_HEADER: encode_meta(meta), "Content-Type": "application/octet-stream"},
                           timeout=self._transfer)
 
     def commit(self, peer_url: str, job_id: str) -> None:
-        self.http.request("PUT", f"{peer_url}{INTERNAL}/replicas/{job_id}/commit")
+        self.http.request("PUT", f"{peer_url}{INTERNAL}/replicas/{quote(job_id, safe='')}/commit")
 
     def fetch(self, peer_url: str, job_id: str) -> tuple[dict[str, Any], Iterator[bytes]]:
-        response = self.http.request("GET", f"{peer_url}{INTERNAL}/jobs/{job_id}/spool", stream=True,
+        response = self.http.request("GET", f"{peer_url}{INTERNAL}/jobs/{quote(job_id, safe='')}/spool", stream=True,
                                      timeout=self._transfer)
         return decode_meta(response.headers[META_HEADER]), response.iter_content(64 * 1024)
 
     def print_direct(self, peer_url: str, job_id: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-        return self.http.json("POST", f"{peer_url}{INTERNAL}/jobs/{job_id}/print", json=body,
+        return self.http.json("POST", f"{peer_url}{INTERNAL}/jobs/{quote(job_id, safe='')}/print", json=body,
                               timeout=(self.http.timeout, timeout))
 
     def delete(self, peer_url: str, job_id: str) -> None:
-        self.http.request("DELETE", f"{peer_url}{INTERNAL}/jobs/{job_id}", ok=(200, 404))
+        self.http.request("DELETE", f"{peer_url}{INTERNAL}/jobs/{quote(job_id, safe='')}", ok=(200, 404))
 
     def held_for_user(self, peer_url: str, user: str) -> list[dict[str, Any]]:
         return list(self.http.json("GET", f"{peer_url}{INTERNAL}/users/{quote(user, safe='')}/jobs")["jobs"])

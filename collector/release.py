@@ -28,6 +28,7 @@ from collector.sessions import Session
 from collector.terminal import ReleaseRequest, list_jobs
 from pullprint import keys
 from pullprint.errors import BadRequest, Conflict, PullprintError
+from pullprint.ids import valid_job_id
 from pullprint.states import INTERRUPTED, JobState
 from pullprint.wire import JobSubmission
 
@@ -79,6 +80,9 @@ def release_jobs(node: Node, session: Session, request: ReleaseRequest, idempote
 
     A retried request (same `Idempotency-Key`) gets the first one's answer, or 409 while that one
     is still being carried out."""
+    if request.jobs is not None and len(request.jobs) > node.config.max_release_jobs:
+        raise BadRequest("too-many-jobs", f"a release names at most {node.config.max_release_jobs} jobs "
+                         '(release all with {"all": true})', limit=node.config.max_release_jobs)
     idem_key = keys.idempotent_release(session.user, idempotency_key) if idempotency_key else None
     if idem_key:
         try:
@@ -297,6 +301,9 @@ def _send_with_retries(node: Node, output: Any, job: Any, uri: str, lock: Printe
 
 def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], warnings: list[str],
                 confirm_interrupted: bool = False) -> ReleaseResult:
+    if not valid_job_id(job_id):
+        # Not an id a collector ever made: nothing to claim, and it must never reach a URL or a key.
+        return _result(job_id, "not-found")
     members = node.membership.peers()
     # The site mutex lives until the release's outcome is recorded (a releaser that dies leaves it
     # taken, so no offline release can print the job while the analyst may still see it releasing).

@@ -11,6 +11,7 @@ from collector.clock import younger_than
 from collector.journal import Deferred
 from collector.node import Node
 from pullprint.errors import PullprintError
+from pullprint.ids import valid_job_id
 from pullprint.states import INTERRUPTED, JobState
 from pullprint.wire import JobSubmission
 
@@ -23,6 +24,10 @@ def deliver(node: Node, kind: str, payload: dict[str, Any],
 
     `settled`: jobs whose offline claims have an outcome in the journal (nothing more to say).
     `at_start`: the node is starting, so no release of its own is still going out."""
+    if not valid_job_id(payload.get("id")):
+        # A damaged or planted entry: its id would go into the analyst's URLs. Dropped, loudly.
+        log.error("journal entry %s with a malformed job id %r dropped", kind, str(payload.get("id"))[:80])
+        return
     try:
         if kind == journal.REGISTER:
             job, _ = node.analyst.register_job(JobSubmission.from_json(payload), offline_at=payload.get("at"))

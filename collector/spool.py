@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,8 +23,8 @@ from typing import Any, BinaryIO, Protocol
 
 from pullprint import crypto
 from pullprint.errors import BadRequest, NotFound, TooLarge
+from pullprint.ids import valid_job_id
 
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 READ_SIZE = 64 * 1024
 # Metadata kept readable without any key: what reconcile, repair, the orphan sweep and the
 # replication census read for every copy. Nothing here names a person or a document.
@@ -41,7 +40,7 @@ def new_job_id() -> str:
 
 def check_job_id(job_id: str) -> str:
     """Job ids become file names: accept only our own format."""
-    if not _JOB_ID.match(job_id or ""):
+    if not valid_job_id(job_id):
         raise NotFound("not-found", "no such job")
     return job_id
 

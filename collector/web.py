@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import current_app, request
 
 from collector.node import Node
-from pullprint.errors import BadRequest
+from pullprint.errors import BadRequest, TooLarge
 
 
 def node() -> Node:
@@ -17,7 +18,25 @@ def node() -> Node:
 
 
 def json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True, force=True)
+    """The request's JSON object, read up to `max_json_bytes`: larger is a 413, malformed a 400.
+
+    The app has no global MAX_CONTENT_LENGTH (documents stream to the spool under their own limit),
+    so every JSON body is bounded here, chunked ones included: never more than the limit is read.
+    """
+    limit = node().config.max_json_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise _too_large(limit)
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadRequest("bad-json", "the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("bad-json", "the request body must be a JSON object")
     return body
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge("body-too-large", f"a JSON request body may be at most {limit} bytes", limit=limit)
