@@ -59,6 +59,13 @@ class LbSettings:
     http_request_timeout: str = "10s"
     client_timeout: str = "180s"
     server_timeout: str = "180s"
+    # Bounded input (issue 9).
+    json_body_limit: int = 64 * 1024
+    """Largest body (bytes) of a JSON request on the public address (sessions, release): 413 above."""
+    server_maxconn: int = 100
+    """Requests in flight per collector; more wait in HAProxy's queue (timeout queue 10s, then 503)."""
+    backend_client_cert: str | None = None
+    """PEM file (certificate + key) HAProxy presents to https:// collectors (`crt` on the server line)."""
 
 
 def _ms(value: str) -> int:
@@ -69,6 +76,12 @@ def _ms(value: str) -> int:
     number, unit = int(match.group(1)), match.group(2) or "ms"
     factor = {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}[unit]
     return int(number * factor)
+
+
+def _positive(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PullprintError("bad-lb-settings", f"{name} must be a whole number of at least 1, got {value!r}")
+    return value
 
 
 def _fmt_ms(ms: int) -> str:
@@ -98,6 +111,8 @@ def _server_line(collector: dict[str, object], settings: LbSettings) -> str:
             raise PullprintError("bad-lb-settings", f"collector {sid} is https: set backend_ca_file so "
                                  "HAProxy can verify it")
         line += f" ssl verify required ca-file {settings.backend_ca_file} check-ssl"
+        if settings.backend_client_cert:
+            line += f" crt {settings.backend_client_cert}"
     return line
 
 
@@ -149,6 +164,8 @@ def render(cluster: dict[str, object], settings: LbSettings) -> str:
         "haproxy_min_version": "2.6",
         "run_as": run_as,
         "maxconn": str(int(settings.maxconn)),
+        "server_maxconn": str(_positive(settings.server_maxconn, "server_maxconn")),
+        "json_body_limit": str(_positive(settings.json_body_limit, "json_body_limit")),
         "socket_path": settings.socket_path,
         "connect_timeout": settings.connect_timeout,
         "http_request_timeout": settings.http_request_timeout,

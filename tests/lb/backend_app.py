@@ -6,7 +6,7 @@ Run: python backend_app.py --id c1 --port 18081 --dir STATE_DIR
 - Every other request is written to STATE_DIR/<id>.receipts ("METHOD PATH TEST-ID") the moment its
   headers arrive, before the body is read, so a test can count how often the cluster received it.
 - GET /whoami -> the server id. GET|POST /slow?seconds=N -> sleeps before answering (kill it then).
-- POST /upload -> {"id", "size", "sha256", "chunked"} of the body (chunked or Content-Length).
+- POST /upload (and /api/v1/jobs) -> {"id", "size", "sha256", "chunked"} of the body (chunked or Content-Length).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def make_handler(server_id: str, state_dir: Path) -> type[BaseHTTPRequestHandler
             path = urlsplit(self.path).path
             self._receipt()
             body, chunked = self._body()
-            if path == "/upload":
+            if path in ("/upload", "/api/v1/jobs"):
                 self._answer(201, {"id": server_id, "size": len(body), "chunked": chunked,
                                    "sha256": hashlib.sha256(body).hexdigest()})
             elif path == "/slow":
