@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
-_PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
-_PDF_COUNT = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)|/Count\s+(\d+)[^>]*?/Type\s*/Pages\b", re.S)
-_DSC_PAGES = re.compile(rb"%%Pages:\s*(\d+)")
+# Bounded repetitions: every match but the page tree's fits in the bytes kept between chunks, and a
+# count of ten digits or more (or past int()'s 4,300-digit limit) is no count at all.
+_PDF_PAGE = re.compile(rb"/Type\s{0,32}/Page(?![a-zA-Z])")
+# The span between /Type /Pages and /Count stops at the next /Type (or /Count): one pass over hostile
+# input ("/Type/Pages" repeated, no ">") instead of one scan to the chunk's end per occurrence.
+_PDF_COUNT = re.compile(rb"/Type\s{0,32}/Pages\b(?:[^>/]|/(?!Type))*?/Count\s{1,32}(\d{1,9})(?!\d)"
+                        rb"|/Count\s{1,32}(\d{1,9})(?!\d)(?:[^>/]|/(?!Count))*?/Type\s{0,32}/Pages\b", re.S)
+_DSC_PAGES = re.compile(rb"%%Pages:\s{0,32}(\d{1,9})(?!\d)")
 _DSC_PAGE = re.compile(rb"%%Page:\s")
-_PJL_PAGES = re.compile(rb'@PJL\s+(?:SET\s+)?(?:JOBATTR\s*=\s*"?)?(?:PAGES|TOTALPAGES)\s*=\s*(\d+)', re.I)
+_PJL_PAGES = re.compile(rb'@PJL\s{1,32}(?:SET\s{1,32})?(?:JOBATTR\s{0,32}=\s{0,32}"?)?(?:PAGES|TOTALPAGES)'
+                        rb"\s{0,32}=\s{0,32}(\d{1,9})(?!\d)", re.I)
 _TAIL = 256  # bytes kept between chunks so a marker split across two chunks is still seen
+
+
+def _settled(pattern: re.Pattern[bytes], window: bytes, boundary: int) -> list[re.Match[bytes]]:
+    """The matches to take from this window: not taken before (ending at or past the kept tail) and final.
+
+    A match that reaches the window's end may grow with the next chunk ("/Page" + "s", "%%Pages: 1" + "2"):
+    it waits for the next window, which holds it whole, unless it is too long for the kept tail."""
+    return [m for m in pattern.finditer(window)
+            if m.end() >= boundary and (m.end() < len(window) or m.start() < len(window) - _TAIL)]
 
 
 class PageCounter:
@@ -25,28 +41,35 @@ class PageCounter:
         self._pjl_pages: int | None = None
 
     def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
         if len(self._head) < 8:
             self._head = (self._head + chunk)[:8]
         window = self._tail + chunk
-        # Count only matches that end inside the new bytes, so nothing in the tail is counted twice.
-        boundary = len(self._tail)
-        self._pdf_pages += sum(1 for m in _PDF_PAGE.finditer(window) if m.end() > boundary)
-        for m in _PDF_COUNT.finditer(window):
-            if m.end() > boundary:
-                self._pdf_count = max(self._pdf_count or 0, int(m.group(1) or m.group(2)))
-        for m in _DSC_PAGES.finditer(window):
-            if m.end() > boundary:
-                self._dsc_pages = int(m.group(1))
-        self._dsc_page_marks += sum(1 for m in _DSC_PAGE.finditer(window) if m.end() > boundary)
-        for m in _PJL_PAGES.finditer(window):
-            if m.end() > boundary:
-                self._pjl_pages = int(m.group(1))
+        self._take(window, len(self._tail))
         self._tail = window[-_TAIL:]
 
+    def _take(self, window: bytes, boundary: int, *, final: bool = False) -> None:
+        def found(pattern: re.Pattern[bytes]) -> list[re.Match[bytes]]:
+            if final:  # the end of the document: what waited at the window's end is final now
+                return [m for m in pattern.finditer(window) if m.end() == len(window)]
+            return _settled(pattern, window, boundary)
+
+        self._pdf_pages += len(found(_PDF_PAGE))
+        for m in found(_PDF_COUNT):
+            self._pdf_count = max(self._pdf_count or 0, int(m.group(1) or m.group(2)))
+        for m in found(_DSC_PAGES):
+            self._dsc_pages = int(m.group(1))
+        self._dsc_page_marks += len(found(_DSC_PAGE))
+        for m in found(_PJL_PAGES):
+            self._pjl_pages = int(m.group(1))
+
     def pages(self) -> int | None:
-        if self._head.startswith(b"%PDF"):
+        final = copy.copy(self)  # pages() may be asked before the end; the stream's state stays as it is
+        final._take(self._tail, 0, final=True)
+        if final._head.startswith(b"%PDF"):
             # The page tree's /Count is authoritative; counting page objects covers broken trees.
-            return self._pdf_count or self._pdf_pages or None
-        if self._head.startswith(b"%!"):
-            return self._dsc_pages or self._dsc_page_marks or None
-        return self._pjl_pages
+            return final._pdf_count or final._pdf_pages or None
+        if final._head.startswith(b"%!"):
+            return final._dsc_pages or final._dsc_page_marks or None
+        return final._pjl_pages or None  # PAGES=0 says nothing either
