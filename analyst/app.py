@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -15,9 +16,9 @@ from analyst.config import AnalystConfig
 from analyst.console.service import looks_like_hash
 from analyst.db import Database, head_revision, upgrade
 from analyst.web import EXTENSION, Analyst, analyst, transaction
+from nodeserver import peer
 from pullprint import config as pullprint_config
 from pullprint import log
-from pullprint.credentials import check_cluster_auth
 from pullprint.errors import PullprintError
 
 logger = logging.getLogger("pullprint.analyst")
@@ -30,9 +31,6 @@ def create_app(config: AnalystConfig | None = None) -> Flask:
     """Build the analyst app; reads the configuration now (not at import) and opens no connection yet."""
     config = config or pullprint_config.load(AnalystConfig, "analyst")
     log.setup("pullprint.analyst", config.log_level)
-    if not config.cluster_token:
-        raise PullprintError("bad-config", "analyst.cluster_token is not set "
-                             "(set PULLPRINT_ANALYST_CLUSTER_TOKEN_FILE to a file holding it)", status=500)
     if not config.badge_pepper:
         raise PullprintError("bad-config", "analyst.badge_pepper is not set "
                              "(set PULLPRINT_ANALYST_BADGE_PEPPER_FILE to a file holding it)", status=500)
@@ -44,6 +42,7 @@ def create_app(config: AnalystConfig | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.config[peer.INSECURE] = config.insecure_plain_http
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = Analyst(config=config, db=Database(config.db_url))
 
@@ -55,7 +54,9 @@ def create_app(config: AnalystConfig | None = None) -> Flask:
     from analyst.printers.views import bp as printers_bp
     from analyst.users.views import bp as users_bp
 
-    for blueprint in (jobs_bp, users_bp, printers_bp, collectors_bp, events_bp, accounting_bp, console_bp):
+    from analyst.submitters.views import bp as submitters_bp  # issue 9: each submitting host's credential
+    for blueprint in (jobs_bp, users_bp, printers_bp, collectors_bp, events_bp, accounting_bp, console_bp,
+                      submitters_bp):
         app.register_blueprint(blueprint)
     app.url_value_preprocessor(v.path_ids)  # every id in a path is checked (400) before a view sees it
     _add_health(app)
@@ -85,6 +86,14 @@ def _add_health(app: Flask) -> None:
                     f"this analyst needs {head} (run pullprint analyst to upgrade)"}, 503
         return {"status": "ready"}
 
+    @app.get("/pki/crl")
+    def crl() -> ResponseReturnValue:
+        """The cluster CA's revocation list, for collectors to refresh theirs (signed: safe to hand anyone)."""
+        path = analyst().config.crl_file
+        if not path:
+            return {"error": "no-crl", "message": "this analyst has no CRL (analyst.crl_file)"}, 404
+        return Response(Path(path).read_bytes(), mimetype="application/pkix-crl")
+
     @app.get("/metrics")
     def metrics_page() -> ResponseReturnValue:
         from analyst.events.service import count_by_kind
@@ -95,12 +104,29 @@ def _add_health(app: Flask) -> None:
         return Response(text, mimetype="text/plain; version=0.0.4")
 
 
+# Who may call what, by the role in the caller's certificate (nodeserver/peer.py). Collectors make
+# the calls of their own work; everything else under /api/ (users, printers, terminals, submitting
+# hosts, events, reports) is administration, for `admin` certificates only. The console has its
+# own password; GET /pki/crl is public (the CA signed it).
+COLLECTOR_CALLS = frozenset({
+    "jobs.register", "jobs.get", "jobs.search", "jobs.lookup", "jobs.user_jobs", "jobs.claim", "jobs.renew",
+    "jobs.finish", "jobs.delete", "jobs.add_location", "jobs.remove_location", "jobs.expire",
+    "users.auth", "collectors.heartbeat", "collectors.list_collectors", "collectors.sync",
+    "printers.get", "printers.report_status",
+})
+
+
+def roles_for(endpoint: str | None) -> tuple[str, ...]:
+    """The certificate roles that may call `endpoint` (a Flask endpoint name under /api/)."""
+    return ("collector", "admin") if endpoint in COLLECTOR_CALLS else ("admin",)
+
+
 def _add_auth_and_errors(app: Flask) -> None:
     @app.before_request
-    def require_cluster_token() -> ResponseReturnValue | None:
-        if request.path.startswith("/api/") and not check_cluster_auth(
-                request.headers.get("Authorization"), analyst().config.cluster_token):
-            return {"error": "unauthenticated", "message": "this call needs the cluster token"}, 401
+    def require_role() -> ResponseReturnValue | None:
+        if request.path.startswith("/api/"):
+            identity = peer.require(*roles_for(request.endpoint))
+            g.caller = identity
         return None
 
     @app.after_request

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from analyst.config import AnalystConfig
 from analyst.db import Database, upgrade
+from nodeserver.command import gunicorn_command
 from pullprint import config as pullprint_config
 from pullprint.errors import BadRequest
 
@@ -70,9 +71,9 @@ def main(argv: list[str]) -> int:
         return pullprint_config.check_command(AnalystConfig, "analyst", path=args.config,
                                               overrides=_given(args, bind=args.bind, workers=args.workers))
     config = _load_config(args, bind=args.bind, workers=args.workers)
-    if not config.cluster_token or not config.badge_pepper:
-        raise BadRequest("bad-config", "set the cluster token and the badge pepper first "
-                         "(PULLPRINT_ANALYST_CLUSTER_TOKEN_FILE, PULLPRINT_ANALYST_BADGE_PEPPER_FILE)")
+    problems = config.problems()
+    if problems:
+        raise BadRequest("bad-config", "; ".join(problems))
     # Once here, before the workers fork, so they do not race each other through the migrations.
     upgrade(config.db_url)
     os.execvpe(sys.executable, gunicorn_argv(config), gunicorn_env(config, args.config))  # noqa: S606
@@ -81,9 +82,8 @@ def main(argv: list[str]) -> int:
 
 def gunicorn_argv(config: AnalystConfig) -> list[str]:
     """The gunicorn command line for `config`."""
-    return [sys.executable, "-m", "gunicorn", "--bind", config.bind, "--workers", str(config.workers),
-            "--worker-class", "gthread", "--threads", str(config.threads), "--graceful-timeout", "10",
-            "--access-logfile", "-", "analyst.app:create_app()"]
+    return gunicorn_command("analyst.app:create_app()", bind=config.bind, workers=config.workers,
+                            threads=config.threads, tls=config.tls())[0]
 
 
 def gunicorn_env(config: AnalystConfig, config_path: str | None, environ: dict[str, str] | None = None,
@@ -93,6 +93,8 @@ def gunicorn_env(config: AnalystConfig, config_path: str | None, environ: dict[s
     Secrets are not copied in: the workers read them the way this process did (file, *_FILE variable).
     """
     env = dict(os.environ if environ is None else environ)
+    env.update(gunicorn_command("analyst.app:create_app()", bind=config.bind, workers=config.workers,
+                                threads=config.threads, tls=config.tls())[1])
     env.update({"PULLPRINT_ANALYST_DB_URL": config.db_url, "PULLPRINT_ANALYST_BIND": config.bind,
                 "PULLPRINT_ANALYST_WORKERS": str(config.workers), "PULLPRINT_ANALYST_AUTO_MIGRATE": "0"})
     if config_path:

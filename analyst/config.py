@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from pullprint.config import address_problem
+from pullprint.tls import TlsFiles
 
 
 @dataclass
@@ -14,8 +15,6 @@ class AnalystConfig:
 
     # SQLAlchemy URL; ``postgresql://`` is read as ``postgresql+psycopg://`` (psycopg 3).
     db_url: str = "sqlite:///./analyst.db"
-    # Bearer token every node-to-node call carries; required (``PULLPRINT_ANALYST_CLUSTER_TOKEN_FILE``).
-    cluster_token: str = ""
     # HMAC key for badge numbers; required to store or look up badges (``…_BADGE_PEPPER_FILE``).
     badge_pepper: str = ""
     bind: str = "127.0.0.1:8700"
@@ -40,13 +39,33 @@ class AnalystConfig:
     # `scrypt$…` hash (pullprint.credentials.pin_hash) of the console's password for user `admin`
     # (``PULLPRINT_ANALYST_CONSOLE_PASSWORD_HASH_FILE``); empty: GET /console answers 404.
     console_password_hash: str = ""
+    # --- Submission quota (issue 9, docs/cups.md): held jobs one user may have, counted at registration
+    # (held, releasing and failed jobs: their copies fill the collectors' spools). 0 = no limit.
+    max_held_jobs_per_user: int = 200
+    max_held_bytes_per_user: int = 2 * 1024**3
+    # --- TLS (docs/security.md): mutual TLS; callers are authorised by the role in their certificate ---
+    ca_file: str = ""           # the cluster CA (`pullprint ca init`)
+    cert_file: str = ""         # this analyst's certificate, role analyst (`pullprint ca issue`)
+    key_file: str = ""
+    crl_file: str = ""          # the CA's revocation list, re-read when it changes; collectors fetch it here
+    # No TLS and no caller authentication at all: anyone who reaches the port is an administrator.
+    # Never on a network; only for a single-host trial (the demo and the tests run TLS).
+    insecure_plain_http: bool = False
+
+    def tls(self) -> TlsFiles | None:
+        """This analyst's TLS files, or None under `insecure_plain_http`."""
+        return None if self.insecure_plain_http else TlsFiles(self.ca_file, self.cert_file, self.key_file,
+                                                                self.crl_file)
 
     def problems(self) -> list[str]:
         """What would keep an analyst with these settings from working (``pullprint analyst --check-config``)."""
         from analyst.console.service import looks_like_hash
 
         found = [f"analyst.{name} is not set (give it as a file: PULLPRINT_ANALYST_{name.upper()}_FILE)"
-                 for name in ("cluster_token", "badge_pepper") if not getattr(self, name)]
+                 for name in ("badge_pepper",) if not getattr(self, name)]
+        tls = self.tls()
+        if tls is not None:
+            found += tls.problems("analyst")
         found += [p for p in (_db_url_problem(self.db_url), address_problem("analyst.bind", self.bind)) if p]
         if self.console_password_hash and not looks_like_hash(self.console_password_hash):
             found.append("analyst.console_password_hash: not a scrypt$… hash (make one with "

@@ -10,7 +10,12 @@ from urllib.parse import quote
 from collector.outbound import NodeClient, Unreachable
 from pullprint import keys
 from pullprint.errors import PullprintError
+from pullprint.pki import pool_dns
+from pullprint.tls import TlsFiles
 from pullprint.wire import JobSubmission
+
+# Any analyst of the pool: every analyst certificate carries this name beside its own.
+ANALYST = pool_dns("analyst")
 
 
 class AnalystUnavailable(Unreachable):
@@ -55,10 +60,11 @@ class _Breaker:
 
 
 class AnalystClient:
-    def __init__(self, base_url: str, cluster_token: str, timeout: float, *, redis: Any = None,
+    def __init__(self, base_url: str, tls: TlsFiles | None, timeout: float, *, redis: Any = None,
                  site: str = "main", cooldown: float = 2.0) -> None:
-        self.base = base_url.rstrip("/") + "/api/v1"
-        self.http = NodeClient(cluster_token, timeout, AnalystUnavailable)
+        self.root = base_url.rstrip("/")
+        self.base = self.root + "/api/v1"
+        self.http = NodeClient(tls, timeout, AnalystUnavailable)
         self.breaker = _Breaker(redis, site, cooldown)
 
     def _request(self, method: str, url: str, *, bypass_breaker: bool = False, **kwargs: Any) -> Any:
@@ -67,7 +73,7 @@ class AnalystClient:
             error.maybe_acted = False  # not sent at all
             raise error
         try:
-            return self.http.request(method, url, **kwargs)
+            return self.http.request(method, url, identity=ANALYST, **kwargs)
         except AnalystUnavailable as exc:
             # Only a refused or unanswered connection opens the breaker here; a slow answer under
             # load does not. A hung analyst is found by the housekeeping probe (two misses).
@@ -81,7 +87,7 @@ class AnalystClient:
     def probe(self, collector: str, url: str, site: str) -> list[dict[str, Any]]:
         """A heartbeat that ignores the breaker: how the site finds out the analyst is back."""
         body = self.http.json("POST", f"{self.base}/collectors/{quote(collector, safe='')}/heartbeat",
-                              json={"url": url, "site": site})
+                              identity=ANALYST, json={"url": url, "site": site})
         self.breaker.reset()
         return list(body.get("collectors", []))
 
@@ -155,6 +161,10 @@ class AnalystClient:
 
     def printer_status(self, printer_id: str, status: dict[str, Any]) -> None:
         self._request("PUT", f"{self.base}/printers/{quote(printer_id, safe='')}/status", json=status)
+
+    def crl(self) -> bytes:
+        """The cluster CA's revocation list as the analyst has it (PEM; check it with pki.take_crl)."""
+        return bytes(self._request("GET", f"{self.root}/pki/crl", bypass_breaker=True).content)
 
     def sync(self) -> dict[str, Any]:
         return self._call("GET", f"{self.base}/sync")

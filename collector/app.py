@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from collector.config import CollectorConfig
 from collector.node import Node, build_node
+from nodeserver import peer
 from pullprint import config as pp_config
 from pullprint.errors import PullprintError
 from pullprint.log import setup
@@ -22,6 +23,7 @@ def create_app(config: CollectorConfig | None = None, node: Node | None = None, 
     config = config or pp_config.load(CollectorConfig, "collector", overrides=overrides)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = None  # the spool enforces the job size limit while streaming
+    app.config[peer.INSECURE] = config.insecure_plain_http
     app.extensions["pullprint.node"] = node or build_node(config)
 
     from collector import api, internal_api

@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from collector.health.model import PrinterHealth
 from collector.health.poller import HealthPoller
 from collector.node import Node
 from collector.output.local_cupsd import LocalCupsd
+from nodeserver.command import gunicorn_command
 from pullprint import config as pp_config
 from pullprint.errors import PullprintError
 from pullprint.log import setup
@@ -71,12 +71,10 @@ def main(argv: list[str]) -> int:
     except Exception:  # noqa: BLE001 - never let a bad record keep a node down; housekeeping retries
         log.exception("reconcile at start failed; the housekeeping will try again")
 
-    gunicorn = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", cfg.bind, "--worker-class", "gthread",
-         "--workers", str(cfg.workers), "--threads", str(cfg.threads), "--timeout", "300",
-         "--graceful-timeout", "10", "--access-logfile", "-", "--error-logfile", "-",
-         "--name", f"pullprint-collector-{cfg.id}", "collector.app:create_app()"],
-        env=env)
+    argv, tls_env = gunicorn_command("collector.app:create_app()", bind=cfg.bind, workers=cfg.workers,
+                                     threads=cfg.threads, tls=cfg.tls(),
+                                     extra=("--timeout", "300", "--name", f"pullprint-collector-{cfg.id}"))
+    gunicorn = subprocess.Popen(argv, env={**env, **tls_env})
     housekeeper = Housekeeper(node)
     housekeeper.start()
     poller = _start_poller(node)

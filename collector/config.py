@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pullprint.config import address_problem, url_problem
+from pullprint.tls import TlsFiles
 
 RELEASE_MODES = ("direct", "pull")  # "direct": the holder prints; "pull": fetch, then print here
 
@@ -17,8 +18,7 @@ class CollectorConfig:
     public_url: str = ""                # how peers reach this node; defaults to http://<bind>
     spool_dir: str = "./spool"
     installation_key: str = ""          # 64 hex chars, the same on every collector (secret: use _FILE)
-    cluster_token: str = ""             # node-to-node bearer token (secret)
-    submit_token: str = ""              # what CUPS backends present when submitting (secret)
+    session_key: str = ""               # signs terminal sessions; the same on a site's collectors (secret)
     badge_pepper: str = ""              # HMAC key for badge hashes, shared with the analyst (secret)
     analyst_url: str = "http://127.0.0.1:8700"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -57,6 +57,27 @@ class CollectorConfig:
     cups_state_dir: str = ""            # where our own cupsd lives; defaults to <spool_dir>/cupsd
     workers: int = 2
     threads: int = 8
+    # --- Submission (issue 9, docs/cups.md): each submitting host's credential comes from the
+    # analyst's directory sync (`pullprint submitter add HOST`), not from a setting. Copies above
+    # max_copies are refused (400 too-many-copies). While the analyst is away this node enforces the
+    # per-user quota itself, approximately: it counts the user's jobs in its own spool only.
+    max_copies: int = 99
+    max_held_jobs_per_user: int = 200
+    max_held_bytes_per_user: int = 2 * 1024**3
+    # --- TLS (docs/security.md): mutual TLS with a certificate from the cluster CA on every call ---
+    ca_file: str = ""                   # the cluster CA (`pullprint ca init`)
+    cert_file: str = ""                 # this node's certificate, role collector (`pullprint ca issue`)
+    key_file: str = ""
+    crl_file: str = ""                  # the CA's revocation list; kept fresh from the analyst's copy
+    crl_refresh_seconds: float = 30.0   # a revoked node is refused within this (+1 s)
+    # No TLS and no node authentication at all: anyone who reaches the port is a node. Never on a
+    # network; only for a single-host trial or a debugger (the demo and the tests run TLS).
+    insecure_plain_http: bool = False
+    # --- Redis over TLS with an ACL user (issue 9, docs/security.md): redis_url is rediss://HOST:PORT/DB,
+    # reached with this node's TLS files above; the password is a secret (PULLPRINT_COLLECTOR_REDIS_PASSWORD_FILE),
+    # never in the URL. Plain redis:// only with insecure_plain_http.
+    redis_username: str = "collector"
+    redis_password: str = ""
     # Bounded input (issue 9): JSON bodies are small metadata; documents (submit, replica PUT) keep
     # max_job_bytes. A release names at most max_release_jobs jobs ("release all" is not a list).
     max_json_bytes: int = 64 * 1024
@@ -64,12 +85,20 @@ class CollectorConfig:
 
     @property
     def url(self) -> str:
-        return self.public_url or f"http://{self.bind}"
+        return self.public_url or f"{'http' if self.insecure_plain_http else 'https'}://{self.bind}"
+
+    def tls(self) -> TlsFiles | None:
+        """This node's TLS files, or None under `insecure_plain_http`."""
+        return None if self.insecure_plain_http else TlsFiles(self.ca_file, self.cert_file, self.key_file,
+                                                                self.crl_file)
 
     def problems(self) -> list[str]:
         """What would keep a node with these settings from working (``pullprint collector --check-config``)."""
         found = [f"collector.{name} is not set (give it as a file: PULLPRINT_COLLECTOR_{name.upper()}_FILE)"
-                 for name in ("installation_key", "cluster_token") if not getattr(self, name)]
+                 for name in ("installation_key", "session_key") if not getattr(self, name)]
+        tls = self.tls()
+        if tls is not None:
+            found += tls.problems("collector")
         if self.installation_key and not _is_hex(self.installation_key, 64):
             found.append("collector.installation_key: expected 64 hex characters (32 bytes)")
         found += [p for p in (
@@ -78,6 +107,7 @@ class CollectorConfig:
             url_problem("collector.analyst_url", self.analyst_url, ("http", "https")),
             url_problem("collector.redis_url", self.redis_url, ("redis", "rediss", "unix")),
         ) if p]
+        found += _redis_problems(self)
         if self.release_mode not in RELEASE_MODES:
             found.append(f"collector.release_mode: expected one of {', '.join(RELEASE_MODES)}, "
                          f"got {self.release_mode!r}")
@@ -85,6 +115,21 @@ class CollectorConfig:
                                                                        "workers", "threads")
                   if getattr(self, name) < 1]
         return found
+
+
+def _redis_problems(cfg: CollectorConfig) -> list[str]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(cfg.redis_url)
+    found = []
+    if parts.password:
+        found.append("collector.redis_url: must not carry a password (give it as a file: "
+                     "PULLPRINT_COLLECTOR_REDIS_PASSWORD_FILE)")
+    if parts.scheme != "rediss" and not cfg.insecure_plain_http:
+        found.append("collector.redis_url: expected rediss:// (Redis over TLS), or set collector.insecure_plain_http")
+    if parts.scheme == "rediss" and not cfg.redis_password:
+        found.append("collector.redis_password is not set (give it as a file: PULLPRINT_COLLECTOR_REDIS_PASSWORD_FILE)")
+    return found
 
 
 def _is_hex(text: str, length: int) -> bool:

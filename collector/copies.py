@@ -50,7 +50,7 @@ def replicate(node: Node, job: JobSubmission, open_sealed: Callable[[], BinaryIO
             with (open_sealed or (lambda: node.spool.open_sealed(job.id)))() as sealed:
                 # Provisional until the job is registered (or journalled): a copy left behind by an
                 # intake that died before that was never acknowledged, and must never be printed.
-                node.peers.store_replica(peer.url, job.id,
+                node.peers.store_replica(peer, job.id,
                                          {**job.to_json(), "locations": locations, "provisional": True}, sealed)
             holders.append(peer.id)
         except (PeerUnreachable, PullprintError) as exc:
@@ -81,21 +81,21 @@ def discard_copies(node: Node, job_id: str, locations: Iterable[str]) -> None:
                    "could not delete copy of %s on %s: %s")
 
 
-def _on_live_peers(node: Node, job_id: str, locations: Iterable[str], call: Callable[[str, str], None],
+def _on_live_peers(node: Node, job_id: str, locations: Iterable[str], call: Callable[[Member, str], None],
                    level: int, failure: str) -> None:
-    """`call(peer_url, job_id)` on each live peer among `locations`; a failure is logged, not raised."""
+    """`call(peer, job_id)` on each live peer among `locations`; a failure is logged, not raised."""
     members = node.membership.peers()
     for location in locations:
         if location != node.id and location in members:
             try:
-                call(members[location].url, job_id)
+                call(members[location], job_id)
             except (PeerUnreachable, PullprintError) as exc:
                 log.log(level, failure, job_id, location, exc.message)
 
 
 def pull_copy(node: Node, job_id: str, holder: Member) -> None:
     """Fetch a job's sealed file from `holder` into this node's spool, verified."""
-    meta, chunks = node.peers.fetch(holder.url, job_id)
+    meta, chunks = node.peers.fetch(holder, job_id)
 
     class _Reader:
         def __init__(self) -> None:

@@ -6,14 +6,28 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from collector import copies, membership, site_claims, status
 from collector.analyst_client import AnalystProbe
 from collector.node import Node
 from collector.replay import replay_journal
+from pullprint import pki
 
 log = logging.getLogger(__name__)
+
+
+def refresh_crl(node: Node) -> None:
+    """Take the analyst's copy of the CA's revocation list when the CA signed it and it is newer.
+
+    The TLS contexts re-read the file within a second, so a revoked node is refused from then on.
+    """
+    cfg = node.config
+    if cfg.insecure_plain_http or not cfg.crl_file:
+        return
+    if pki.take_crl(Path(cfg.ca_file), Path(cfg.crl_file), node.analyst.crl()):
+        log.info("collector %s took a new revocation list from the analyst", cfg.id)
 
 
 class Housekeeper:
@@ -40,6 +54,7 @@ class Housekeeper:
             ("orphans", cfg.reconcile_seconds, lambda: copies.sweep_orphans(node)),
             ("expire", cfg.expire_seconds, lambda: copies.expire_jobs(node)),
             ("census", 5.0, lambda: status.take_census(node, self.census)),
+            ("crl", cfg.crl_refresh_seconds, lambda: refresh_crl(node)),
         ]
         self._next = {name: 0.0 for name, _, _ in self.duties}
 

@@ -1,4 +1,4 @@
-"""Collector ↔ collector calls (cluster-token authenticated): replicas, fetch, direct print, delete, lookups."""
+"""Collector ↔ collector calls (mutual TLS, collector certificates only): replicas, fetch, print, delete, lookups."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from collector.peers import META_HEADER, decode_meta, encode_meta
 from collector.release import Claim, print_here
 from collector.spool import check_job_id
 from collector.web import json_body, node
-from pullprint.credentials import check_cluster_auth
-from pullprint.errors import BadRequest, NotFound, Unauthorized
+from nodeserver import peer
+from pullprint.errors import BadRequest, NotFound
 
 bp = Blueprint("internal", __name__, url_prefix="/internal/v1")
 
 
 @bp.before_request
 def authenticate() -> None:
-    if not check_cluster_auth(request.headers.get("Authorization"), node().config.cluster_token):
-        raise Unauthorized("unauthenticated", "node-to-node calls need the cluster token")
+    """Only another collector (its certificate says so) may make these calls."""
+    peer.require("collector")
 
 
 @bp.put("/replicas/<job_id>")

@@ -1,14 +1,17 @@
-"""The collector's outbound HTTP client, to peers and the analyst: cluster-token auth, tight timeouts, errors mapped."""
+"""The collector's outbound HTTP client, to peers and the analyst: mutual TLS with the callee's identity
+checked, tight timeouts, errors mapped."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
-from pullprint.credentials import cluster_auth_header
 from pullprint.errors import PullprintError
+from pullprint.tls import TlsFiles, client_context
 
 
 class Unreachable(PullprintError):
@@ -24,38 +27,67 @@ class Unreachable(PullprintError):
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return True  # no connection, or no TLS session (a certificate refused): nothing was sent
     text = repr(exc)
     return isinstance(exc, requests.ConnectionError) and (
         "NewConnectionError" in text or "Connection refused" in text)
 
 
-class NodeClient:
-    """Calls another pullprint node. One `requests.Session` per thread (sessions are not shared).
+class _ClusterAdapter(HTTPAdapter):
+    """Connections in the cluster's client context that accept only a server certificate naming `identity`."""
 
-    `unreachable`: the error raised for transport failures and 5xx answers.
+    def __init__(self, context: ssl.SSLContext, identity: str) -> None:
+        self._context, self._identity = context, identity
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        kwargs["assert_hostname"] = self._identity  # e.g. c2.collector.pullprint: who it is, not where
+        super().init_poolmanager(*args, **kwargs)
+
+
+class NodeClient:
+    """Calls another pullprint node over mutual TLS (`tls`; None: plain HTTP, insecure_plain_http).
+
+    Each call names the identity the callee's certificate must carry (`pullprint.pki.identity_dns`),
+    so an address taken from anywhere can only ever reach that node. One `requests.Session` per
+    thread and identity; rebuilt when the TLS files change (a new CRL). `unreachable`: the error
+    raised for transport failures and 5xx answers.
     """
 
-    def __init__(self, cluster_token: str, timeout: float, unreachable: type[Unreachable] = Unreachable) -> None:
-        self._headers = cluster_auth_header(cluster_token)
+    def __init__(self, tls: TlsFiles | None, timeout: float, unreachable: type[Unreachable] = Unreachable) -> None:
+        self.tls = tls
         self.timeout = timeout
         self.unreachable = unreachable
         self._local = threading.local()
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.headers.update(self._headers)
-            self._local.session = session
+    def _session(self, identity: str) -> requests.Session:
+        sessions: dict[str, tuple[ssl.SSLContext | None, requests.Session]] = self._local.__dict__.setdefault(
+            "sessions", {})
+        context = client_context(self.tls) if self.tls is not None else None
+        known = sessions.get(identity)
+        if known is not None and known[0] is context:
+            return known[1]
+        if known is not None:
+            known[1].close()
+        session = requests.Session()
+        session.trust_env = False  # no proxies or CA bundles from the environment between nodes
+        if context is not None:
+            session.mount("https://", _ClusterAdapter(context, identity))
+        sessions[identity] = (context, session)
         return session
 
-    def request(self, method: str, url: str, *, timeout: float | tuple[float, float] | None = None,
+    def request(self, method: str, url: str, *, identity: str, timeout: float | tuple[float, float] | None = None,
                 ok: tuple[int, ...] = (200, 201), **kwargs: Any) -> requests.Response:
-        """Send a request; raise `self.unreachable` for transport failures and 5xx, PullprintError for 4xx."""
+        """Send a request to the node `identity`; raise `self.unreachable` for transport failures (a wrong
+        certificate among them) and 5xx, PullprintError for 4xx."""
+        if self.tls is not None and not url.startswith("https://"):
+            error = self.unreachable("not-tls", f"{method} {url}: node calls go over https only")
+            error.maybe_acted = False
+            raise error
         try:
-            response = self._session().request(method, url, timeout=timeout or self.timeout, **kwargs)
+            response = self._session(identity).request(method, url, timeout=timeout or self.timeout, **kwargs)
         except requests.RequestException as exc:
             error = self.unreachable("node-unreachable", f"{method} {url}: {type(exc).__name__}")
             error.maybe_acted = not _never_sent(exc)

@@ -376,7 +376,7 @@ def _deliver(node: Node, claim: Claim, printer: dict[str, Any], locations: list[
                 result = print_here(node, claim, printer, [*locations, node.id])
             else:
                 body = {"printer": printer, "claim": claim.to_json(), "locations": locations}
-                answer = node.peers.print_direct(holder.url, job_id, body,
+                answer = node.peers.print_direct(holder, job_id, body,
                                                  timeout=node.config.printer_lock_wait_seconds
                                                  + node.config.output_timeout * 2)
                 result = ReleaseResult(job_id, answer["status"], answer.get("message", ""))

@@ -96,7 +96,7 @@ def _availability(node: Node, job: dict[str, Any], members: dict[str, Member]) -
 def _jobs_from_peers(node: Node, user: str, members: dict[str, Member], budget: float) -> list[dict[str, Any]]:
     """Degraded mode: ask every live peer (in parallel) and this node's spool for the user's jobs."""
     found = {job["id"]: job for job in copies.held_here(node, user)}
-    futures = {node.pool.submit(node.peers.held_for_user, m.url, user): m for m in members.values()}
+    futures = {node.pool.submit(node.peers.held_for_user, m, user): m for m in members.values()}
     done, _ = concurrent.futures.wait(futures, timeout=budget)
     for future in done:
         try:

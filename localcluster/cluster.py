@@ -15,6 +15,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import ssl
 import sys
 import time
 import urllib.error
@@ -29,8 +30,8 @@ from cups_backend.doctor import cancel_poison_jobs, crash_culprit, find_poison_j
 from lb import haproxy
 from localcluster.redis_server import start_redis
 from printer_sim.cluster import start_sim
-from pullprint import daemons
-from pullprint.credentials import cluster_auth_header, pin_hash
+from pullprint import daemons, pki
+from pullprint.credentials import pin_hash
 from pullprint.cupsd import PrivateCupsd
 
 DEMO_USERS = [
@@ -41,17 +42,17 @@ DEMO_USERS = [
 PROGRAMS = ("redis-server", "haproxy", "cupsd", "lp", "lpadmin")
 
 
-def _http(method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 5.0) -> Any:
+def _http(method: str, url: str, context: ssl.SSLContext | None, body: Any = None, timeout: float = 5.0) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json", **(cluster_auth_header(token) if token else {})}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback URLs we built
+    request = urllib.request.Request(url, data=data, method=method,  # noqa: S310 - loopback URLs we built
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
         return json.loads(response.read() or b"{}")
 
 
-def _http_ok(url: str) -> bool:
+def _http_ok(url: str, context: ssl.SSLContext | None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=0.5) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=0.5, context=context) as response:  # noqa: S310
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -63,10 +64,11 @@ class CollectorProcess:
     port: int
     spool_dir: Path
     daemon: daemons.Daemon | None = None
+    scheme: str = "https"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
 
 @dataclass
@@ -81,6 +83,9 @@ class LocalCluster:
     ipp_printers: int = 0  # more printers after the raw 9100 ones: a real ippeveprinter each…
     lpd_printers: int = 0  # …and an LPD receiver each (ipp/lpd go through each collector's own cupsd)
     collector_user: str | None = None  # run collectors as this unprivileged user, as deployments do
+    # Mutual TLS between every part, as production runs (docs/security.md). False: the loudly named
+    # insecure_plain_http everywhere (only to show what it is; nothing else should turn it off).
+    tls: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
     daemons: dict[str, daemons.Daemon] = field(default_factory=dict)
     collectors: dict[str, CollectorProcess] = field(default_factory=dict)
@@ -92,6 +97,7 @@ class LocalCluster:
     sim: Any = None
     cupsd: Any = None
     printers: list[dict[str, Any]] = field(default_factory=list)
+    ca: pki.Authority | None = None
     # Optional: how collectors reach the analyst and Redis. Called once per name ("analyst", "redis")
     # with the real URL, it returns the URL collectors get instead (the fault suite puts a
     # fault-injecting TCP proxy there). None: collectors talk to them directly.
@@ -106,7 +112,7 @@ class LocalCluster:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         values = {
             "installation_key": secrets.token_bytes(32).hex(),
-            "cluster_token": secrets.token_urlsafe(32),
+            "session_key": secrets.token_urlsafe(32),
             "submit_token": secrets.token_urlsafe(32),
             "badge_pepper": secrets.token_urlsafe(32),
             "console_password": secrets.token_urlsafe(12),
@@ -131,12 +137,80 @@ class LocalCluster:
     def _secret_env(self, section: str, names: tuple[str, ...]) -> dict[str, str]:
         return {f"PULLPRINT_{section.upper()}_{n.upper()}_FILE": str(self.secrets[n]) for n in names}
 
+    # -- certificates ------------------------------------------------------------------------------
+    def _make_ca(self) -> None:
+        """The cluster CA and the certificates of the analyst, the load balancer and an operator."""
+        self.ca = pki.Authority(self.state_dir / "ca")
+        self.ca.init("pullprint demo CA")
+        # ca.pem and the CRL are public; the lp user (CUPS backends) and the collectors' user read them.
+        self.ca.directory.chmod(0o755)
+        self.node_cert("analyst", "analyst", hosts=("127.0.0.1", "localhost"))
+        self.node_cert("admin", "operator")
+        cert, key = self.node_cert("lb", "lb", hosts=("127.0.0.1", "localhost"))
+        bundle = self.state_dir / "lb" / "lb-bundle.pem"  # HAProxy wants certificate and key in one file
+        bundle.parent.mkdir(exist_ok=True)
+        fd = os.open(bundle, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(Path(cert).read_bytes() + Path(key).read_bytes())
+
+    @property
+    def ca_file(self) -> str:
+        """The cluster CA every client verifies the cluster's servers with ("" without TLS)."""
+        return str(self.ca.cert_file) if self.ca else ""
+
+    @property
+    def admin_cert(self) -> tuple[str, str] | None:
+        """(certificate, key) of the operator: administration at the analyst, any call to a collector."""
+        return self.node_cert("admin", "operator") if self.ca else None
+
+    def node_cert(self, role: str, name: str, hosts: tuple[str, ...] = ("127.0.0.1",)) -> tuple[str, str]:
+        """(certificate, key) files of `role`:`name`, issued on first use."""
+        assert self.ca is not None, "this cluster runs without TLS"
+        issued = self.ca.directory / "issued"
+        cert, key = issued / f"{role}-{name}.pem", issued / f"{role}-{name}.key"
+        if not cert.exists():
+            cert, key = self.ca.issue(role, name, hosts)
+        return str(cert), str(key)
+
+    def client_context(self, cert: tuple[str, str] | None = None) -> ssl.SSLContext | None:
+        """An SSL context that trusts the cluster CA and presents `cert` (default: the operator's)."""
+        if not self.ca:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        chosen = cert or self.admin_cert
+        assert chosen is not None
+        context.load_cert_chain(*chosen)
+        return context
+
+    def _tls_env(self, section: str, role: str, name: str, folder: Path | None = None) -> dict[str, str]:
+        """PULLPRINT_<SECTION>_{CA,CERT,KEY,CRL}_FILE for a node; with `folder`, its own copies there
+        (owned by the collectors' user when there is one), its CRL among them (it keeps that one fresh)."""
+        prefix = f"PULLPRINT_{section.upper()}_"
+        if not self.ca:
+            return {f"{prefix}INSECURE_PLAIN_HTTP": "1"}
+        cert, key = self.node_cert(role, name)
+        crl = str(self.ca.crl_file)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for source, target in ((cert, "cert.pem"), (key, "key.pem"), (crl, "crl.pem")):
+                shutil.copyfile(source, folder / target)
+                os.chmod(folder / target, 0o600)
+            cert, key, crl = str(folder / "cert.pem"), str(folder / "key.pem"), str(folder / "crl.pem")
+        return {f"{prefix}CA_FILE": self.ca_file, f"{prefix}CERT_FILE": cert, f"{prefix}KEY_FILE": key,
+                f"{prefix}CRL_FILE": crl}
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
     # -- start and stop ----------------------------------------------------------------------------
     def start(self) -> LocalCluster:
         daemons.require(*PROGRAMS)
         self.state_dir = self.state_dir.resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._write_secrets()
+        if self.tls:
+            self._make_ca()
         try:
             self._start_redis()
             self._start_analyst()
@@ -178,14 +252,14 @@ class LocalCluster:
 
     def _start_analyst(self, port: int | None = None) -> None:
         port = port or daemons.free_port()
-        self.analyst_url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, **self.extra_env,
-               **self._secret_env("analyst", ("cluster_token", "badge_pepper", "console_password_hash")),
+        self.analyst_url = f"{self.scheme}://127.0.0.1:{port}"
+        env = {**os.environ, **self.extra_env, **self._tls_env("analyst", "analyst", "analyst"),
+               **self._secret_env("analyst", ("badge_pepper", "console_password_hash")),
                "PULLPRINT_ANALYST_DB_URL": f"sqlite:///{self.state_dir / 'analyst.db'}"}
         self.daemons["analyst"] = daemons.start(
             "analyst", [sys.executable, "-m", "pullprint.cli", "analyst", "--bind", f"127.0.0.1:{port}"],
             env=env, log_path=self.state_dir / "analyst.log",
-            ready=lambda: _http_ok(f"{self.analyst_url}/readyz"), timeout=60)
+            ready=lambda: _http_ok(f"{self.analyst_url}/readyz", self.client_context()), timeout=60)
 
     def stop_analyst(self, kill: bool = False) -> None:
         daemon = self.daemons["analyst"]
@@ -203,7 +277,7 @@ class LocalCluster:
         self.printers = [dict(p) for p in self.sim.printers]
 
     def _seed(self) -> None:
-        token = self.secret("cluster_token")
+        context = self.client_context()
         for index, printer in enumerate(self.printers):
             host, _, port = printer["snmp"].rpartition(":")
             record = {"id": printer["id"], "uri": printer["uri"], "snmp_host": host, "snmp_port": int(port),
@@ -212,16 +286,18 @@ class LocalCluster:
                       "location": f"Building A, floor {index + 1}", "tags": ["mono", "a4"], "in_service": True,
                       "unreachable_policy": "refuse",
                       **{k: v for k, v in printer.items() if k.startswith("snmp_v3_")}}
-            _http("POST", f"{self.analyst_url}/api/v1/printers", token, record)
+            _http("POST", f"{self.analyst_url}/api/v1/printers", context, record)
         for user in DEMO_USERS:
-            _http("POST", f"{self.analyst_url}/api/v1/users", token, user)
+            _http("POST", f"{self.analyst_url}/api/v1/users", context, user)
 
     def start_collector(self, collector_id: str, release_mode: str | None = None) -> CollectorProcess:
         existing = self.collectors.get(collector_id)
         port = existing.port if existing else daemons.free_port()
-        process = existing or CollectorProcess(collector_id, port, self.state_dir / collector_id / "spool")
+        process = existing or CollectorProcess(collector_id, port, self.state_dir / collector_id / "spool",
+                                               scheme=self.scheme)
         process.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         env = {**os.environ, **self.extra_env,
+               **self._tls_env("collector", "collector", collector_id, self.state_dir / collector_id / "tls"),
                **self._collector_secret_env(collector_id),
                "PULLPRINT_COLLECTOR_REPLICAS": str(self.replicas)}
         argv = [sys.executable, "-m", "pullprint.cli", "collector", "--id", collector_id,
@@ -233,14 +309,15 @@ class LocalCluster:
             env["HOME"] = str(self.state_dir / collector_id)
         process.daemon = daemons.start(f"collector {collector_id}", argv, env=env,
                                        log_path=self.state_dir / collector_id / "collector.log",
-                                       ready=lambda: _http_ok(f"{process.url}/readyz"), timeout=60,
+                                       ready=lambda: _http_ok(f"{process.url}/readyz", self.client_context()),
+                                       timeout=60,
                                        user=self.collector_user)
         self.collectors[collector_id] = process
         return process
 
     def _collector_secret_env(self, collector_id: str) -> dict[str, str]:
         """The collector's secret files; under `collector_user`, its own copies that only it can read."""
-        names = ("installation_key", "cluster_token", "submit_token", "badge_pepper")
+        names = ("installation_key", "session_key", "submit_token", "badge_pepper")
         if not self.collector_user:
             return self._secret_env("collector", names)
         account = pwd.getpwnam(self.collector_user)
@@ -269,16 +346,19 @@ class LocalCluster:
 
     def _start_lb(self) -> None:
         port = daemons.free_port()
-        self.lb_url = f"http://127.0.0.1:{port}"
+        self.lb_url = f"{self.scheme}://127.0.0.1:{port}"
         self.lb_socket = str(self.state_dir / "lb" / "admin.sock")
         (self.state_dir / "lb").mkdir(exist_ok=True)
-        settings = haproxy.LbSettings(bind=f"127.0.0.1:{port}", socket_path=self.lb_socket)
+        bundle = str(self.state_dir / "lb" / "lb-bundle.pem") if self.tls else None
+        settings = haproxy.LbSettings(bind=f"127.0.0.1:{port}", socket_path=self.lb_socket, tls_cert=bundle,
+                                      backend_ca_file=self.ca_file or None, backend_client_cert=bundle)
         cluster: dict[str, object] = {"collectors": [{"id": c.id, "url": c.url} for c in self.collectors.values()]}
         config_path = self.state_dir / "lb" / "haproxy.cfg"
         config_path.write_text(haproxy.render(cluster, settings))
         haproxy.check(config_path)
         self.daemons["haproxy"] = haproxy.start(config_path, self.state_dir / "lb" / "haproxy.log")
-        daemons.wait_until(lambda: _http_ok(f"{self.lb_url}/readyz"), 20, "HAProxy with a ready collector")
+        public = ssl.create_default_context(cafile=self.ca_file) if self.tls else None
+        daemons.wait_until(lambda: _http_ok(f"{self.lb_url}/readyz", public), 20, "HAProxy with a ready collector")
 
     def _start_cupsd(self) -> None:
         self.cupsd = PrivateCupsd.start(self.state_dir / "cupsd")
@@ -288,7 +368,10 @@ class LocalCluster:
         """The SecurePrint class on the demo's cupsd; run again after a restart (idempotent), as a
         cupsd that crashed within ~30 s of a change never saved it."""
         assert self.cupsd is not None
-        code = queue_cli.main(["install", "--name", "SecurePrint", "--uri", f"pullprint://{self.lb_url[7:]}/",
+        address = self.lb_url.split("://", 1)[1]
+        tls_options = ["--ca-file", self.ca_file] if self.tls else []
+        code = queue_cli.main(["install", "--name", "SecurePrint",
+                               "--uri", f"{'pullprints' if self.tls else 'pullprint'}://{address}/", *tls_options,
                                "--cups-server", self.cupsd.server, "--backend-dir", str(self.cupsd.backend_dir),
                                "--server-root", str(self.cupsd.server_root),
                                "--token-file", str(self.secrets["submit_token"]), "--parallel", "4",
@@ -299,6 +382,8 @@ class LocalCluster:
     def describe(self) -> dict[str, Any]:
         return {
             "lb_url": self.lb_url,
+            "ca_file": self.ca_file,
+            "admin_cert": dict(zip(("cert", "key"), self.admin_cert, strict=True)) if self.admin_cert else None,
             "lb_socket": self.lb_socket,
             "analyst_url": self.analyst_url,
             "collectors": [{"id": c.id, "url": c.url, "pid": c.daemon.pid if c.daemon else 0,

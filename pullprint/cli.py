@@ -15,9 +15,11 @@ COMMANDS = {
     "printer-sim": ("printer_sim.cli:main", "run simulated printers (raw 9100 sink + SNMP agent)"),
     "queue": ("cups_backend.cli:main", "install the shared CUPS queue and the backend"),
     "doctor": ("cups_backend.doctor:main", "check cupsd for the 2.4.2-3+deb12u10 whitespace crash, clear poison jobs"),
+    "ca": ("pullprint.ca_cli:main", "the cluster CA: create it, issue and revoke node certificates"),
     "lb": ("lb.cli:main", "render, check and control the HAProxy load balancer"),
     "user": ("analyst.cli:user_main", "add, list and remove users (badge, PIN)"),
     "printer": ("analyst.cli:printer_main", "add, list and remove printers"),
+    "submitter": ("analyst.submitters.cli:main", "issue, list and revoke submitting hosts' credentials"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Badge and PIN hashing, and the cluster token check for node-to-node calls.
+"""Badge and PIN hashing, and bearer-secret checks (nodes know each other by certificate: pullprint/pki.py).
 
 Badge numbers are short and guessable, so they are stored as HMAC-SHA256 under a secret pepper
 (deterministic, so a badge can be looked up by its hash, and worthless without the pepper). PINs
@@ -60,16 +60,8 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-CLUSTER_AUTH_HEADER = "Authorization"
-
-
-def cluster_auth_header(cluster_token: str) -> dict[str, str]:
-    """The header a node sends on every node-to-node call."""
-    return {CLUSTER_AUTH_HEADER: f"Bearer {cluster_token}"}
-
-
-def check_cluster_auth(header_value: str | None, cluster_token: str) -> bool:
-    """True when an Authorization header carries the cluster token (constant-time compare)."""
-    if not header_value or not header_value.startswith("Bearer "):
+def bearer_matches(header_value: str | None, secret: str) -> bool:
+    """True when an Authorization header is ``Bearer <secret>`` (constant-time compare)."""
+    if not header_value or not header_value.startswith("Bearer ") or not secret:
         return False
-    return hmac.compare_digest(header_value[7:].encode(), cluster_token.encode())
+    return hmac.compare_digest(header_value[7:].encode(), secret.encode())

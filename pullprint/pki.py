@@ -33,6 +33,7 @@ from pullprint.errors import BadRequest
 ROLES = ("collector", "analyst", "lb", "print-server", "admin", "redis", "database")
 # Roles that answer TLS connections (the others only call).
 SERVER_ROLES = ("collector", "analyst", "lb", "redis", "database")
+POOLED_ROLES = ("analyst",)  # any one of them serves: callers check the pool name
 DOMAIN = "pullprint"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 CRL_DAYS = 7          # a CRL is good for a week; `ca crl` (or any revocation) re-issues it
@@ -57,6 +58,12 @@ class Identity:
 def identity_dns(role: str, name: str) -> str:
     """The DNS name in a node's certificate that says what it is, e.g. ``c2.collector.pullprint``."""
     return f"{name}.{role}.{DOMAIN}"
+
+
+def pool_dns(role: str) -> str:
+    """The DNS name every certificate of a pooled role carries (``analyst.pullprint``): callers that
+    may reach any analyst of the pool expect this one."""
+    return f"{role}.{DOMAIN}"
 
 
 def identity_of(certificate: bytes | x509.Certificate) -> Identity | None:
@@ -175,6 +182,8 @@ class Authority:
         ca_cert, ca_key = self._load()
         key = ec.generate_private_key(ec.SECP256R1())
         alt: list[x509.GeneralName] = [x509.DNSName(identity_dns(role, name))]
+        if role in POOLED_ROLES:
+            alt.append(x509.DNSName(pool_dns(role)))
         for host in hosts:
             try:
                 alt.append(x509.IPAddress(ipaddress.ip_address(host)))
