@@ -52,9 +52,9 @@ def create_app(config: AnalystConfig | None = None) -> Flask:
     from analyst.events.views import bp as events_bp
     from analyst.jobs.views import bp as jobs_bp
     from analyst.printers.views import bp as printers_bp
+    from analyst.submitters.views import bp as submitters_bp  # issue 9: each submitting host's credential
     from analyst.users.views import bp as users_bp
 
-    from analyst.submitters.views import bp as submitters_bp  # issue 9: each submitting host's credential
     for blueprint in (jobs_bp, users_bp, printers_bp, collectors_bp, events_bp, accounting_bp, console_bp,
                       submitters_bp):
         app.register_blueprint(blueprint)

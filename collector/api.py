@@ -12,7 +12,6 @@ from collector.release import release_jobs
 from collector.sessions import LoginGuard, SessionStore
 from collector.spool import TruncatedUpload
 from collector.web import json_body, node
-from pullprint.credentials import check_cluster_auth
 from pullprint.errors import Unauthorized
 from pullprint.states import JobState
 
@@ -22,7 +21,7 @@ READ_SIZE = 64 * 1024
 
 def sessions() -> SessionStore:
     cfg = node().config
-    return SessionStore(node().redis, cfg.session_idle_seconds, cfg.cluster_token)
+    return SessionStore(node().redis, cfg.session_idle_seconds, cfg.session_key)
 
 
 def _document_chunks() -> Iterator[bytes]:
@@ -45,10 +44,13 @@ def _document_chunks() -> Iterator[bytes]:
 
 @bp.post("/api/v1/jobs")
 def submit_job() -> tuple[Response, int]:
-    token = node().config.submit_token
-    if token and not check_cluster_auth(request.headers.get("Authorization"), token):
-        raise Unauthorized("unauthenticated", "job submission needs the cluster's submit token")
-    job, created = intake.submit(node(), request.headers, _document_chunks())
+    # Each submitting host has its own credential (analyst: POST /api/v1/submitters); the host it
+    # names is the job's originating host, whatever the headers claim.
+    host = node().directory.submitter(request.headers.get("Authorization"))
+    if host is None:
+        raise Unauthorized("unknown-submitter", "this host's submit credential is not valid (unknown or "
+                           "revoked); issue one with `pullprint submitter add HOST`")
+    job, created = intake.submit(node(), request.headers, _document_chunks(), submitter=host)
     metrics.count(node().redis, node().id, "jobs_received" if created else "jobs_repeated")
     return jsonify({"id": job["id"], "state": job.get("state", JobState.HELD),
                     "locations": job.get("locations", [])}), 201 if created else 200

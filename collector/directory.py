@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import threading
@@ -10,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from collector.analyst_client import AnalystClient, AnalystUnavailable
-from pullprint.credentials import badge_hash, verify_pin
-from pullprint.errors import NotFound, Unauthorized
+from pullprint.credentials import badge_hash, token_digest, verify_pin
+from pullprint.errors import NotFound, Unauthorized, Unavailable
 
 BAD_CREDENTIALS = ("bad-credentials", "badge or PIN not recognised")
 MASKED = "***"  # how the analyst's printer answers (all but the sync) show an SNMPv3 key that is set
 SNMP_SECRETS = ("snmp_v3_auth_key", "snmp_v3_priv_key")
+SUBMITTER_RESYNC_SECONDS = 10.0  # an unknown submit token makes an early sync at most this often
 
 
 class DirectoryCache:
@@ -28,6 +30,7 @@ class DirectoryCache:
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
         self._loaded_at = 0.0
+        self._submitters_resynced_at = 0.0
 
     # -- the offline cache -------------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -80,6 +83,35 @@ class DirectoryCache:
         if verify_pin(credentials.get("pin", ""), stored):
             return credentials["user"]
         raise Unauthorized(*BAD_CREDENTIALS)
+
+    def submitter(self, authorization: str | None) -> str | None:
+        """The host whose credential the ``Authorization: Bearer`` header carries, or None (unknown, revoked).
+
+        Checked against the synced digests (the persisted cache while the analyst is away), every one
+        compared in constant time. An unknown token makes one early sync (at most every
+        `SUBMITTER_RESYNC_SECONDS`), so a host issued a credential a moment ago is not refused for a
+        whole sync period. Raises Unavailable when no directory was ever synced (the backend retries).
+        """
+        if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 512:
+            return None
+        digest = token_digest(authorization[7:].strip())
+        synced, host = self._submitter_of(digest)
+        if host is None and time.monotonic() - self._submitters_resynced_at > SUBMITTER_RESYNC_SECONDS:
+            self._submitters_resynced_at = time.monotonic()
+            if self.refresh():
+                synced, host = self._submitter_of(digest)
+        if not synced:
+            raise Unavailable("directory-not-synced", "this collector has not yet received the submitting "
+                              "hosts' credentials from the analyst; try again later")
+        return host
+
+    def _submitter_of(self, digest: str) -> tuple[bool, str | None]:
+        cached = self._cached()
+        found = None
+        for entry in cached.get("submitters", ()):
+            if hmac.compare_digest(str(entry.get("token_hash", "")), digest) and found is None:
+                found = str(entry["host"])
+        return "submitters" in cached, found
 
     def printer(self, printer_id: str) -> dict[str, Any]:
         try:

@@ -15,7 +15,7 @@ from collector.node import Node
 from collector.pages import PageCounter
 from collector.spool import new_job_id
 from pullprint import keys
-from pullprint.errors import Unavailable
+from pullprint.errors import BadRequest, Conflict, Unavailable
 from pullprint.states import JobState
 from pullprint.wire import HeaderSource, JobSubmission
 
@@ -26,14 +26,49 @@ def _known_submission(node: Node, seen_key: str | None) -> str | None:
     if not seen_key:
         return None
     try:
-        return node.redis.get(seen_key)
+        # Sealed by the collector that took the job: a planted id must not swallow a new submission.
+        return node.seals.open(seen_key, node.redis.get(seen_key))
     except Exception:  # noqa: BLE001 - without Redis the analyst still catches the repeat
         return None
 
 
-def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable[bytes]) -> tuple[dict[str, Any], bool]:
-    """Take a submitted document; returns (job, created). Raises PullprintError for bad input."""
-    submission = JobSubmission.from_headers(headers)
+def _check_copies(node: Node, submission: JobSubmission) -> None:
+    limit = node.config.max_copies
+    if submission.copies > limit:
+        raise BadRequest("too-many-copies", f"{submission.copies} copies asked; at most {limit} copies "
+                         f"of one job may be printed here", copies=submission.copies, max_copies=limit)
+
+
+def _check_offline_quota(node: Node, job: JobSubmission) -> None:
+    """With the analyst away, the user's quota as far as this node knows it: the jobs in its own spool.
+
+    Approximate by design (docs/cups.md): jobs held only on other collectors are not counted, and a
+    job counted here may have been released meanwhile. The analyst's count at registration is the truth.
+    """
+    cfg = node.config
+    if not cfg.max_held_jobs_per_user and not cfg.max_held_bytes_per_user:
+        return
+    mine = [meta for meta in node.spool.jobs_of(job.owner) if meta.get("id") != job.id]
+    held_bytes = sum(int(meta.get("size") or 0) for meta in mine)
+    if cfg.max_held_jobs_per_user and len(mine) + 1 > cfg.max_held_jobs_per_user:
+        raise Conflict("quota-exceeded", f"{job.owner} already has {len(mine)} held jobs and may hold at most "
+                       f"{cfg.max_held_jobs_per_user}; print or delete some at a printer, then print this again",
+                       limit="max_held_jobs_per_user")
+    if cfg.max_held_bytes_per_user and held_bytes + job.size > cfg.max_held_bytes_per_user:
+        raise Conflict("quota-exceeded", f"{job.owner}'s held jobs take {held_bytes} bytes; with this one "
+                       f"({job.size} bytes) they would pass the {cfg.max_held_bytes_per_user} bytes one user may "
+                       f"hold; print or delete some at a printer, then print this again",
+                       limit="max_held_bytes_per_user")
+
+
+def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable[bytes], *,
+           submitter: str) -> tuple[dict[str, Any], bool]:
+    """Take a document `submitter` (the host its credential names) sent; returns (job, created).
+
+    Raises PullprintError for bad input: a malformed header, too many copies, a full quota.
+    """
+    submission = replace(JobSubmission.from_headers(headers), origin_host=submitter)
+    _check_copies(node, submission)
     seen_key = keys.submitted(submission.owner, submission.idempotency_key) if submission.idempotency_key else None
     known = _known_submission(node, seen_key)
     if known:
@@ -64,6 +99,7 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
             try:
                 answer, created = node.analyst.register_job(job)
             except AnalystUnavailable:
+                _check_offline_quota(node, job)
                 # Degraded mode: the job is durable here and on a peer; the analyst hears of it on replay.
                 node.journal.append(journal.REGISTER, {**job.to_json(), "offline": True, "at": job.submitted_at})
                 answer, created = {**job.to_json(), "state": JobState.HELD, "journalled": True}, True
@@ -77,7 +113,8 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
         copies.commit_replicas(node, job_id, locations)
     if seen_key:
         with contextlib.suppress(Exception):
-            node.redis.set(seen_key, answer["id"], ex=int(node.config.job_lifetime_hours * 3600), nx=True)
+            ttl = int(node.config.job_lifetime_hours * 3600)
+            node.redis.set(seen_key, node.seals.seal(seen_key, answer["id"], ttl_seconds=ttl), ex=ttl, nx=True)
     log.info("job %s from %s: %d bytes, %s pages, copies on %s", answer["id"], submission.owner, stored.size,
              stored.pages, ",".join(locations))
     return answer, created

@@ -15,8 +15,10 @@ Exit codes, and why:
 - 201/200 from the collector → OK: the job is durable in the cluster.
 - other 4xx (bad input, too large) → CANCEL: the same bytes will be refused again; retrying would
   loop forever, so the job is canceled and the ERROR line says why.
-- 401/403/404/405, no credentials, bad URI → HOLD: the queue is misconfigured; the job waits
-  (held, not lost) until an operator fixes it and releases the job.
+- 401 (this host's credential is wrong or revoked), 403/404/405, no credentials, bad URI → HOLD:
+  the queue is misconfigured; the job waits (held, not lost) until an operator fixes it and releases
+  the job. (Not AUTH_REQUIRED: that asks the *user* for a password, which would not help.)
+- 400 too-many-copies, 409 quota-exceeded → CANCEL, with the collector's sentence as the ERROR line.
 - connection refused/reset/timeout, 408/429/5xx → retried here a few times with backoff within a
   bounded budget (each try is a fresh connection through the load balancer, which picks a live
   collector), then RETRY: cupsd holds the job and runs it again after JobRetryInterval.
@@ -213,6 +215,12 @@ def _error_message(body: bytes, code: int, reason: str) -> str:
     return f"{code} {reason}"
 
 
+def _error_code(body: bytes) -> str:
+    with contextlib.suppress(ValueError, AttributeError):
+        return str(json.loads(body).get("error", ""))
+    return ""
+
+
 def _connection(target: Target, cfg: config.BackendConfig) -> http.client.HTTPConnection:
     if target.scheme == "https":
         context = ssl.create_default_context(cafile=cfg.ca_file) if cfg.ca_file \
@@ -292,12 +300,24 @@ def submit(target: Target, cfg: config.BackendConfig, submission: JobSubmission,
                 status.info(f"Job held for release as {job or 'unknown id'}{repeated}")
                 return BackendExit.OK
             message = _error_message(body, code, reason)
+            if code == 401:
+                # This host's credential (backend.conf) is wrong or revoked: every job would be refused
+                # alike, so hold this one (nothing lost) until an operator installs a valid one.
+                status.debug(f"collector answered 401 {_error_code(body)}")
+                status.error(f"This print server's pullprint credential was refused ({message}). Ask the "
+                             f"pullprint administrator for one (pullprint submitter add HOST), install it with "
+                             f"pullprint queue install --token-file, then release the job.")
+                return BackendExit.HOLD
             if code in _HOLD_STATUSES:
                 status.error(f"The pullprint collector refused this queue ({code}): {message}. "
                              f"Check the URI and backend.conf, then release the job.")
                 return BackendExit.HOLD
             if 400 <= code < 500 and code not in _RETRY_STATUSES:
-                status.error(f"The pullprint collector refused the job ({code}): {message}")
+                # The job itself is refused (too many copies, the owner's quota full, bad input):
+                # sending it again would be refused again. The ERROR line is what the user reads
+                # (lpstat -l, the job's printer-state-message), so it is the collector's sentence alone.
+                status.debug(f"collector answered {code} {_error_code(body)}")
+                status.error(f"The pullprint cluster refused this job: {message}")
                 return BackendExit.CANCEL
             if code < 400 and code not in (200, 201):
                 status.error(f"Unexpected answer from the pullprint collector ({code} {reason}); "

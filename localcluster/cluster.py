@@ -39,6 +39,7 @@ DEMO_USERS = [
     {"name": "bob", "badge": "0451234568", "pin": "2580"},
     {"name": "carol", "badge": "0451234569", "pin": "1357"},
 ]
+SUBMIT_HOST = "demo-cupsd"  # the submitting host the demo's cupsd is (its jobs' origin_host)
 PROGRAMS = ("redis-server", "haproxy", "cupsd", "lp", "lpadmin")
 
 
@@ -113,7 +114,6 @@ class LocalCluster:
         values = {
             "installation_key": secrets.token_bytes(32).hex(),
             "session_key": secrets.token_urlsafe(32),
-            "submit_token": secrets.token_urlsafe(32),
             "badge_pepper": secrets.token_urlsafe(32),
             "console_password": secrets.token_urlsafe(12),
         }
@@ -289,6 +289,15 @@ class LocalCluster:
             _http("POST", f"{self.analyst_url}/api/v1/printers", context, record)
         for user in DEMO_USERS:
             _http("POST", f"{self.analyst_url}/api/v1/users", context, user)
+        # Issue 9: the demo's cupsd is a submitting host with its own credential, issued by the analyst
+        # (shown once); secrets/submit_token keeps it for the queue, the tests and the load tests.
+        issued = _http("POST", f"{self.analyst_url}/api/v1/submitters", context,
+                       {"host": SUBMIT_HOST, "description": "the demo's cupsd"})
+        path = self.state_dir / "secrets" / "submit_token"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(issued["token"])
+        self.secrets["submit_token"] = path
 
     def start_collector(self, collector_id: str, release_mode: str | None = None) -> CollectorProcess:
         existing = self.collectors.get(collector_id)
@@ -317,7 +326,7 @@ class LocalCluster:
 
     def _collector_secret_env(self, collector_id: str) -> dict[str, str]:
         """The collector's secret files; under `collector_user`, its own copies that only it can read."""
-        names = ("installation_key", "session_key", "submit_token", "badge_pepper")
+        names = ("installation_key", "session_key", "badge_pepper")
         if not self.collector_user:
             return self._secret_env("collector", names)
         account = pwd.getpwnam(self.collector_user)

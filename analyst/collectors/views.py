@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from analyst import validate as v
 from analyst.collectors import service
 from analyst.printers.service import list_printers, printer_to_dict
+from analyst.submitters.service import sync_submitters
 from analyst.users.service import sync_users
 from analyst.web import analyst, json_body, now, transaction
 
@@ -43,5 +44,7 @@ def list_collectors() -> ResponseReturnValue:
 def sync() -> ResponseReturnValue:
     with transaction() as session:
         return {"users": sync_users(session),
+                # Submitting hosts' token digests: collectors check POST /api/v1/jobs against them.
+                "submitters": sync_submitters(session),
                 # Collectors poll the printers over SNMPv3, so they (and only they) get the keys in clear.
                 "printers": [printer_to_dict(p, secrets=True) for p in list_printers(session)]}

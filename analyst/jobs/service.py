@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -108,17 +109,56 @@ def _merge_locations(job: Job, collectors: Sequence[str], now: datetime) -> None
             job.locations.append(JobLocation(collector_id=collector, added_at=now))
 
 
+@dataclass(frozen=True)
+class Quota:
+    """What one user may hold at once (analyst.max_held_*_per_user); 0 means no limit."""
+
+    max_jobs: int = 0
+    max_bytes: int = 0
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def check_quota(session: Session, owner: str, size: int, quota: Quota) -> None:
+    """Refuse (409 quota-exceeded, a message naming the limit) a new job that takes `owner` past `quota`.
+
+    Open jobs count (held, releasing, failed): their copies are what fills the spools.
+    """
+    if not quota.max_jobs and not quota.max_bytes:
+        return
+    count, held_bytes = session.execute(
+        select(func.count(), func.coalesce(func.sum(Job.size), 0)).where(Job.owner == owner,
+                                                                           Job.state.in_(OPEN_STATES))).one()
+    if quota.max_jobs and count + 1 > quota.max_jobs:
+        raise Conflict("quota-exceeded", f"{owner} already has {count} held jobs and may hold at most "
+                       f"{quota.max_jobs}; print or delete some at a printer, then print this again",
+                       limit="max_held_jobs_per_user", held_jobs=count, max_jobs=quota.max_jobs)
+    if quota.max_bytes and held_bytes + size > quota.max_bytes:
+        raise Conflict("quota-exceeded", f"{owner}'s held jobs take {_size(held_bytes)}; with this one "
+                       f"({_size(size)}) they would pass the {_size(quota.max_bytes)} one user may hold; "
+                       f"print or delete some at a printer, then print this again",
+                       limit="max_held_bytes_per_user", held_bytes=held_bytes, max_bytes=quota.max_bytes)
+
+
 def register_job(session: Session, reg: JobSubmission, *, now: datetime, lifetime: timedelta,
-                 replay: Replay | None = None) -> tuple[Job, bool]:
+                 replay: Replay | None = None, quota: Quota | None = None) -> tuple[Job, bool]:
     """Create a held job, or find the one this registration repeats; returns (job, created).
 
     A `replay` (a collector's journal, sent after the analyst was away) dates the job and its event
-    when the collector took it in.
+    when the collector took it in. A new job past the owner's `quota` is refused (409), except on a
+    replay: the collector already acknowledged that one to the workstation, so it must not be lost.
     """
     existing = _find_existing(session, reg)
     if existing is not None:
         _merge_locations(existing, reg.locations, now)
         return existing, False
+    if quota is not None and replay is None:
+        check_quota(session, reg.owner, reg.size, quota)
     submitted = _time(reg.submitted_at) or (replay.at if replay else now)
     job = Job(
         id=reg.id or uuid.uuid4().hex, owner=reg.owner, title=reg.title, size=reg.size, sha256=reg.sha256,

@@ -22,7 +22,10 @@ def register() -> ResponseReturnValue:
     reg = service.registration(body)
     replay = read_replay(body)
     with transaction() as session:
-        job, created = service.register_job(session, reg, now=now(), lifetime=analyst().lifetime, replay=replay)
+        cfg = analyst().config
+        quota = service.Quota(cfg.max_held_jobs_per_user, cfg.max_held_bytes_per_user)
+        job, created = service.register_job(session, reg, now=now(), lifetime=analyst().lifetime, replay=replay,
+                                            quota=quota)
         answer = {"job": service.job_to_dict(job), "created": created}
     return answer, 201 if created else 200
 
