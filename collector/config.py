@@ -20,7 +20,7 @@ class CollectorConfig:
     installation_key: str = ""          # 64 hex chars, the same on every collector (secret: use _FILE)
     session_key: str = ""               # signs terminal sessions; the same on a site's collectors (secret)
     badge_pepper: str = ""              # HMAC key for badge hashes, shared with the analyst (secret)
-    analyst_url: str = "http://127.0.0.1:8700"
+    analyst_url: str = "https://127.0.0.1:8700"
     redis_url: str = "redis://127.0.0.1:6379/0"
     max_job_bytes: int = 512 * 1024 * 1024
     replicas: int = 2                   # copies of each job, counting this node's own
@@ -51,8 +51,21 @@ class CollectorConfig:
     health_max_age: float = 30.0        # a cached SNMP reading older than this is refreshed at release
     health_timeout: float = 1.0
     poll_interval_seconds: float = 15.0  # SNMP fleet poll; the site's collectors share the printers
-    lockout_threshold: int = 5          # failed logins before a lockout
-    lockout_seconds: int = 300
+    # Terminals (docs/api.md): a release station is enrolled for one printer and logs users in with
+    # its own credential. Unenrolled clients (a kiosk page or app without one) may log in at all only
+    # where this is on; their "terminal" is then their address, and a login names its printer itself.
+    allow_unenrolled_terminals: bool = False
+    directory_sync_seconds: float = 30.0  # users, printers and credentials from the analyst; a revoked
+                                          # terminal is refused within this
+    # Login guessing (pullprint/throttle.py): past the free failures within the window each attempt
+    # waits twice as long as the one before (from 2 s): 429, then 423 at the lockout for a terminal
+    # or an address; a user name (PIN logins) is only ever slowed, to at most one try a minute.
+    login_failures_per_terminal: int = 10   # an enrolled terminal, or an unenrolled client's address
+    login_failures_per_address: int = 20    # a source address (several terminals may share one)
+    login_failures_per_user: int = 5
+    login_window_seconds: float = 900.0
+    login_lockout_seconds: float = 300.0
+    login_user_max_delay_seconds: float = 60.0
     cups_server: str = ""               # cupsd for ipp/ipps/lpd output (HOST:PORT or socket); empty: our own
     cups_state_dir: str = ""            # where our own cupsd lives; defaults to <spool_dir>/cupsd
     workers: int = 2

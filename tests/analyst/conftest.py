@@ -22,10 +22,9 @@ from analyst.db import upgrade
 from analyst.web import EXTENSION
 from pullprint import config as pullprint_config
 from pullprint.daemons import free_port, require
+from tests.identities import as_node
 
-TOKEN = "test-cluster-token"
 PEPPER = "test-badge-pepper"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # The PrinterDict fields added after the first version, at their defaults.
 PRINTER_ADDITIONS = {"building": "", "floor": "", "room": "", "capabilities": [], "service_reason": "",
                      "snmp_v3_user": "", "snmp_v3_auth_protocol": "", "snmp_v3_auth_key": "",
@@ -125,7 +124,7 @@ class Clock:
 
 
 def make_config(db_url: str, **overrides: Any) -> AnalystConfig:
-    settings = {"db_url": db_url, "cluster_token": TOKEN, "badge_pepper": PEPPER, **overrides}
+    settings = {"db_url": db_url, "badge_pepper": PEPPER, **overrides}
     return pullprint_config.load(AnalystConfig, "analyst", environ={}, overrides=settings)
 
 
@@ -148,15 +147,16 @@ def app(config: AnalystConfig, clock: Clock) -> Iterator[Flask]:
 
 
 class Api:
-    """The test client with the cluster token and the /api/v1 prefix filled in."""
+    """The test client calling /api/v1 as one node: the operator (admin) unless `role`/`name` say otherwise."""
 
-    def __init__(self, client: FlaskClient) -> None:
+    def __init__(self, client: FlaskClient, role: str = "admin", name: str = "operator") -> None:
         self.client = client
+        self.environ = as_node(role, name)
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         def call(path: str, **kwargs: Any) -> Any:
-            headers = {**AUTH, **kwargs.pop("headers", {})}
-            return getattr(self.client, method)(f"/api/v1{path}", headers=headers, **kwargs)
+            environ = {**self.environ, **kwargs.pop("environ_base", {})}
+            return getattr(self.client, method)(f"/api/v1{path}", environ_base=environ, **kwargs)
         return call
 
 

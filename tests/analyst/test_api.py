@@ -21,13 +21,32 @@ API_CALLS = [
 ]
 
 
-def test_every_api_call_needs_the_cluster_token(app: Flask) -> None:
+def test_every_api_call_needs_a_cluster_certificate(app: Flask) -> None:
     client = app.test_client()
     for method, path in API_CALLS:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "test-cluster-token"}):
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
             answer = getattr(client, method)(f"/api/v1{path}", json={}, headers=headers)
             assert answer.status_code == 401, (method, path, headers)
             assert answer.json["error"] == "unauthenticated"
+
+
+# What a collector's certificate may do at the analyst: its own work, never administration.
+ADMINISTRATION = [("post", "/users"), ("get", "/users"), ("delete", "/users/alice"), ("post", "/printers"),
+                  ("delete", "/printers/p1"), ("put", "/printers/p1/service"), ("get", "/events"),
+                  ("get", "/reports/pages?by=user"), ("get", "/printers")]
+
+
+def test_a_collector_certificate_cannot_administer(app: Flask) -> None:
+    collector = Api(app.test_client(), "collector", "c1")
+    for method, path in ADMINISTRATION:
+        answer = getattr(collector, method)(path, json={"name": "mallory", "badge": "1"})
+        assert answer.status_code == 403, (method, path)
+        assert answer.json["error"] == "forbidden"
+    # …and a badge set through the attempt above did not land.
+    assert "mallory" not in [u["name"] for u in Api(app.test_client()).get("/users").json["users"]]
+    for role in ("print-server", "lb"):
+        assert Api(app.test_client(), role, "x").get("/sync").status_code == 403
+    assert collector.get("/sync").status_code == 200
 
 
 @pytest.mark.parametrize("path", ["/jobs", "/jobs/j1/claim", "/jobs/j1/finish", "/jobs/j1/renew", "/auth", "/users",
@@ -115,20 +134,18 @@ def test_not_ready_before_migrations(tmp_path: Path) -> None:
 def test_app_refuses_to_start_without_secrets(tmp_path: Path) -> None:
     from pullprint.errors import PullprintError
 
-    with pytest.raises(PullprintError, match="cluster_token"):
-        create_app(make_config(f"sqlite:///{tmp_path}/a.db", cluster_token=""))
     with pytest.raises(PullprintError, match="badge_pepper"):
         create_app(make_config(f"sqlite:///{tmp_path}/a.db", badge_pepper=""))
 
 
-def test_cluster_token_from_a_file(tmp_path: Path) -> None:
+def test_a_secret_from_a_file(tmp_path: Path) -> None:
     from analyst.config import AnalystConfig
     from pullprint.config import load
 
-    (tmp_path / "token").write_text("from-file\n")
-    config = load(AnalystConfig, "analyst", environ={"PULLPRINT_ANALYST_CLUSTER_TOKEN_FILE": str(tmp_path / "token"),
+    (tmp_path / "pepper").write_text("from-file\n")
+    config = load(AnalystConfig, "analyst", environ={"PULLPRINT_ANALYST_BADGE_PEPPER_FILE": str(tmp_path / "pepper"),
                                                      "PULLPRINT_ANALYST_WORKERS": "3"})
-    assert (config.cluster_token, config.workers, config.bind) == ("from-file", 3, "127.0.0.1:8700")
+    assert (config.badge_pepper, config.workers, config.bind) == ("from-file", 3, "127.0.0.1:8700")
     assert (config.job_lifetime_hours, config.collector_dead_after, config.default_lease_seconds) == (8, 5.0, 120)
 
 
@@ -136,7 +153,7 @@ def test_metrics(app: Flask, api: Api) -> None:
     api.post("/jobs", json=job_body("a"))
     api.post("/jobs", json=job_body("b"))
     api.post("/jobs/b/claim", json={"user": "alice", "collector": "c1", "printer": "p1"})
-    api.get("/jobs", headers={"Authorization": "Bearer nope"})
+    app.test_client().get("/api/v1/jobs")  # no certificate
     text = app.test_client().get("/metrics").get_data(as_text=True)
     assert 'pullprint_analyst_jobs{state="held"} 1' in text
     assert 'pullprint_analyst_jobs{state="releasing"} 1' in text

@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import ssl
 import sys
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -15,7 +18,8 @@ from analyst.app import create_app
 from analyst.cli import gunicorn_argv, gunicorn_env, printer_main, user_main
 from pullprint import cli as pullprint_cli
 from pullprint.daemons import free_port, start
-from tests.analyst.conftest import PEPPER, PRINTER_ADDITIONS, TOKEN, Api, make_config
+from pullprint.pki import Authority
+from tests.analyst.conftest import PEPPER, PRINTER_ADDITIONS, Api, make_config
 
 
 @pytest.fixture
@@ -105,33 +109,61 @@ def test_config_file_is_read(cli_env: None, tmp_path: Path) -> None:
 
 
 def test_gunicorn_command_and_environment() -> None:
-    config = make_config("sqlite:////var/lib/pullprint/analyst.db", bind="0.0.0.0:8700", workers=4)
+    config = make_config("sqlite:////var/lib/pullprint/analyst.db", bind="0.0.0.0:8700", workers=4,
+                         ca_file="/etc/pullprint/ca.pem", cert_file="/etc/pullprint/analyst.pem",
+                         key_file="/etc/pullprint/analyst.key", crl_file="/etc/pullprint/crl.pem")
     argv = gunicorn_argv(config)
     assert argv[:3] == [sys.executable, "-m", "gunicorn"]
-    assert argv[argv.index("--worker-class") + 1] == "gthread"
+    assert argv[argv.index("--config") + 1] == "python:nodeserver.gunicorn_conf"  # gthread worker, mTLS
     assert argv[argv.index("--bind") + 1] == "0.0.0.0:8700"
+    assert argv[argv.index("--cert-reqs") + 1] == "2"  # a client certificate is required
+    assert argv[argv.index("--ca-certs") + 1] == "/etc/pullprint/ca.pem"
+    plain = gunicorn_argv(make_config("sqlite://", insecure_plain_http=True))
+    assert "--certfile" not in plain
     assert argv[-1] == "analyst.app:create_app()"
     env = gunicorn_env(config, "conf.json", environ={"PATH": "/usr/bin"})
     assert env["PULLPRINT_ANALYST_DB_URL"] == "sqlite:////var/lib/pullprint/analyst.db"
     assert env["PULLPRINT_ANALYST_WORKERS"] == "4"
     assert env["PULLPRINT_ANALYST_AUTO_MIGRATE"] == "0"
     assert env["PULLPRINT_CONFIG"] == os.path.abspath("conf.json")
-    assert TOKEN not in json.dumps(env)  # secrets are never copied into the environment
+    assert env["PULLPRINT_TLS_CRL_FILE"] == "/etc/pullprint/crl.pem"
+    assert PEPPER not in json.dumps(env)  # secrets are never copied into the environment
 
 
-def test_pullprint_analyst_serves_under_gunicorn(tmp_path: Path) -> None:
-    (tmp_path / "token").write_text(TOKEN)
+def test_pullprint_analyst_serves_mutual_tls_under_gunicorn_and_honours_a_revocation(tmp_path: Path) -> None:
+    ca = Authority(tmp_path / "ca")
+    ca.init()
+    analyst_cert, analyst_key = ca.issue("analyst", "a1", ["127.0.0.1"])
+    c1 = ca.issue("collector", "c1")
+    c2 = ca.issue("collector", "c2")
+    printer_host = ca.issue("print-server", "ps1")
     (tmp_path / "pepper").write_text(PEPPER)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULLPRINT_")}
-    env.update({"PULLPRINT_ANALYST_CLUSTER_TOKEN_FILE": str(tmp_path / "token"),
-                "PULLPRINT_ANALYST_BADGE_PEPPER_FILE": str(tmp_path / "pepper")})
-    base = f"http://127.0.0.1:{port}"
+    env.update({"PULLPRINT_ANALYST_BADGE_PEPPER_FILE": str(tmp_path / "pepper"),
+                "PULLPRINT_ANALYST_CA_FILE": str(ca.cert_file), "PULLPRINT_ANALYST_CERT_FILE": str(analyst_cert),
+                "PULLPRINT_ANALYST_KEY_FILE": str(analyst_key), "PULLPRINT_ANALYST_CRL_FILE": str(ca.crl_file)})
+    base = f"https://127.0.0.1:{port}"
+
+    def context(cert: tuple[Path, Path] | None) -> ssl.SSLContext:
+        made = ssl.create_default_context(cafile=str(ca.cert_file))
+        if cert:
+            made.load_cert_chain(*cert)
+        return made
+
+    def call(method: str, path: str, cert: tuple[Path, Path] | None, body: object = None) -> int:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{base}{path}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5, context=context(cert)) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
 
     def healthy() -> bool:
         try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as answer:
-                return answer.status == 200
+            return call("GET", "/healthz", c1) == 200
         except OSError:
             return False
 
@@ -139,17 +171,25 @@ def test_pullprint_analyst_serves_under_gunicorn(tmp_path: Path) -> None:
                                "--workers", "2", "--db-url", f"sqlite:///{tmp_path}/analyst.db"],
                    log_path=tmp_path / "analyst.log", env=env, cwd=tmp_path, ready=healthy, timeout=30)
     try:
-        with urllib.request.urlopen(f"{base}/readyz", timeout=5) as answer:
-            assert json.load(answer) == {"status": "ready"}
-        request = urllib.request.Request(
-            f"{base}/api/v1/jobs", data=json.dumps({"id": "j1", "owner": "alice"}).encode(), method="POST",
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            assert answer.status == 201
+        assert call("POST", "/api/v1/jobs", c1, {"id": "j1", "owner": "alice"}) == 201
         for _ in range(4):  # whichever worker answers sees the same database
-            get = urllib.request.Request(f"{base}/api/v1/jobs/j1", headers={"Authorization": f"Bearer {TOKEN}"})
-            with urllib.request.urlopen(get, timeout=5) as answer:
-                assert json.load(answer)["job"]["state"] == "held"
+            assert call("GET", "/api/v1/jobs/j1", c1) == 200
+        with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+            call("GET", "/api/v1/jobs/j1", None)  # no certificate: no TLS session at all
+        assert call("GET", "/api/v1/jobs/j1", printer_host) == 403  # a certificate, but not a collector's
+        assert call("POST", "/api/v1/users", c1, {"name": "mallory", "badge": "123"}) == 403  # not an admin
+        # Revoked: refused within a second or two (the workers re-read the CRL when it changes).
+        ca.revoke(role="collector", name="c2")
+        assert call("GET", "/api/v1/jobs/j1", c1) == 200
+        deadline = time.monotonic() + 5
+        refused = False
+        while time.monotonic() < deadline and not refused:
+            try:
+                call("GET", "/api/v1/jobs/j1", c2)
+                time.sleep(0.2)
+            except (ssl.SSLError, urllib.error.URLError, ConnectionError):
+                refused = True
+        assert refused, "a revoked collector certificate was still accepted 5 s after the revocation"
     finally:
         daemon.stop()
     log = (tmp_path / "analyst.log").read_text()

@@ -36,25 +36,31 @@ def cluster():
     shutil.rmtree(state, ignore_errors=True)
 
 
+def tls(cluster: LocalCluster) -> dict:
+    """requests' TLS arguments for calling any part of `cluster`: its CA, and the operator's certificate
+    (collectors and the analyst want one; the load balancer's public front end does not ask)."""
+    return {"verify": cluster.ca_file, "cert": cluster.admin_cert} if cluster.tls else {}
+
+
 def submit(cluster: LocalCluster, owner: str, data: bytes, *, url: str | None = None, title: str = "doc",
            headers: dict[str, str] | None = None) -> requests.Response:
     """POST a document the way the CUPS backend does (to the LB unless a collector URL is given)."""
     base = url or cluster.lb_url
     all_headers = {"Authorization": f"Bearer {cluster.secret('submit_token')}", "X-Pullprint-Owner": owner,
                    "X-Pullprint-Title": title, "Content-Type": "application/octet-stream", **(headers or {})}
-    return requests.post(f"{base}/api/v1/jobs", data=data, headers=all_headers, timeout=30)
+    return requests.post(f"{base}/api/v1/jobs", data=data, headers=all_headers, timeout=30, **tls(cluster))
 
 
 def login(cluster: LocalCluster, printer: str, *, url: str | None = None, **credentials: str) -> requests.Response:
     return requests.post(f"{url or cluster.lb_url}/api/v1/sessions", json={"printer": printer, **credentials},
-                         timeout=10)
+                         timeout=10, **tls(cluster))
 
 
 def release(cluster: LocalCluster, token: str, body: dict, *, url: str | None = None,
             key: str | None = None) -> requests.Response:
     headers = {"Idempotency-Key": key} if key else {}
     return requests.post(f"{url or cluster.lb_url}/api/v1/sessions/{token}/release", json=body, headers=headers,
-                         timeout=120)
+                         timeout=120, **tls(cluster))
 
 
 def received(printer: dict) -> list[dict]:
@@ -89,8 +95,7 @@ def user(cluster: LocalCluster, name: str) -> dict:
 
 
 def analyst_call(cluster: LocalCluster, method: str, path: str, **kwargs) -> requests.Response:
-    return requests.request(method, f"{cluster.analyst_url}/api/v1{path}", timeout=5,
-                            headers={"Authorization": f"Bearer {cluster.secret('cluster_token')}"}, **kwargs)
+    return requests.request(method, f"{cluster.analyst_url}/api/v1{path}", timeout=5, **tls(cluster), **kwargs)
 
 
 def analyst_get(cluster: LocalCluster, path: str) -> dict:

@@ -10,12 +10,11 @@ import time
 import requests
 
 from pullprint import keys
-from tests.e2e.conftest import analyst_call, login, received_hashes, release, sha, submit, user, wait_for
+from tests.e2e.conftest import analyst_call, login, received_hashes, release, sha, submit, tls, user, wait_for
 
 
 def _analyst(cluster, path: str) -> dict:
-    return requests.get(f"{cluster.analyst_url}/api/v1{path}", timeout=5,
-                        headers={"Authorization": f"Bearer {cluster.secret('cluster_token')}"}).json()
+    return requests.get(f"{cluster.analyst_url}/api/v1{path}", timeout=5, **tls(cluster)).json()
 
 
 def test_site_keeps_working_without_the_analyst_and_replays_everything(cluster):

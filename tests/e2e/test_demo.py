@@ -86,7 +86,7 @@ class Demo:
 
     def held_titles(self) -> dict[str, str]:
         alice = self.info["users"][0]
-        answer = requests.post(f"{self.info['lb_url']}/api/v1/sessions", timeout=10,
+        answer = requests.post(f"{self.info['lb_url']}/api/v1/sessions", timeout=10, verify=self.info["ca_file"],
                                json={"printer": self.info["printers"][0]["id"], "badge": alice["badge"]})
         assert answer.status_code == 201, answer.text
         return {job["title"]: job["id"] for job in answer.json()["jobs"]}
@@ -97,6 +97,11 @@ class Demo:
         code = self.process.wait(90)
         self.log.close()
         return code
+
+
+def _tls(demo: Demo) -> dict:
+    """What a client of the demo's analyst needs, from cluster.json: the CA and the operator's certificate."""
+    return {"verify": demo.info["ca_file"], "cert": (demo.info["admin_cert"]["cert"], demo.info["admin_cert"]["key"])}
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +119,10 @@ def demo():
 @pytest.mark.e2e
 def test_the_demo_opens_its_console_and_an_ipp_printer(demo) -> None:
     console = demo.info["console"]
-    page = requests.get(console["url"], auth=(console["user"], console["password"]), timeout=10)
+    page = requests.get(console["url"], auth=(console["user"], console["password"]), timeout=10, **_tls(demo))
     assert page.status_code == 200 and "pullprint" in page.text.lower()
-    assert requests.get(console["url"], auth=(console["user"], "wrong"), timeout=10).status_code == 401
+    assert requests.get(console["url"], auth=(console["user"], "wrong"), timeout=10,
+                        **_tls(demo)).status_code == 401
     assert console["password"] in demo.console()  # printed with the other instructions
     assert any(p["uri"].startswith("ipp://") for p in demo.info["printers"])
 
@@ -138,10 +144,11 @@ def test_quarterly_report_is_released_to_the_ipp_printer(demo) -> None:
     job_id = wait_for(lambda: demo.held_titles().get("Quarterly report"), 30, "Quarterly report to be held")
     ipp = next(p for p in demo.info["printers"] if p["uri"].startswith("ipp://"))
     alice = demo.info["users"][0]
-    session = requests.post(f"{demo.info['lb_url']}/api/v1/sessions", timeout=10,
+    session = requests.post(f"{demo.info['lb_url']}/api/v1/sessions", timeout=10, verify=demo.info["ca_file"],
                             json={"printer": ipp["id"], "badge": alice["badge"]}).json()["session"]
     answer = requests.post(f"{demo.info['lb_url']}/api/v1/sessions/{session}/release", json={"jobs": [job_id]},
-                           headers={"Idempotency-Key": "demo-quarterly"}, timeout=60).json()
+                           headers={"Idempotency-Key": "demo-quarterly"}, timeout=60,
+                           verify=demo.info["ca_file"]).json()
     assert answer["results"][0]["status"] == "printed", answer
     sink = Path(ipp["sink_dir"])
     [prn] = [p for p in sink.glob("*.prn") if p.read_bytes() == data]

@@ -8,7 +8,18 @@ import time
 import pytest
 import requests
 
-from tests.e2e.conftest import analyst_call, analyst_get, login, received_hashes, release, sha, submit, user, wait_for
+from tests.e2e.conftest import (
+    analyst_call,
+    analyst_get,
+    login,
+    received_hashes,
+    release,
+    sha,
+    submit,
+    tls,
+    user,
+    wait_for,
+)
 
 HARD = {
     "paper-out": "printer-error:media-empty",
@@ -35,7 +46,8 @@ def test_hard_error_refuses_release_and_keeps_the_job(cluster, fault):
         assert answer["results"][0]["message"]
         # The nearest healthy printer with the same capabilities is suggested.
         assert answer["suggestion"]["id"] == other["id"]
-        listing = requests.get(f"{cluster.lb_url}/api/v1/sessions/{session['session']}", timeout=5).json()
+        listing = requests.get(f"{cluster.lb_url}/api/v1/sessions/{session['session']}", timeout=5,
+                               **tls(cluster)).json()
         assert [j["available"] for j in listing["jobs"] if j["id"] == job_id] == [True]
         assert sha(data) not in received_hashes(printer)
     finally:

@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     release,
     sha,
     submit,
+    tls,
     user,
     wait_for,
 )
@@ -45,14 +46,14 @@ def strict_cluster():
     yield from _cluster(2)
 
 
-def _under_replicated_gauge(collector) -> float | None:
-    text = requests.get(f"{collector.url}/metrics", timeout=5).text
+def _under_replicated_gauge(cluster, collector) -> float | None:
+    text = requests.get(f"{collector.url}/metrics", timeout=5, **tls(cluster)).text
     match = re.search(r'^pullprint_collector_under_replicated_jobs\{collector="[^"]+"\} (\S+)$', text, re.M)
     return float(match.group(1)) if match else None
 
 
-def _readyz(collector) -> requests.Response:
-    return requests.get(f"{collector.url}/readyz", timeout=5)
+def _readyz(cluster, collector) -> requests.Response:
+    return requests.get(f"{collector.url}/readyz", timeout=5, **tls(cluster))
 
 
 def _spooled(collector) -> list[str]:
@@ -68,8 +69,9 @@ def test_a_lone_collector_acknowledges_with_one_copy_and_reports_the_shortfall(l
     assert answer.json()["locations"] == ["c1"]
 
     # The shortfall is visible to the operator, and it is no reason to stop taking work.
-    assert wait_for(lambda: _under_replicated_gauge(c1) == 1, 15, "the under-replicated gauge to count it")
-    ready = _readyz(c1)
+    assert wait_for(lambda: _under_replicated_gauge(lenient_cluster, c1) == 1, 15,
+                    "the under-replicated gauge to count it")
+    ready = _readyz(lenient_cluster, c1)
     assert ready.status_code == 200 and ready.json()["ready"] is True
     assert ready.json()["degraded"] == []  # Redis is fine, and the worker answering knows it
     assert ready.json()["replication"]["under_replicated_jobs"] == 1
@@ -80,8 +82,8 @@ def test_a_lone_collector_acknowledges_with_one_copy_and_reports_the_shortfall(l
     wait_for(lambda: sorted(analyst_get(lenient_cluster, f"/jobs/{job_id}")["job"]["locations"]) == ["c1", "c2"],
              30, "the job to be copied to the new peer")
     assert f"{job_id}.spool" in _spooled(c2)
-    assert wait_for(lambda: _under_replicated_gauge(c1) == 0, 15, "the gauge to drop to 0")
-    assert _readyz(c1).json()["replication"]["under_replicated_jobs"] == 0
+    assert wait_for(lambda: _under_replicated_gauge(lenient_cluster, c1) == 0, 15, "the gauge to drop to 0")
+    assert _readyz(lenient_cluster, c1).json()["replication"]["under_replicated_jobs"] == 0
 
     # And it still prints, once.
     alice = user(lenient_cluster, "alice")
@@ -104,7 +106,7 @@ def test_a_lone_collector_refuses_when_two_copies_are_required_then_accepts_once
     # Nothing was kept: no copy on disk, no job at the analyst, nothing for bob to release.
     assert _spooled(c1) == []
     assert analyst_get(strict_cluster, "/jobs?owner=bob")["jobs"] == []
-    assert _readyz(c1).status_code == 200  # still ready: a peer's return is all it needs
+    assert _readyz(strict_cluster, c1).status_code == 200  # still ready: a peer's return is all it needs
 
     strict_cluster.start_collector("c2")
     # The backend's retry (same CUPS job-uuid) goes through once the peer is alive.

@@ -9,7 +9,18 @@ import time
 
 import requests
 
-from tests.e2e.conftest import MAX_JOB_BYTES, analyst_call, login, received_hashes, release, sha, submit, user, wait_for
+from tests.e2e.conftest import (
+    MAX_JOB_BYTES,
+    analyst_call,
+    login,
+    received_hashes,
+    release,
+    sha,
+    submit,
+    tls,
+    user,
+    wait_for,
+)
 
 
 def test_lp_then_badge_login_then_release_prints_identical_bytes_once(cluster, tmp_path):
@@ -44,7 +55,7 @@ def test_lp_then_badge_login_then_release_prints_identical_bytes_once(cluster, t
     time.sleep(0.5)
     assert received_hashes(printer).count(sha(data)) == 1
     # The job is gone from the listing and from every collector's spool.
-    listing = requests.get(f"{cluster.lb_url}/api/v1/sessions/{token}", timeout=5).json()["jobs"]
+    listing = requests.get(f"{cluster.lb_url}/api/v1/sessions/{token}", timeout=5, **tls(cluster)).json()["jobs"]
     assert job["id"] not in [j["id"] for j in listing]
     for collector in cluster.collectors.values():
         assert not list((collector.spool_dir / "jobs").glob(f"{job['id']}.*"))
@@ -107,7 +118,7 @@ def test_jammed_printer_refuses_with_reason_and_job_stays_releasable(cluster):
         assert answer["results"][0]["status"] == "printer-error:jammed"
         assert "jam" in answer["results"][0]["message"].lower()
         assert sha(data) not in received_hashes(printer)
-        listing = requests.get(f"{cluster.lb_url}/api/v1/sessions/{token}", timeout=5).json()["jobs"]
+        listing = requests.get(f"{cluster.lb_url}/api/v1/sessions/{token}", timeout=5, **tls(cluster)).json()["jobs"]
         assert [j for j in listing if j["id"] == job_id][0]["available"]
     finally:
         cluster.sim.control.clear(printer["id"], "jam")
@@ -136,14 +147,14 @@ def test_oversized_upload_gets_json_413_and_leaves_nothing(cluster):
 
 
 def test_missing_owner_gets_json_400(cluster):
-    answer = requests.post(f"{cluster.lb_url}/api/v1/jobs", data=b"data", timeout=10,
+    answer = requests.post(f"{cluster.lb_url}/api/v1/jobs", data=b"data", timeout=10, **tls(cluster),
                            headers={"Authorization": f"Bearer {cluster.secret('submit_token')}"})
     assert answer.status_code == 400
     assert answer.json()["error"] == "missing-owner"
 
 
 def test_submission_without_the_token_is_refused(cluster):
-    answer = requests.post(f"{cluster.lb_url}/api/v1/jobs", data=b"data", timeout=10,
+    answer = requests.post(f"{cluster.lb_url}/api/v1/jobs", data=b"data", timeout=10, **tls(cluster),
                            headers={"X-Pullprint-Owner": "alice"})
     assert answer.status_code == 401
 
@@ -160,7 +171,7 @@ def test_dropped_upload_leaves_no_job(cluster):
     time.sleep(1.0)
     assert _job_ids(cluster, carol) == before
     _assert_spools_clean(cluster)
-    assert requests.get(f"{collector.url}/readyz", timeout=5).status_code == 200
+    assert requests.get(f"{collector.url}/readyz", timeout=5, **tls(cluster)).status_code == 200
 
 
 def test_releasing_another_users_job_is_refused(cluster):
@@ -177,7 +188,7 @@ def test_releasing_another_users_job_is_refused(cluster):
 
 def test_malformed_json_gets_400_not_500(cluster):
     for body in (b"{not json", b"[1, 2]", b'"a string"', b""):
-        answer = requests.post(f"{cluster.lb_url}/api/v1/sessions", data=body, timeout=10,
+        answer = requests.post(f"{cluster.lb_url}/api/v1/sessions", data=body, timeout=10, **tls(cluster),
                                headers={"Content-Type": "application/json"})
         assert answer.status_code == 400, body
         assert "error" in answer.json()
@@ -221,6 +232,6 @@ def test_a_user_with_more_jobs_than_a_terminal_lists_logs_in_and_releases_them_a
     assert {r["status"] for r in result["results"]} <= {"printed", "queued"}
     wait_for(lambda: all(received_hashes(printer).count(sha(d)) == 1 for d in documents), 120,
              "every one of the user's jobs at the printer")
-    listing = requests.get(f"{cluster.lb_url}/api/v1/sessions/{body['session']}", timeout=5).json()
+    listing = requests.get(f"{cluster.lb_url}/api/v1/sessions/{body['session']}", timeout=5, **tls(cluster)).json()
     assert listing["jobs"] == [] and listing["jobs_total"] == 0
     assert all(received_hashes(printer).count(sha(d)) == 1 for d in documents)

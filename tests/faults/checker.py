@@ -34,9 +34,8 @@ DRAIN_ROUNDS = 60
 
 
 def _analyst(cluster: LocalCluster, method: str, path: str, timeout: float = 10.0) -> Any:
-    token = cluster.secret("cluster_token")
     answer = requests.request(method, f"{cluster.analyst_url}/api/v1{path}", timeout=timeout,
-                              headers={"Authorization": f"Bearer {token}"}, json={} if method == "POST" else None)
+                              verify=cluster.ca_file, cert=cluster.admin_cert, json={} if method == "POST" else None)
     answer.raise_for_status()
     return answer.json()
 

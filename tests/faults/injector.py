@@ -68,9 +68,8 @@ class Injector:
         self.faults.append({"kind": kind, "target": target, "t_start": started, "t_end": time.time(), **detail})
 
     def _analyst(self, path: str) -> Any:
-        token = self.cluster.secret("cluster_token")
         answer = requests.get(f"{self.cluster.analyst_url}/api/v1{path}", timeout=3,
-                              headers={"Authorization": f"Bearer {token}"})
+                              verify=self.cluster.ca_file, cert=self.cluster.admin_cert)
         answer.raise_for_status()
         return answer.json()
 

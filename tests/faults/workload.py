@@ -118,12 +118,15 @@ class Target:
     submit_token: str
     users: list[dict[str, str]]
     printers: list[str]
+    tls: dict[str, Any] = field(default_factory=dict)  # requests' verify/cert for the cluster
 
     @classmethod
     def from_cluster_json(cls, path: Path) -> Target:
         info = json.loads(path.read_text())
         token = (Path(info["secrets_dir"]) / "submit_token").read_text().strip()
-        return cls(info["lb_url"], token, info["users"], [p["id"] for p in info["printers"]])
+        tls = {"verify": info["ca_file"], "cert": (info["admin_cert"]["cert"], info["admin_cert"]["key"])} \
+            if info.get("ca_file") else {}
+        return cls(info["lb_url"], token, info["users"], [p["id"] for p in info["printers"]], tls)
 
 
 @dataclass
@@ -175,7 +178,7 @@ class Workload:
             body: Any = SlowBody(payload, slow, on_progress if attempt == 1 else None) if slow else payload
             try:
                 answer = requests.post(f"{base}/api/v1/jobs", data=body, headers=self._headers(owner, key),
-                                       timeout=SUBMIT_TIMEOUT)
+                                       timeout=SUBMIT_TIMEOUT, **self.target.tls)
                 status = answer.status_code
                 if status in (200, 201):
                     job_id = answer.json()["id"]
@@ -242,7 +245,7 @@ class Workload:
         try:
             answer = requests.post(f"{self.target.lb_url}/api/v1/sessions", json={"printer": printer,
                                                                                   "badge": user["badge"]},
-                                   timeout=LOGIN_TIMEOUT)
+                                   timeout=LOGIN_TIMEOUT, **self.target.tls)
             status = answer.status_code
             body = answer.json() if status == 201 else None
         except (requests.RequestException, ValueError):
@@ -268,7 +271,7 @@ class Workload:
                 answer = requests.post(f"{self.target.lb_url}/api/v1/sessions/{session}/release",
                                        json={"jobs": job_ids, "confirm_interrupted": confirm_interrupted},
                                        headers={"Idempotency-Key": key},
-                                       timeout=RELEASE_TIMEOUT)
+                                       timeout=RELEASE_TIMEOUT, **self.target.tls)
                 if answer.status_code == 200:
                     body = answer.json()
                     self.ledger.write({"kind": "release", "t": time.time(), "user": user["name"], "printer": printer,

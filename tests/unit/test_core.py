@@ -61,12 +61,12 @@ def test_pin_hash_verifies_and_is_salted():
     assert not credentials.verify_pin("4711", "garbage")
 
 
-def test_cluster_token_check():
-    header = credentials.cluster_auth_header("tok")["Authorization"]
-    assert credentials.check_cluster_auth(header, "tok")
-    assert not credentials.check_cluster_auth(header, "other")
-    assert not credentials.check_cluster_auth(None, "tok")
-    assert not credentials.check_cluster_auth("tok", "tok")
+def test_bearer_check():
+    assert credentials.bearer_matches("Bearer tok", "tok")
+    assert not credentials.bearer_matches("Bearer tok", "other")
+    assert not credentials.bearer_matches(None, "tok")
+    assert not credentials.bearer_matches("tok", "tok")
+    assert not credentials.bearer_matches("Bearer ", "")  # an unset secret matches nothing
 
 
 def test_secrets_are_redacted_from_log_lines():
