@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pullprint import daemons
 from pullprint.errors import PullprintError
+from pullprint.pki import identity_dns
 
 TEMPLATE_PATH = Path(__file__).with_name("haproxy.cfg.tmpl")
 BACKEND = "be_collectors"
@@ -110,7 +111,10 @@ def _server_line(collector: dict[str, object], settings: LbSettings) -> str:
         if not settings.backend_ca_file:
             raise PullprintError("bad-lb-settings", f"collector {sid} is https: set backend_ca_file so "
                                  "HAProxy can verify it")
-        line += f" ssl verify required ca-file {settings.backend_ca_file} check-ssl"
+        # verifyhost: the certificate must name this collector (c2.collector.pullprint), so a server
+        # line pointing at the wrong host, or at a host with some other cluster certificate, fails.
+        line += (f" ssl verify required ca-file {settings.backend_ca_file} verifyhost "
+                 f"{identity_dns('collector', sid)} check-ssl")
         if settings.backend_client_cert:
             line += f" crt {settings.backend_client_cert}"
     return line

@@ -131,7 +131,8 @@ def test_collectors_reached_over_tls_get_haproxys_client_certificate(tmp_path: P
     settings = haproxy.LbSettings(backend_ca_file=str(crt), backend_client_cert=str(pem),
                                   socket_path=str(tmp_path / "a.sock"))
     text = haproxy.render({"collectors": [{"id": "c1", "url": "https://127.0.0.1:8443"}]}, settings)
-    assert f"server c1 127.0.0.1:8443 check ssl verify required ca-file {crt} check-ssl crt {pem}" in text
+    assert (f"server c1 127.0.0.1:8443 check ssl verify required ca-file {crt} verifyhost c1.collector.pullprint "
+            f"check-ssl crt {pem}") in text
     config = tmp_path / "haproxy.cfg"
     config.write_text(text)
     haproxy.check(config, strict=True)
