@@ -54,15 +54,17 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _parse(lines: list[bytes]) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, entry) for each line that holds a whole entry."""
+    """(line number, entry) for each line that holds a whole entry: an object with a kind and a payload object."""
     parsed = []
     for number, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            parsed.append((number, json.loads(line)))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue  # a torn line from a crash mid-write was never acknowledged
+            entry = json.loads(line)
+        except (ValueError, RecursionError):
+            continue  # a torn line from a crash mid-write was never acknowledged (or the file is damaged)
+        if isinstance(entry, dict) and isinstance(entry.get("kind"), str) and isinstance(entry.get("payload"), dict):
+            parsed.append((number, entry))
     return parsed
 
 
