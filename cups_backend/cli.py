@@ -40,7 +40,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="make NAME a class of N queues, so N jobs stream to the cluster at once (default 1)")
     inst.add_argument("--role", choices=list(install.ROLES), default="workstation",
                       help="workstation: a private queue for this host's users (default); print-server: "
-                      "the queue is shared, so other hosts' cupsd and clients may print to it")
+                      "the queue is shared, so other hosts' cupsd and clients may print to it, and printing to "
+                      "it needs an authenticated user (see --unauthenticated)")
+    inst.add_argument("--unauthenticated", action="store_true",
+                      help="print-server only: do NOT require CUPS authentication; the job owner is then "
+                      "whatever name the client claims (anyone may print as anyone). Not for production")
     sub.add_parser("remove", parents=[common], help="delete the queue (the backend stays installed)")
     sub.add_parser("status", parents=[common], help="show the queue and its jobs")
     return parser
@@ -76,6 +80,12 @@ def _install(args: argparse.Namespace) -> int:
         return 2
     if not args.skip_crash_probe:
         _warn_if_cupsd_crashes()
+    authenticate = args.role == "print-server" and not args.unauthenticated
+    if authenticate:
+        # Before the queue exists: it is created, then given the policy, and cupsd restarts once here.
+        changed = install.install_policy(args.cups_server)
+        print(f"cupsd.conf: the {install.POLICY} policy {'added' if changed else 'already there'} "
+              f"(printing needs an authenticated user)")
     written = install.install_backend(Path(args.backend_dir))
     mode = stat.S_IMODE(written[0].stat().st_mode)
     connection = install.connect(args.cups_server)
@@ -83,6 +93,7 @@ def _install(args: argparse.Namespace) -> int:
           f"{', runs as root: lp cannot reach the interpreter or the backend folder' if mode == 0o700 else ''})")
     print(f"credentials in {conf} (root:lp 0640)")
     shared = install.ROLES[args.role]
+    members: list[str] = []
     if args.parallel > 1:
         members = install.create_class(connection, args.name, args.uri, args.parallel, info=args.info,
                                        location=args.location, shared=shared)
@@ -91,6 +102,14 @@ def _install(args: argparse.Namespace) -> int:
         entry = install.create_queue(connection, args.name, args.uri, info=args.info, location=args.location,
                                      shared=shared)
         what = f"queue {args.name} -> {entry.get('device-uri')}"
+    if authenticate:
+        # Last: from here on changing the queue needs @SYSTEM (root on the domain socket).
+        install.require_authentication(connection, [args.name, *members])
+        print(f"  printing to {args.name} needs an authenticated user: PeerCred for local users, Basic over "
+              f"TLS (or Negotiate) for remote ones; the job's owner is that user")
+    elif args.role == "print-server":
+        print(f"  warning: --unauthenticated: anyone who reaches this cupsd may print to {args.name} as any user",
+              file=sys.stderr)
     # Report what cupsd holds now, not what was asked: that is what decides if workstations can print.
     is_shared = bool(connection.getPrinters().get(args.name, {}).get("printer-is-shared"))
     sharing = "shared: other hosts may print to it" if is_shared else "not shared: only this host may print to it"

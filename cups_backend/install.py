@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import grp
+import http.client
 import logging
 import os
+import pwd
+import socket
 import stat
 import sys
+import time
 from pathlib import Path
 
 from cups_backend import config
@@ -153,6 +157,142 @@ def create_class(connection, name: str, uri: str, members: int, *, info: str = "
     if name not in connection.getClasses():
         raise ValueError(f"cupsd did not create the class {name!r}")
     return names
+
+
+# --- print server: printing to the shared queue needs an authenticated user (issue 9) -----------------
+
+POLICY = "pullprint"
+_BEGIN = "# BEGIN pullprint policy (written by `pullprint queue install --role print-server`; replaced there)"
+_END = "# END pullprint policy"
+# The operations that put a job (and its owner's name) into the queue, and those that change a job.
+_SUBMIT_OPS = "Create-Job Print-Job Print-URI Validate-Job Validate-Document Send-Document Send-URI"
+_JOB_OPS = ("Cancel-Job Cancel-My-Jobs Close-Job Hold-Job Release-Job Restart-Job Purge-Jobs Set-Job-Attributes "
+            "Reprocess-Job Cancel-Current-Job Suspend-Current-Job Resume-Job CUPS-Move-Job CUPS-Get-Document "
+            "CUPS-Authenticate-Job Create-Job-Subscriptions Renew-Subscription Cancel-Subscription Get-Notifications")
+_ADMIN_OPS = ("Pause-Printer Resume-Printer Enable-Printer Disable-Printer Pause-Printer-After-Current-Job "
+              "Hold-New-Jobs Release-Held-New-Jobs Deactivate-Printer Activate-Printer Restart-Printer "
+              "Shutdown-Printer Startup-Printer Promote-Job Schedule-Job-After Cancel-Jobs CUPS-Accept-Jobs "
+              "CUPS-Reject-Jobs CUPS-Add-Modify-Printer CUPS-Delete-Printer CUPS-Add-Modify-Class "
+              "CUPS-Delete-Class CUPS-Set-Default")
+POLICY_BLOCK = f"""{_BEGIN}
+# Printing to the pullprint queue needs an authenticated user; cupsd then makes that user the job's
+# owner (job-originating-user-name, the backend's argv[2]) whatever requesting-user-name the client
+# sent. AuthType Default is cupsd.conf's DefaultAuthType: Basic checks the password with PAM (the
+# "cups" PAM service), Negotiate uses Kerberos (a keytab for HTTP/host on the print server). Local
+# users on cupsd's domain socket are known by PeerCred (lp as that user: no password asked).
+# Encryption Required: a remote client must use TLS (cupsd's own, ServerKeychain) before it may
+# send a password; cupsd answers 426 Upgrade Required otherwise. Local connections are exempt.
+<Policy {POLICY}>
+  JobPrivateAccess default
+  JobPrivateValues default
+  SubscriptionPrivateAccess default
+  SubscriptionPrivateValues default
+  <Limit {_SUBMIT_OPS}>
+    AuthType Default
+    Require valid-user
+    Encryption Required
+    Order deny,allow
+  </Limit>
+  <Limit {_JOB_OPS}>
+    AuthType Default
+    Require user @OWNER @SYSTEM
+    Encryption Required
+    Order deny,allow
+  </Limit>
+  <Limit {_ADMIN_OPS}>
+    AuthType Default
+    Require user @SYSTEM
+    Encryption Required
+    Order deny,allow
+  </Limit>
+  <Limit All>
+    Order deny,allow
+  </Limit>
+</Policy>
+{_END}
+"""
+
+
+def with_policy(cupsd_conf: str) -> str:
+    """`cupsd_conf` with the pullprint policy block, added or replaced (idempotent)."""
+    start, end = cupsd_conf.find(_BEGIN), cupsd_conf.find(_END)
+    if start != -1 and end != -1:
+        tail = cupsd_conf[end + len(_END):].lstrip("\n")
+        return cupsd_conf[:start] + POLICY_BLOCK + tail
+    return cupsd_conf.rstrip("\n") + "\n\n" + POLICY_BLOCK
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+def _cupsd_http(cups_server: str | None, timeout: float = 10.0) -> tuple[http.client.HTTPConnection, dict[str, str]]:
+    """An HTTP connection to cupsd and the headers that authenticate this process there.
+
+    On cupsd's domain socket the process is known by its uid (PeerCred, what lpadmin uses as root);
+    over TCP no credentials are sent (a private cupsd on loopback lets anyone administer it).
+    """
+    server = cups_server or os.environ.get("CUPS_SERVER") or "/run/cups/cups.sock"
+    if server.startswith("/"):
+        return _UnixHTTPConnection(server, timeout), {"Authorization": f"PeerCred {pwd.getpwuid(os.getuid()).pw_name}"}
+    host, _, port = server.rpartition(":")
+    if not (host and port.isdigit()):
+        host, port = server, "631"
+    return http.client.HTTPConnection(host, int(port), timeout=timeout), {}
+
+
+def _conf_request(cups_server: str | None, method: str, body: bytes | None = None) -> bytes:
+    conn, headers = _cupsd_http(cups_server)
+    try:
+        conn.request(method, "/admin/conf/cupsd.conf", body=body,
+                     headers={**headers, "Content-Type": "application/octet-stream"} if body is not None else headers)
+        answer = conn.getresponse()
+        data = answer.read()
+    except OSError as exc:
+        raise RuntimeError(f"cannot reach cupsd at {cups_server or 'the default socket'}: {exc}") from None
+    finally:
+        conn.close()
+    if answer.status not in (200, 201):
+        raise RuntimeError(f"cupsd refused {method} /admin/conf/cupsd.conf ({answer.status} {answer.reason}); "
+                           f"run this as root on the print server, through cupsd's domain socket "
+                           f"(--cups-server /run/cups/cups.sock)")
+    return data
+
+
+def install_policy(cups_server: str | None = None, *, timeout: float = 30.0) -> bool:
+    """Put the pullprint policy into cupsd.conf through cupsd itself (as cupsctl does); True when it changed.
+
+    cupsd checks and writes the file and restarts its scheduler; this waits until it answers again.
+    """
+    current = _conf_request(cups_server, "GET").decode("utf-8", "replace")
+    wanted = with_policy(current)
+    if wanted == current:
+        return False
+    _conf_request(cups_server, "PUT", wanted.encode())
+    deadline = time.monotonic() + timeout
+    while True:
+        time.sleep(0.5)  # cupsd restarts after the answer; give it the moment it takes
+        try:
+            if POLICY_BLOCK.splitlines()[0] in _conf_request(cups_server, "GET").decode("utf-8", "replace"):
+                return True
+        except RuntimeError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("cupsd did not come back after taking the pullprint policy")
+
+
+def require_authentication(connection, names: list[str]) -> None:
+    """Make `names` (the queue, or a class and its members) use the pullprint policy."""
+    for name in names:
+        connection.setPrinterOpPolicy(name, POLICY)
 
 
 def connect(cups_server: str | None = None):
