@@ -1,9 +1,16 @@
-"""Fixtures: every analyst test runs against SQLite (a temp file) and a throwaway PostgreSQL it starts itself."""
+"""Fixtures: every analyst test runs against SQLite (a temp file) and a throwaway PostgreSQL it starts itself.
+
+The PostgreSQL runs as production does (docs/security.md): TLS only on TCP with a server certificate
+from a test cluster CA (role ``database``), SCRAM-SHA-256 passwords, no trust and no plain ``host``
+lines in pg_hba.conf. The analyst reaches it as role ``analyst`` with ``sslmode=verify-full`` and its
+password given apart from the URL (``db_password``).
+"""
 
 from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -22,13 +29,18 @@ from analyst.db import upgrade
 from analyst.web import EXTENSION
 from pullprint import config as pullprint_config
 from pullprint.daemons import free_port, require
+from pullprint.pki import Authority
 from tests.identities import as_node
 
+# The analyst role's and the superuser's passwords on the test PostgreSQL (SCRAM; never in a URL).
+PG_PASSWORD = secrets.token_urlsafe(24)
+PG_ADMIN_PASSWORD = secrets.token_urlsafe(24)
 PEPPER = "test-badge-pepper"
 # The PrinterDict fields added after the first version, at their defaults.
 PRINTER_ADDITIONS = {"building": "", "floor": "", "room": "", "capabilities": [], "service_reason": "",
                      "snmp_v3_user": "", "snmp_v3_auth_protocol": "", "snmp_v3_auth_key": "",
-                     "snmp_v3_priv_protocol": "", "snmp_v3_priv_key": "", "status": None}
+                     "snmp_v3_priv_protocol": "", "snmp_v3_priv_key": "", "status": None,
+                     "document_filter": "strip"}
 
 
 class PostgresServer:
@@ -63,12 +75,38 @@ class PostgresServer:
             pytest.fail(f"{' '.join(argv[:2])} failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
 
     def start(self) -> None:
-        self._run(self.paths["initdb"], "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync",
-                  "-E", "UTF8", "--locale", "C")
+        pwfile = self.dir / "pwfile"
+        pwfile.write_text(PG_ADMIN_PASSWORD + "\n")
+        self._own(pwfile)
+        self._run(self.paths["initdb"], "-D", str(self.data), "-U", "postgres", "-A", "scram-sha-256",
+                  f"--pwfile={pwfile}", "--no-sync", "-E", "UTF8", "--locale", "C")
+        pwfile.unlink()
+        authority = Authority(self.dir / "ca")
+        authority.init()
+        self.ca_file = authority.cert_file
+        cert, key = authority.issue("database", "postgres", ["127.0.0.1"], out_dir=self.dir / "tls")
+        for path in (self.dir / "tls", cert, key):
+            self._own(path)
+        # TCP only over TLS, every login by SCRAM password; nothing trusted, no plain host lines.
+        hba = self.data / "pg_hba.conf"
+        hba.write_text("local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n")
+        self._own(hba)
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+                   f"-c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key} -c ssl_min_protocol_version=TLSv1.2 "
+                   "-c password_encryption=scram-sha-256")
         self._run(self.paths["pg_ctl"], "-D", str(self.data), "-o", options, "-l", str(self.dir / "postgres.log"),
                   "-w", "-t", "60", "start")
+
+        self._admin(f"CREATE ROLE analyst LOGIN PASSWORD '{PG_PASSWORD}'")
+
+    def _own(self, path: Path) -> None:
+        if self._as_postgres:
+            shutil.chown(path, "postgres", "postgres")
+
+    def tls_query(self) -> str:
+        """How the analyst checks the server: the full certificate check against the test CA."""
+        return f"sslmode=verify-full&sslrootcert={self.ca_file}"
 
     def stop(self) -> None:
         subprocess.run([*self._as_postgres, self.paths["pg_ctl"], "-D", str(self.data), "-m", "immediate",
@@ -78,19 +116,20 @@ class PostgresServer:
     def _admin(self, sql: str) -> None:
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
+                             password=PG_ADMIN_PASSWORD, sslmode="verify-full", sslrootcert=str(self.ca_file),
                              autocommit=True) as conn:
             conn.execute(sql.encode())
 
     def new_database(self) -> str:
         """A fresh database with the analyst schema (copied from a template migrated once); its URL."""
         if self._template is None:
-            self._admin('CREATE DATABASE "analyst_template"')
-            self._template = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/analyst_template"
-            upgrade(self._template)
+            self._admin('CREATE DATABASE "analyst_template" OWNER analyst')
+            self._template = f"postgresql+psycopg://analyst@127.0.0.1:{self.port}/analyst_template?{self.tls_query()}"
+            upgrade(self._template, PG_PASSWORD)
         name = f"analyst_{next(self._names)}"
-        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "analyst_template"')
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "analyst_template" OWNER analyst')
+        return f"postgresql+psycopg://analyst@127.0.0.1:{self.port}/{name}?{self.tls_query()}"
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +163,7 @@ class Clock:
 
 
 def make_config(db_url: str, **overrides: Any) -> AnalystConfig:
-    settings = {"db_url": db_url, "badge_pepper": PEPPER, **overrides}
+    settings = {"db_url": db_url, "badge_pepper": PEPPER, "db_password": PG_PASSWORD, **overrides}
     return pullprint_config.load(AnalystConfig, "analyst", environ={}, overrides=settings)
 
 
@@ -152,6 +191,10 @@ class Api:
     def __init__(self, client: FlaskClient, role: str = "admin", name: str = "operator") -> None:
         self.client = client
         self.environ = as_node(role, name)
+
+    def as_(self, role: str, name: str) -> Api:
+        """The same client calling as another node."""
+        return Api(self.client, role, name)
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         def call(path: str, **kwargs: Any) -> Any:

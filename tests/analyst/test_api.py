@@ -71,7 +71,6 @@ def test_wrong_types_are_400_not_500(api: Api) -> None:
         ("/jobs/job1/claim", {"user": "alice", "collector": "c1", "printer": "p1", "lease_seconds": -1}),
         ("/jobs/job1/claim", {"user": "alice", "collector": 7, "printer": "p1"}),
         ("/jobs/job1/claim", {"user": "alice", "printer": "p1"}),
-        ("/collectors/c1/heartbeat", {"url": 5}),
         ("/printers", {"id": "p1", "uri": "not a uri"}),
         ("/printers", {"id": "p1", "uri": "socket://h:9100", "snmp_port": 70000}),
         ("/printers", {"id": "p1", "uri": "socket://h:9100", "snmp_version": "4"}),
@@ -83,6 +82,7 @@ def test_wrong_types_are_400_not_500(api: Api) -> None:
         answer = api.post(path, json=body)
         assert answer.status_code == 400, (path, body, answer.json)
         assert answer.json["error"] in ("bad-field", "missing-field"), answer.json
+    assert api.as_("collector", "c1").post("/collectors/c1/heartbeat", json={"url": 5}).status_code == 400
     assert api.get("/events?limit=lots").status_code == 400
     assert api.get("/jobs?limit=0").status_code == 400
 
@@ -183,18 +183,29 @@ def test_printers_upsert_get_and_remove(api: Api) -> None:
 
 
 def test_heartbeat_and_alive_flag(api: Api, clock: Clock) -> None:
-    first = api.post("/collectors/c1/heartbeat", json={"url": "http://127.0.0.1:9001", "site": "main"})
+    c1 = api.as_("collector", "c1")
+    first = c1.post("/collectors/c1/heartbeat", json={"url": "http://127.0.0.1:9001", "site": "main"})
     assert first.status_code == 200
     assert first.json["collectors"] == [{"id": "c1", "url": "http://127.0.0.1:9001", "site": "main",
                                          "last_seen": "2026-11-25T07:00:00+00:00", "alive": True}]
     clock.advance(seconds=3)
-    api.post("/collectors/c2/heartbeat", json={"url": "http://127.0.0.1:9002", "site": "main"})
+    api.as_("collector", "c2").post("/collectors/c2/heartbeat", json={"url": "http://127.0.0.1:9002", "site": "main"})
     clock.advance(seconds=3)
     alive = {c["id"]: c["alive"] for c in api.get("/collectors").json["collectors"]}
     assert alive == {"c1": False, "c2": True}
     # c1 comes back.
-    answer = api.post("/collectors/c1/heartbeat", json={"url": "http://127.0.0.1:9001", "site": "main"})
+    answer = c1.post("/collectors/c1/heartbeat", json={"url": "http://127.0.0.1:9001", "site": "main"})
     assert {c["id"]: c["alive"] for c in answer.json["collectors"]} == {"c1": True, "c2": True}
+
+
+def test_only_a_collector_itself_says_it_is_alive(api: Api) -> None:
+    """The probe: a request that reaches the analyst as heartbeat of `evil` must not make `evil` alive."""
+    for caller in (api, api.as_("collector", "c2"), api.as_("lb", "lb")):
+        answer = caller.post("/collectors/evil/heartbeat", json={"url": "https://attacker:1", "site": "main"})
+        assert answer.status_code == 403
+    assert api.as_("collector", "c2").post("/collectors/c1/heartbeat", json={"url": "https://x:1"}).status_code == 403
+    assert "evil" not in [c["id"] for c in api.get("/collectors").json["collectors"]]
+    assert api.get("/collectors").json["collectors"] == []
 
 
 def test_sync_gives_hashes_and_printers(api: Api) -> None:

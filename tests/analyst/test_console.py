@@ -70,10 +70,10 @@ def test_console_password_hash_from_a_file(tmp_path: Path) -> None:
 
 def test_console_shows_collectors_printers_jobs_and_events(console_app: Flask, clock: Clock) -> None:
     api = Api(console_app.test_client())
-    api.post("/collectors/c1/heartbeat", json={"url": "http://10.0.0.11:8800", "site": "north"})
-    api.post("/collectors/c2/heartbeat", json={"url": "http://10.0.0.12:8800", "site": "north"})
+    api.as_("collector", "c1").post("/collectors/c1/heartbeat", json={"url": "http://10.0.0.11:8800", "site": "north"})
+    api.as_("collector", "c2").post("/collectors/c2/heartbeat", json={"url": "http://10.0.0.12:8800", "site": "north"})
     clock.advance(seconds=10)
-    api.post("/collectors/c2/heartbeat", json={"url": "http://10.0.0.12:8800", "site": "north"})
+    api.as_("collector", "c2").post("/collectors/c2/heartbeat", json={"url": "http://10.0.0.12:8800", "site": "north"})
     api.post("/printers", json={"id": "hall", "uri": "socket://10.0.0.1:9100", "location": "Main hall",
                                 "building": "Alpha", "floor": "0", "room": "Hall",
                                 "snmp_v3_user": "monitor", "snmp_v3_auth_key": "console-must-not-show"})
