@@ -15,6 +15,7 @@ from collector import api
 from collector.analyst_client import AnalystClient
 from collector.app import create_app
 from collector.config import CollectorConfig
+from collector.membership import Member
 from collector.node import build_node
 from collector.peers import PeerClient
 from collector.replay import deliver
@@ -67,7 +68,7 @@ def recorder() -> Iterator[Recorder]:
 
 def test_a_crafted_job_id_stays_one_path_segment_at_the_analyst(recorder: Recorder) -> None:
     # The probe: a job id that climbs out of /jobs/ and names the heartbeat of a collector "evil".
-    client = AnalystClient(recorder.url, "token", 2.0)
+    client = AnalystClient(recorder.url, None, 2.0)
     calls = [lambda: client.claim(EVIL, collector="c1", printer="p1", user="alice", lease_seconds=60),
              lambda: client.finish(EVIL, token=1, state="printed"),
              lambda: client.renew(EVIL, token=1, lease_seconds=5),
@@ -85,9 +86,9 @@ def test_a_crafted_job_id_stays_one_path_segment_at_the_analyst(recorder: Record
 
 
 def test_a_crafted_job_id_stays_one_path_segment_at_a_peer(recorder: Recorder) -> None:
-    peers = PeerClient("token", 2.0)
-    calls = [lambda: peers.commit(recorder.url, EVIL), lambda: peers.fetch(recorder.url, EVIL),
-             lambda: peers.print_direct(recorder.url, EVIL, {}, 2.0), lambda: peers.delete(recorder.url, EVIL + "x")]
+    peers, peer = PeerClient(None, 2.0), Member("c2", recorder.url)
+    calls = [lambda: peers.commit(peer, EVIL), lambda: peers.fetch(peer, EVIL),
+             lambda: peers.print_direct(peer, EVIL, {}, 2.0), lambda: peers.delete(peer, EVIL + "x")]
     for call in calls:
         try:
             call()
@@ -106,7 +107,8 @@ def test_only_ids_a_collector_makes_are_job_ids(value: object) -> None:
 @pytest.fixture
 def collector(tmp_path, redis_url, recorder: Recorder):
     config = dataclasses.replace(CollectorConfig(), id="c1", spool_dir=str(tmp_path), installation_key="11" * 32,
-                                 cluster_token="token", redis_url=redis_url, analyst_url=recorder.url)
+                                 session_key="k", insecure_plain_http=True, redis_url=redis_url,
+                                 analyst_url=recorder.url)
     node = build_node(config)
     app = create_app(config, node=node)
     yield app, node

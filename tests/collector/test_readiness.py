@@ -12,7 +12,8 @@ from collector.node import build_node
 
 def _node(tmp_path, redis_url: str):
     config = dataclasses.replace(CollectorConfig(), id="c1", spool_dir=str(tmp_path), installation_key="11" * 32,
-                                 cluster_token="token", redis_url=redis_url, analyst_url="http://127.0.0.1:9")
+                                 session_key="k", insecure_plain_http=True, redis_url=redis_url,
+                                 analyst_url="http://127.0.0.1:9")
     return config, build_node(config)
 
 
