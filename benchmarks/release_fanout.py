@@ -57,27 +57,26 @@ def _slow_down(control, printers: list[dict]) -> None:
 
 def run_pullprint(state: Path) -> dict:
     with LocalCluster(state, n_collectors=3, n_printers=PRINTERS, with_cupsd=False) as cluster:
-        token = cluster.secret("cluster_token")
-        auth = {"Authorization": f"Bearer {token}"}
+        tls = {"verify": cluster.ca_file, "cert": cluster.admin_cert}
         submit_auth = {"Authorization": f"Bearer {cluster.secret('submit_token')}"}
-        users = [{"name": f"bench{i}", "badge": f"99000{i:05d}", "pin": "1234"} for i in range(PRINTERS)]
+        users = [{"name": f"bench{i}", "badge": f"99000{i:05d}", "pin": "902817"} for i in range(PRINTERS)]
         for u in users:
-            requests.post(f"{cluster.analyst_url}/api/v1/users", json=u, headers=auth, timeout=10).raise_for_status()
+            requests.post(f"{cluster.analyst_url}/api/v1/users", json=u, timeout=10, **tls).raise_for_status()
         for u in users:
             for n in range(JOBS_PER_PRINTER):
                 answer = requests.post(f"{cluster.lb_url}/api/v1/jobs", data=os.urandom(JOB_BYTES), timeout=30,
                                        headers={**submit_auth, "X-Pullprint-Owner": u["name"],
-                                                "X-Pullprint-Title": f"job{n}"})
+                                                "X-Pullprint-Title": f"job{n}"}, **tls)
                 answer.raise_for_status()
         _slow_down(cluster.sim.control, cluster.printers)
         time.sleep(1.0)  # let the SNMP health cache settle
 
         def terminal(index: int) -> list[str]:
             printer = cluster.printers[index]
-            session = requests.post(f"{cluster.lb_url}/api/v1/sessions", timeout=10,
+            session = requests.post(f"{cluster.lb_url}/api/v1/sessions", timeout=10, **tls,
                                     json={"printer": printer["id"], "badge": users[index]["badge"]}).json()
             answer = requests.post(f"{cluster.lb_url}/api/v1/sessions/{session['session']}/release",
-                                   json={"all": True}, timeout=120,
+                                   json={"all": True}, timeout=120, **tls,
                                    headers={"Idempotency-Key": f"bench-{index}"}).json()
             return [r["status"] for r in answer["results"]]
 

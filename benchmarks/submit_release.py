@@ -55,7 +55,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from localcluster.cluster import LocalCluster  # noqa: E402
-from pullprint.credentials import cluster_auth_header  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "submit_release.json"
 LOGIN_BUDGET = 2.0  # seconds: the design's bounded-login budget; a slower answer is a failure
@@ -215,12 +214,13 @@ class Client:
         self.cluster = cluster
         self.lb = cluster.lb_url
         self.submit_token = cluster.secret("submit_token")
-        self.analyst_headers = cluster_auth_header(cluster.secret("cluster_token"))
+        self.tls = {"verify": cluster.ca_file, "cert": cluster.admin_cert}
         self.local = threading.local()
 
     def session(self) -> requests.Session:
         if not hasattr(self.local, "s"):
             self.local.s = requests.Session()
+            self.local.s.verify, self.local.s.cert = self.tls["verify"], self.tls["cert"]
         return self.local.s  # type: ignore[no-any-return]
 
     def submit(self, owner: str, path: Path) -> str:
@@ -237,7 +237,7 @@ class Client:
     def held(self, owner: str) -> list[dict[str, Any]]:
         answer = self.session().get(f"{self.cluster.analyst_url}/api/v1/jobs",
                                     params={"state": "held", "owner": owner, "limit": 10000},
-                                    headers=self.analyst_headers, timeout=10)
+                                    timeout=10)
         answer.raise_for_status()
         return answer.json()["jobs"]  # type: ignore[no-any-return]
 
