@@ -18,6 +18,9 @@ MESSAGES = {
     "print-failed": "The printer reported a failure.",
     "analyst-unreachable": "The release could not be recorded; the job is still held.",
     "corrupt-spool": "The stored job failed its integrity check and cannot be printed.",
+    # {command}: what the printer's document filter refused (collector/output/document_filter.py).
+    "document-refused": "This printer does not accept documents with printer commands ({command}); "
+                        "the job was not printed.",
     # Why a listed job cannot be released now (collector/terminal.py).
     "holder-unreachable": "Every collector holding this job is unreachable right now.",
     JobState.RELEASING: "This job is being released.",

@@ -24,6 +24,12 @@ _RESULT = {"type": "object", "required": ["id", "status"], "properties": {
     "message": {"type": "string"}, "warnings": {"type": "array", "items": {"type": "string"}}}}
 
 
+# Bounded input (docs/api.md, "Limits"): every JSON body, and the ids a release names.
+_TOO_LARGE = "body-too-large: a JSON body over max_json_bytes (64 KiB)"
+_RELEASE_IDS = ("job ids as listed; one that is not a job id (32 lower-case hex digits) or not the user's "
+                "is answered not-found in its result")
+
+
 def _error(description: str) -> dict[str, Any]:
     return {"description": description,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -68,7 +74,8 @@ DOCUMENT: dict[str, Any] = {
                 "201": _json({"allOf": [{"$ref": "#/components/schemas/Listing"},
                                         {"type": "object", "properties": {"session": {"type": "string"}}}]}),
                 "400": _error("malformed request"), "401": _error("badge or PIN not recognised"),
-                "404": _error("unknown printer"), "423": _error("locked out after repeated failures")}}},
+                "404": _error("unknown printer"), "413": _error(_TOO_LARGE),
+                "423": _error("locked out after repeated failures")}}},
         "/api/v1/sessions/{token}": {
             "parameters": [TOKEN],
             "get": {"summary": "The session's jobs, fresh", "responses": {
@@ -79,7 +86,8 @@ DOCUMENT: dict[str, Any] = {
             "summary": "Release jobs at the session's printer",
             "parameters": [TOKEN, IDEMPOTENCY],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"jobs": {"type": "array", "items": {"type": "string"}},
+                "type": "object", "properties": {"jobs": {"type": "array", "items": {"type": "string"},
+                                                          "maxItems": 500, "description": _RELEASE_IDS},
                                                  "all": {"type": "boolean"},
                                                  "confirm_interrupted": {"type": "boolean"}}}}}},
             "responses": {
@@ -87,7 +95,8 @@ DOCUMENT: dict[str, Any] = {
                     "printer": {"type": "string"},
                     "results": {"type": "array", "items": {"$ref": "#/components/schemas/ReleaseResult"}},
                     "suggestion": {"type": ["object", "null"]}}}),
-                "400": _error("malformed request"), "401": _error("session ended"),
+                "400": _error("malformed request; more than max_release_jobs (500) ids: too-many-jobs"),
+                "401": _error("session ended"), "413": _error(_TOO_LARGE),
                 "409": _error("the same Idempotency-Key is being carried out")}}},
         "/release": {"get": {"summary": "The kiosk release station (HTML)",
                              "parameters": [{"name": "printer", "in": "query", "schema": {"type": "string"}}],

@@ -34,6 +34,9 @@ class Printer(Base):
     service_reason: Mapped[str] = mapped_column(String(255), default="")
     # What a release does when SNMP cannot reach the printer: try anyway, or refuse and keep the job held.
     unreachable_policy: Mapped[str] = mapped_column(String(8), default="allow")
+    # What the collectors do with device-changing PJL/PostScript in a job for this printer: strip it
+    # (default), refuse the job, or send it as it is (collector/output/document_filter.py; migration 0003).
+    document_filter: Mapped[str] = mapped_column(String(16), default="strip", server_default="strip")
     # SNMPv3 (USM) credentials; the keys are secrets that only collectors get back (GET /sync).
     snmp_v3_user: Mapped[str] = mapped_column(String(64), default="")
     snmp_v3_auth_protocol: Mapped[str] = mapped_column(String(8), default="")

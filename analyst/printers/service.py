@@ -18,6 +18,8 @@ from pullprint.errors import BadRequest, NotFound
 
 SNMP_VERSIONS = ("1", "2c", "3")
 UNREACHABLE_POLICIES = ("allow", "refuse")
+# The modes of the collectors' document filter (collector.output.document_filter.MODES), default first.
+DOCUMENT_FILTERS = ("strip", "refuse", "off")
 # The protocols the collector's SNMP client speaks (collector.health.snmp.AUTH / PRIV).
 SNMP_V3_AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
 SNMP_V3_PRIV_PROTOCOLS = ("DES", "AES", "AES128", "AES256")
@@ -78,6 +80,7 @@ def parse_printer(body: Mapping[str, Any], *, partial: bool = False) -> dict[str
         "in_service": lambda: v.boolean(body, "in_service"),
         "service_reason": lambda: v.text(body, "service_reason", max_len=255),
         "unreachable_policy": lambda: v.text(body, "unreachable_policy", max_len=8),
+        "document_filter": lambda: v.text(body, "document_filter", max_len=16),
     }
     for name, read in readers.items():
         value = read()
@@ -87,6 +90,9 @@ def parse_printer(body: Mapping[str, Any], *, partial: bool = False) -> dict[str
         raise BadRequest("bad-field", "snmp_version must be 1, 2c or 3", field="snmp_version")
     if fields.get("unreachable_policy", "allow") not in UNREACHABLE_POLICIES:
         raise BadRequest("bad-field", "unreachable_policy must be allow or refuse", field="unreachable_policy")
+    if fields.get("document_filter", "strip") not in DOCUMENT_FILTERS:
+        raise BadRequest("bad-field", f"document_filter must be one of {', '.join(DOCUMENT_FILTERS)}",
+                         field="document_filter")
     return fields
 
 
@@ -94,7 +100,8 @@ _DEFAULTS: dict[str, Any] = {"snmp_host": "", "snmp_port": 161, "snmp_version": 
                              "snmp_v3_user": "", "snmp_v3_auth_protocol": "", "snmp_v3_auth_key": "",
                              "snmp_v3_priv_protocol": "", "snmp_v3_priv_key": "", "site": "main", "location": "",
                              "building": "", "floor": "", "room": "", "tags": [], "capabilities": [],
-                             "in_service": True, "service_reason": "", "unreachable_policy": "allow"}
+                             "in_service": True, "service_reason": "", "unreachable_policy": "allow",
+                             "document_filter": "strip"}
 
 
 def _check_snmp_v3(printer: Printer) -> None:
@@ -190,7 +197,8 @@ def printer_to_dict(printer: Printer, *, secrets: bool = False) -> dict[str, Any
               "capabilities": list(printer.capabilities or []), "service_reason": printer.service_reason,
               "snmp_v3_user": printer.snmp_v3_user, "snmp_v3_auth_protocol": printer.snmp_v3_auth_protocol,
               "snmp_v3_auth_key": printer.snmp_v3_auth_key, "snmp_v3_priv_protocol": printer.snmp_v3_priv_protocol,
-              "snmp_v3_priv_key": printer.snmp_v3_priv_key, "status": printer.status}
+              "snmp_v3_priv_key": printer.snmp_v3_priv_key, "status": printer.status,
+              "document_filter": printer.document_filter or "strip"}
     if not secrets:
         for name in SECRET_FIELDS:
             answer[name] = MASK if answer[name] else ""

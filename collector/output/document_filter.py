@@ -288,12 +288,24 @@ def filtered(chunks: Iterable[bytes], mode: str = DEFAULT_MODE) -> Iterator[byte
 def first_refused_command(chunks: Iterable[bytes]) -> str | None:
     """The first device-changing command in the document (``pjl-default``, ``ps-exitserver``, …), or None."""
     doc = DocumentFilter(STRIP)
-    for chunk in chunks:
-        doc.feed(chunk)
-        if doc.found:
-            return doc.found[0]
+    try:
+        for chunk in chunks:
+            doc.feed(chunk)
+            if doc.found:
+                return doc.found[0]
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # a spool file read only part way
     doc.close()
     return doc.found[0] if doc.found else None
+
+
+def strictest(*printers: dict[str, object] | None) -> str:
+    """The strictest mode among these records of one printer (the one a release was given, the synced
+    directory's): tightening a printer's filter takes effect at once, relaxing it once both agree."""
+    modes = [mode_of(printer) for printer in printers] or [DEFAULT_MODE]
+    return max(modes, key=(OFF, STRIP, REFUSE).index)
 
 
 def mode_of(printer: dict[str, object] | None) -> str:
