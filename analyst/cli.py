@@ -43,8 +43,8 @@ def _load_config(args: argparse.Namespace, **overrides: Any) -> AnalystConfig:
 
 @contextmanager
 def _session(config: AnalystConfig) -> Iterator[Session]:
-    upgrade(config.db_url)
-    database = Database(config.db_url)
+    upgrade(config.db_url, config.db_password)
+    database = Database(config.db_url, config.db_password)
     try:
         with database.session(write=True) as session:
             yield session
@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
     if problems:
         raise BadRequest("bad-config", "; ".join(problems))
     # Once here, before the workers fork, so they do not race each other through the migrations.
-    upgrade(config.db_url)
+    upgrade(config.db_url, config.db_password)
     os.execvpe(sys.executable, gunicorn_argv(config), gunicorn_env(config, args.config))  # noqa: S606
     return 0  # not reached
 
@@ -83,7 +83,7 @@ def main(argv: list[str]) -> int:
 def gunicorn_argv(config: AnalystConfig) -> list[str]:
     """The gunicorn command line for `config`."""
     return gunicorn_command("analyst.app:create_app()", bind=config.bind, workers=config.workers,
-                            threads=config.threads, tls=config.tls())[0]
+                            threads=config.threads, tls=config.tls(), client_certificate="optional")[0]
 
 
 def gunicorn_env(config: AnalystConfig, config_path: str | None, environ: dict[str, str] | None = None,
@@ -219,6 +219,8 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
     add.add_argument("--capability", dest="capabilities", action="extend", nargs="+", metavar="C",
                      help="what it can do: duplex, color, a3, staple, … (repeatable)")
     add.add_argument("--unreachable-policy", choices=service.UNREACHABLE_POLICIES)
+    add.add_argument("--document-filter", choices=service.DOCUMENT_FILTERS,
+                     help="device-changing PJL/PostScript in a job: strip it (default), refuse the job, or off")
     add.add_argument("--out-of-service", action="store_true", help="take the printer out of service")
     add.add_argument("--service-reason", help="why it is out of service (shown to people)")
     _database_options(add)
@@ -239,7 +241,8 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
                                                     p["room"] and f"room {p['room']}") if part)
                 print(f"{p['id']}\t{p['uri']}\tsnmp={snmp}\tsite={p['site']}\t{p['location']}\t"
                       f"tags={','.join(p['tags'])}\t{'in service' if p['in_service'] else 'out of service'}\t"
-                      f"place={place or '-'}\tcapabilities={','.join(p['capabilities'])}", file=out)
+                      f"place={place or '-'}\tcapabilities={','.join(p['capabilities'])}\t"
+                      f"filter={p['document_filter']}", file=out)
         return 0
     if args.command == "remove":
         with _session(config) as session:
@@ -253,7 +256,8 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
                             "building": args.building, "floor": args.floor, "room": args.room,
                             "capabilities": args.capabilities, "service_reason": args.service_reason,
                             "snmp_v3_user": args.snmp_v3_user, "snmp_v3_auth_protocol": args.snmp_v3_auth_protocol,
-                            "snmp_v3_priv_protocol": args.snmp_v3_priv_protocol}
+                            "snmp_v3_priv_protocol": args.snmp_v3_priv_protocol,
+                            "document_filter": args.document_filter}
     for name in ("snmp_v3_auth_key", "snmp_v3_priv_key"):
         path = getattr(args, f"{name}_file")
         if path:

@@ -29,6 +29,7 @@ pullprint demo is running — {len(info['collectors'])} collectors behind HAProx
   cupsd          {info['cups_server']} (queue {info['queue']})
   printers       {', '.join(p['id'] + ' ' + p['uri'] for p in info['printers'])}
   cluster.json   {cluster.state_dir / 'cluster.json'}
+  cluster CA     {info['ca_file']} (every part speaks TLS; node calls are mutual TLS)
 
 Try it:
   1. Print as {alice['name']} to the shared queue (held, not printed):
@@ -36,13 +37,15 @@ Try it:
        CUPS_SERVER={info['cups_server']} lp -U {alice['name']} -d {info['queue']} -t "Quarterly report" \\
             < "/tmp/Quarterly report.txt"
   2. Badge in at printer {target['id']} ({scheme}; badge {alice['badge']}, or {alice['name']} + PIN {alice['pin']}):
-       curl -s -X POST {lb}/api/v1/sessions -H 'Content-Type: application/json' \\
+       curl -s --cacert {info['ca_file']} -X POST {lb}/api/v1/sessions -H 'Content-Type: application/json' \\
             -d '{{"printer": "{target['id']}", "badge": "{alice['badge']}"}}'
   3. Release everything with the session token from step 2:
-       curl -s -X POST {lb}/api/v1/sessions/TOKEN/release -H 'Content-Type: application/json' \\
+       curl -s --cacert {info['ca_file']} -X POST {lb}/api/v1/sessions/TOKEN/release \\
+            -H 'Content-Type: application/json' \\
             -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{"all": true}}'
   4. See what the printer received:   ls -l {target['sink_dir']}
   Or open the release station in a browser: {lb}/release?printer={p1['id']}
+  (the browser does not know the demo's CA: accept its certificate, or import {info['ca_file']})
   Admin console:  {console['url']}  (user {console['user']}, password {console['password']})
   Jam a printer:  curl -s -X POST {info['printer_control_url']}/printers/{p1['id']}/faults -d '{{"set": ["jam"]}}'
 

@@ -10,12 +10,15 @@ CRL_ENV = "PULLPRINT_TLS_CRL_FILE"  # read by nodeserver.gunicorn_conf in every 
 
 
 def gunicorn_command(app: str, *, bind: str, workers: int, threads: int, tls: TlsFiles | None,
+                     client_certificate: str = "required",
                      extra: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str]]:
     """argv and the environment additions that serve `app` ("module:factory()") on `bind`.
 
-    With `tls`, every connection must present a certificate from the cluster CA (``--cert-reqs 2``
-    is CERT_REQUIRED); the CRL is re-read by the worker when it changes. Without it (the loudly
-    named insecure_plain_http), plain HTTP.
+    With `tls`, a client certificate is verified against the cluster CA and its CRL (re-read by
+    the worker when it changes). `client_certificate` "required": no certificate, no connection
+    (CERT_REQUIRED, the collectors); "optional": a connection without one is served but the app
+    refuses its API calls (CERT_OPTIONAL, the analyst, whose console is for browsers with a password).
+    Without `tls` (the loudly named insecure_plain_http), plain HTTP.
     """
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:nodeserver.gunicorn_conf", "--bind", bind,
             "--workers", str(workers), "--threads", str(threads), "--graceful-timeout", "10",
@@ -23,6 +26,6 @@ def gunicorn_command(app: str, *, bind: str, workers: int, threads: int, tls: Tl
     env: dict[str, str] = {}
     if tls is not None:
         argv += ["--certfile", tls.cert_file, "--keyfile", tls.key_file, "--ca-certs", tls.ca_file,
-                 "--cert-reqs", "2"]
+                 "--cert-reqs", {"required": "2", "optional": "1"}[client_certificate]]
         env[CRL_ENV] = tls.crl_file
     return [*argv, app], env

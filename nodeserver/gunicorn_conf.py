@@ -18,4 +18,4 @@ worker_class = "nodeserver.worker.PeerCertWorker"
 
 def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     files = TlsFiles(conf.ca_certs, conf.certfile, conf.keyfile, os.environ.get("PULLPRINT_TLS_CRL_FILE", ""))
-    return server_context(files)
+    return server_context(files, ssl.VerifyMode(conf.cert_reqs))

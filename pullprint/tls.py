@@ -47,7 +47,7 @@ def _stamp(files: TlsFiles) -> tuple[float, ...]:
     return tuple(stamps)
 
 
-def _build(files: TlsFiles, purpose: ssl.Purpose) -> ssl.SSLContext:
+def _build(files: TlsFiles, purpose: ssl.Purpose, verify_mode: ssl.VerifyMode) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(purpose, cafile=files.ca_file)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -57,7 +57,7 @@ def _build(files: TlsFiles, purpose: ssl.Purpose) -> ssl.SSLContext:
             context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     except (OSError, ssl.SSLError) as exc:
         raise PullprintError("tls-config", f"cannot load the TLS files {files}: {exc}") from None
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_mode = verify_mode
     if purpose is ssl.Purpose.SERVER_AUTH:
         context.check_hostname = True  # callers also check the peer's cluster identity (outbound.py)
     return context
@@ -67,20 +67,21 @@ class _Cache:
     def __init__(self, purpose: ssl.Purpose) -> None:
         self.purpose = purpose
         self.lock = threading.Lock()
-        self.entries: dict[TlsFiles, tuple[tuple[float, ...], float, ssl.SSLContext]] = {}
+        self.entries: dict[tuple[TlsFiles, ssl.VerifyMode], tuple[tuple[float, ...], float, ssl.SSLContext]] = {}
 
-    def get(self, files: TlsFiles) -> ssl.SSLContext:
+    def get(self, files: TlsFiles, verify_mode: ssl.VerifyMode = ssl.CERT_REQUIRED) -> ssl.SSLContext:
         now = time.monotonic()
+        key = (files, verify_mode)
         with self.lock:
-            entry = self.entries.get(files)
+            entry = self.entries.get(key)
             if entry is not None and now - entry[1] < 1.0:
                 return entry[2]
             stamp = _stamp(files)
             if entry is not None and entry[0] == stamp:
-                self.entries[files] = (stamp, now, entry[2])
+                self.entries[key] = (stamp, now, entry[2])
                 return entry[2]
-            context = _build(files, self.purpose)
-            self.entries[files] = (stamp, now, context)
+            context = _build(files, self.purpose, verify_mode)
+            self.entries[key] = (stamp, now, context)
             return context
 
 
@@ -88,9 +89,10 @@ _servers = _Cache(ssl.Purpose.CLIENT_AUTH)
 _clients = _Cache(ssl.Purpose.SERVER_AUTH)
 
 
-def server_context(files: TlsFiles) -> ssl.SSLContext:
-    """The context a server wraps each new connection in: client certificates required, CRL checked."""
-    return _servers.get(files)
+def server_context(files: TlsFiles, client_certificate: ssl.VerifyMode = ssl.CERT_REQUIRED) -> ssl.SSLContext:
+    """The context a server wraps each new connection in: a client certificate, required (or optional:
+    checked when one is shown), verified against the CA and the CRL."""
+    return _servers.get(files, client_certificate)
 
 
 def client_context(files: TlsFiles) -> ssl.SSLContext:

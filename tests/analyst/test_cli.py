@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import os
@@ -39,7 +40,7 @@ def run_user(*argv: str, stdin: str = "") -> str:
 def test_user_added_on_the_cli_can_log_in(cli_env: None, db_url: str) -> None:
     assert "added user alice (badge: yes, PIN: yes)" in run_user(
         "add", "alice", "--badge-stdin", "--pin-stdin", "--email", "alice@example.org", "--db-url", db_url,
-        stdin="0012345678\n4321\n")
+        stdin="0012345678\n472913\n")
     assert "updated user alice" in run_user("add", "alice", "--email", "a@example.org", "--db-url", db_url)
     run_user("add", "bob", "--badge", "777", "--db-url", db_url)
     listing = run_user("list", "--db-url", db_url)
@@ -48,7 +49,7 @@ def test_user_added_on_the_cli_can_log_in(cli_env: None, db_url: str) -> None:
     app = create_app(make_config(db_url))
     try:
         api = Api(app.test_client())
-        assert api.post("/auth", json={"user": "alice", "pin": "4321"}).json == {"user": "alice"}
+        assert api.post("/auth", json={"user": "alice", "pin": "472913"}).json == {"user": "alice"}
         assert api.post("/auth", json={"badge": "0012345678"}).json == {"user": "alice"}
         assert api.post("/auth", json={"badge": "777"}).json == {"user": "bob"}
         assert "removed user bob" in run_user("remove", "bob", "--db-url", db_url)
@@ -116,7 +117,8 @@ def test_gunicorn_command_and_environment() -> None:
     assert argv[:3] == [sys.executable, "-m", "gunicorn"]
     assert argv[argv.index("--config") + 1] == "python:nodeserver.gunicorn_conf"  # gthread worker, mTLS
     assert argv[argv.index("--bind") + 1] == "0.0.0.0:8700"
-    assert argv[argv.index("--cert-reqs") + 1] == "2"  # a client certificate is required
+    # A certificate is checked when shown; the API refuses callers without one, the console takes a password.
+    assert argv[argv.index("--cert-reqs") + 1] == "1"
     assert argv[argv.index("--ca-certs") + 1] == "/etc/pullprint/ca.pem"
     plain = gunicorn_argv(make_config("sqlite://", insecure_plain_http=True))
     assert "--certfile" not in plain
@@ -174,8 +176,13 @@ def test_pullprint_analyst_serves_mutual_tls_under_gunicorn_and_honours_a_revoca
         assert call("POST", "/api/v1/jobs", c1, {"id": "j1", "owner": "alice"}) == 201
         for _ in range(4):  # whichever worker answers sees the same database
             assert call("GET", "/api/v1/jobs/j1", c1) == 200
+        assert call("GET", "/api/v1/jobs/j1", None) == 401  # no certificate: nobody
+        other = Authority(tmp_path / "other-ca")
+        other.init()
         with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
-            call("GET", "/api/v1/jobs/j1", None)  # no certificate: no TLS session at all
+            call("GET", "/api/v1/jobs/j1", other.issue("collector", "c1"))  # the right name, another CA
+        with pytest.raises((urllib.error.URLError, http.client.HTTPException, ConnectionError)):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)  # noqa: S310 - plain HTTP
         assert call("GET", "/api/v1/jobs/j1", printer_host) == 403  # a certificate, but not a collector's
         assert call("POST", "/api/v1/users", c1, {"name": "mallory", "badge": "123"}) == 403  # not an admin
         # Revoked: refused within a second or two (the workers re-read the CRL when it changes).
