@@ -142,6 +142,32 @@ def test_exit_code_follows_the_collector_answer(status, expected, collector, env
         assert len(collector.received) == 4  # bounded retries, then cupsd holds the job
 
 
+@pytest.mark.parametrize(("status", "body", "expected", "line"), [
+    (401, {"error": "unknown-submitter", "message": "this host's submit credential is not valid"}, BackendExit.HOLD,
+     "ERROR: This print server's pullprint credential was refused (this host's submit credential is not valid). "
+     "Ask the pullprint administrator for one (pullprint submitter add HOST), install it with pullprint queue "
+     "install --token-file, then release the job."),
+    (400, {"error": "too-many-copies", "message": "999 copies asked; at most 99 copies of one job may be printed "
+           "here"}, BackendExit.CANCEL,
+     "ERROR: The pullprint cluster refused this job: 999 copies asked; at most 99 copies of one job may be printed "
+     "here"),
+    (409, {"error": "quota-exceeded", "message": "alice already has 200 held jobs and may hold at most 200; print "
+           "or delete some at a printer, then print this again", "limit": "max_held_jobs_per_user"},
+     BackendExit.CANCEL,
+     "ERROR: The pullprint cluster refused this job: alice already has 200 held jobs and may hold at most 200; "
+     "print or delete some at a printer, then print this again"),
+])
+def test_a_refusal_is_one_clear_error_line_the_last_the_user_sees(status, body, expected, line, collector, env,
+                                                                   document) -> None:
+    collector.answers = [(status, body)]
+    code, _, err = run(["pullprint", "45", "alice", "t", "999", OPTIONS, str(document)], env)
+    assert code == expected
+    shown = [entry for entry in err.splitlines() if not entry.startswith("DEBUG: ")]
+    assert shown[-1] == line  # cupsd shows the last message as the job's printer-state-message
+    assert len(collector.received) == 1  # never retried here
+    assert collector.received[0].headers["X-Pullprint-Copies"] == "999"  # the cluster, not the backend, decides
+
+
 def test_a_503_then_201_is_retried_and_succeeds_replaying_stdin(collector, env, document) -> None:
     collector.answers = [(503, {"error": "busy"}), (503, {"error": "busy"}), (201, {"id": "j2"})]
     data = document.read_bytes()
