@@ -61,9 +61,12 @@ DOCUMENT: dict[str, Any] = {
             "responses": {
                 "201": _json({"type": "object", "properties": {"id": {"type": "string"}}}, "stored"),
                 "200": _json({"type": "object", "properties": {"id": {"type": "string"}}}, "repeated key"),
-                "400": _error("bad headers or a truncated upload"), "401": _error("missing submit token"),
+                "400": _error("bad headers, a truncated upload, or more than max_copies (too-many-copies)"),
+                "401": _error("no valid submitting-host credential (unknown-submitter: unknown or revoked)"),
+                "409": _error("the owner's quota of held jobs or bytes is full (quota-exceeded; `limit` names it)"),
                 "413": _error("larger than max_job_bytes"),
-                "503": _error("cannot keep the copies a job needs now (too-few-copies, replication-failed); retry")}}},
+                "503": _error("cannot keep the copies a job needs now (too-few-copies, replication-failed), or no "
+                               "directory synced yet (directory-not-synced); retry")}}},
         "/api/v1/sessions": {"post": {
             "summary": "Log in at a printer with a badge, or a user name and PIN",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
