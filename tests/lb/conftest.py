@@ -89,6 +89,8 @@ def make_cluster(tmp_path: Path) -> Iterator[object]:
         hap = haproxy.start(config_path, tmp_path / "haproxy.log")
         started.append(hap)
         result = Cluster(tmp_path, f"http://127.0.0.1:{lb_port}", socket_path, config_path, hap, backends, ports)
+        # HAProxy answers on its binds a moment before its admin socket exists (seen on a loaded machine).
+        daemons.wait_until(lambda: Path(socket_path).exists(), 5, "HAProxy's admin socket")
         for sid in ports:
             runtime.wait_for_state(socket_path, sid, runtime.UP, timeout=5)
         return result
