@@ -38,13 +38,13 @@ def create_app(config: AnalystConfig | None = None) -> Flask:
         raise PullprintError("bad-config", "analyst.console_password_hash is not a scrypt$… hash "
                              "(make one with pullprint.credentials.pin_hash)", status=500)
     if config.auto_migrate:
-        upgrade(config.db_url)
+        upgrade(config.db_url, config.db_password)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config[peer.INSECURE] = config.insecure_plain_http
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = Analyst(config=config, db=Database(config.db_url))
+    app.extensions[EXTENSION] = Analyst(config=config, db=Database(config.db_url, config.db_password))
 
     from analyst.accounting.views import bp as accounting_bp
     from analyst.collectors.views import bp as collectors_bp

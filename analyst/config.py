@@ -51,6 +51,10 @@ class AnalystConfig:
     # No TLS and no caller authentication at all: anyone who reaches the port is an administrator.
     # Never on a network; only for a single-host trial (the demo and the tests run TLS).
     insecure_plain_http: bool = False
+    # --- PostgreSQL over TLS with SCRAM (issue 9, docs/security.md): db_url says how to check the server
+    # (``?sslmode=verify-full&sslrootcert=<CA>``); the role's password is a secret given apart from the URL
+    # (``PULLPRINT_ANALYST_DB_PASSWORD_FILE``), never inside it.
+    db_password: str = ""
 
     def tls(self) -> TlsFiles | None:
         """This analyst's TLS files, or None under `insecure_plain_http`."""
@@ -67,6 +71,7 @@ class AnalystConfig:
         if tls is not None:
             found += tls.problems("analyst")
         found += [p for p in (_db_url_problem(self.db_url), address_problem("analyst.bind", self.bind)) if p]
+        found += _db_security_problems(self.db_url)
         if self.console_password_hash and not looks_like_hash(self.console_password_hash):
             found.append("analyst.console_password_hash: not a scrypt$… hash (make one with "
                          "pullprint.credentials.pin_hash)")
@@ -77,6 +82,21 @@ class AnalystConfig:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _db_security_problems(url: str) -> list[str]:
+    from analyst.db import password_in_url
+
+    if not url.startswith(("postgresql", "postgres:")):
+        return []
+    found = []
+    if password_in_url(url):
+        found.append("analyst.db_url: must not carry the password (give it as a file: "
+                     "PULLPRINT_ANALYST_DB_PASSWORD_FILE)")
+    if "sslmode=verify-full" not in url:
+        found.append("analyst.db_url: PostgreSQL must be reached over TLS with its certificate checked "
+                     "(add ?sslmode=verify-full&sslrootcert=<the cluster CA>)")
+    return found
 
 
 def _db_url_problem(url: str) -> str | None:

@@ -1,4 +1,10 @@
-"""The database: the column types, one lazily created engine per process, a session per unit of work, upgrades."""
+"""The database: the column types, one lazily created engine per process, a session per unit of work, upgrades.
+
+PostgreSQL in production runs over TLS with SCRAM (docs/security.md): the URL names the server and
+how to check it (``?sslmode=verify-full&sslrootcert=<cluster CA>``), the password comes apart
+(``analyst.db_password``, a secret file) and is handed to the driver here, so it is never part of a
+URL that could reach a log line, an error message or a child process's argv.
+"""
 
 from __future__ import annotations
 
@@ -58,8 +64,21 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and real (not pysqlite-emulated) transactions."""
+def password_in_url(url: str) -> bool:
+    """Does `url` carry a password (it must not: give it as ``analyst.db_password``)?"""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return bool(make_url(normalize_url(url)).password)
+    except ArgumentError:
+        return False
+
+
+def make_engine(url: str, password: str = "") -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and real (not pysqlite-emulated) transactions.
+
+    `password`: the database role's password, given to the driver apart from the URL."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -83,15 +102,18 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
-    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    connect_args: dict[str, Any] = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    if password:
+        connect_args["password"] = password
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 class Database:
     """The engine of this process, created on first use (so after gunicorn forks), and its sessions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, password: str = "") -> None:
         self.url = normalize_url(url)
+        self._password = password
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._pid = 0
@@ -105,7 +127,7 @@ class Database:
                 if self._engine is not None:
                     # Inherited across fork: drop the parent's pooled connections without closing them.
                     self._engine.dispose(close=False)
-                self._engine = make_engine(self.url)
+                self._engine = make_engine(self.url, self._password)
                 self._pid = os.getpid()
                 self._readers = sessionmaker(self._engine, expire_on_commit=False)
                 self._writers = sessionmaker(self._engine.execution_options(pullprint_write=True),
@@ -162,13 +184,13 @@ def head_revision() -> str:
     return head
 
 
-def upgrade(url: str) -> None:
+def upgrade(url: str, password: str = "") -> None:
     """Bring the schema at `url` to the newest revision; safe to run from several processes at once."""
     from alembic import command
 
     # Alembic announces each of its plugins at INFO on every start; that is noise in a service log.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    engine = make_engine(url)
+    engine = make_engine(url, password)
     try:
         # On SQLite the write option makes this BEGIN IMMEDIATE, which serializes concurrent upgraders.
         with engine.execution_options(pullprint_write=True).begin() as connection:

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from collector.outbound import NodeClient, Unreachable
+from collector.state_mac import StateMac
 from pullprint import keys
 from pullprint.errors import PullprintError
 from pullprint.pki import pool_dns
@@ -29,8 +30,9 @@ class _Breaker:
     housekeeping (which probes the analyst every second) flagged it in Redis.
     """
 
-    def __init__(self, redis: Any, site: str, cooldown: float) -> None:
+    def __init__(self, redis: Any, site: str, cooldown: float, seals: StateMac | None = None) -> None:
         self.redis = redis
+        self.seals = seals
         self.key = keys.analyst_down(site)
         self.cooldown = cooldown
         self._down_until = 0.0
@@ -41,12 +43,12 @@ class _Breaker:
         now = time.monotonic()
         if now < self._down_until:
             return True
-        if self.redis is None:
-            return False
+        if self.redis is None or self.seals is None:
+            return False  # no Redis, or no way to tell a collector's flag from a planted one
         if now - self._flag_checked_at > 0.25:
             self._flag_checked_at = now
             try:
-                self._flag = bool(self.redis.exists(self.key))
+                self._flag = self.seals.valid(self.key, self.redis.get(self.key))
             except Exception:  # noqa: BLE001 - no Redis: rely on this process's own view
                 self._flag = False
         return self._flag
@@ -61,11 +63,11 @@ class _Breaker:
 
 class AnalystClient:
     def __init__(self, base_url: str, tls: TlsFiles | None, timeout: float, *, redis: Any = None,
-                 site: str = "main", cooldown: float = 2.0) -> None:
+                 site: str = "main", cooldown: float = 2.0, seals: StateMac | None = None) -> None:
         self.root = base_url.rstrip("/")
         self.base = self.root + "/api/v1"
         self.http = NodeClient(tls, timeout, AnalystUnavailable)
-        self.breaker = _Breaker(redis, site, cooldown)
+        self.breaker = _Breaker(redis, site, cooldown, seals)
 
     def _request(self, method: str, url: str, *, bypass_breaker: bool = False, **kwargs: Any) -> Any:
         if not bypass_breaker and self.breaker.is_open():
@@ -199,8 +201,11 @@ class AnalystProbe:
             self.away, self.back = True, False
             self.misses += 1
             if self.misses >= 2:
-                with contextlib.suppress(Exception):
-                    self.redis.set(down_key, self.collector, px=int(self.heartbeat_seconds * 3000))
+                seals, ttl = self.client.breaker.seals, self.heartbeat_seconds * 3
+                if seals is not None:
+                    with contextlib.suppress(Exception):
+                        self.redis.set(down_key, seals.seal(down_key, self.collector, ttl_seconds=ttl),
+                                       px=int(ttl * 1000))
             return None
         self.back, self.away, self.misses = self.away, False, 0
         with contextlib.suppress(Exception):

@@ -141,6 +141,7 @@ def _start_poller(node: Node) -> HealthPoller:
             logging.getLogger(__name__).info("printer status of %s not reported: %s", printer_id, exc.code)
 
     poller = HealthPoller(node.id, node.redis, node.directory.printers, site=node.config.site,
-                          interval=node.config.poll_interval_seconds, report=report)
+                          interval=node.config.poll_interval_seconds, report=report,
+                          members=lambda: list(node.membership.live()), seals=node.seals)
     poller.start()
     return poller

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from collector import copies, membership, site_claims, status
+from collector import copies, site_claims, status
 from collector.analyst_client import AnalystProbe
 from collector.node import Node
 from collector.replay import replay_journal
@@ -62,7 +62,7 @@ class Housekeeper:
         """One beat: announce this node in Redis, probe the analyst, keep the site's release claims."""
         cfg = self.node.config
         try:
-            membership.announce(self.node.redis, cfg.id, cfg.url, cfg.site, cfg.member_ttl_seconds)
+            self.node.membership.announce(cfg.site)  # alive only: peers take its address from the analyst
             status.record_redis_seen(self.node)  # for /readyz, answered in the worker processes
         except Exception as exc:  # noqa: BLE001
             log.warning("cannot announce membership in redis: %s", exc)

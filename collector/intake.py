@@ -114,7 +114,10 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
     if seen_key:
         with contextlib.suppress(Exception):
             ttl = int(node.config.job_lifetime_hours * 3600)
-            node.redis.set(seen_key, node.seals.seal(seen_key, answer["id"], ttl_seconds=ttl), ex=ttl, nx=True)
+            sealed = node.seals.seal(seen_key, answer["id"], ttl_seconds=ttl)
+            if not node.redis.set(seen_key, sealed, ex=ttl, nx=True) and not node.seals.valid(
+                    seen_key, node.redis.get(seen_key)):
+                node.redis.set(seen_key, sealed, ex=ttl)  # a planted value was there: ours replaces it
     log.info("job %s from %s: %d bytes, %s pages, copies on %s", answer["id"], submission.owner, stored.size,
              stored.pages, ",".join(locations))
     return answer, created

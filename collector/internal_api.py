@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from collector import copies
+from collector import copies, site_claims
 from collector.peers import META_HEADER, decode_meta, encode_meta
 from collector.release import Claim, print_here
 from collector.spool import check_job_id
 from collector.web import json_body, node
 from nodeserver import peer
-from pullprint.errors import BadRequest, NotFound
+from pullprint.errors import BadRequest, Forbidden, NotFound
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("internal", __name__, url_prefix="/internal/v1")
 
@@ -57,14 +60,25 @@ def fetch_spool(job_id: str) -> Response:
 
 @bp.post("/jobs/<job_id>/print")
 def direct_print(job_id: str) -> Response:
+    """Print a job held here for the collector that claimed it: to a printer of the directory, named by id
+    (never an address from the request), under a claim the analyst (or, the analyst away, the site's
+    sealed claim in Redis) confirms; anything else is refused before a byte is decrypted."""
+    caller = peer.require("collector")
     body = json_body()
-    printer, claim = body.get("printer"), body.get("claim")
-    if not isinstance(printer, dict) or "uri" not in printer or not isinstance(claim, dict):
-        raise BadRequest("bad-print-request", "a direct print needs the printer and the claim")
-    claim = Claim.from_json(check_job_id(job_id), claim)
+    printer_ref, claim_body = body.get("printer"), body.get("claim")
+    printer_id = printer_ref.get("id") if isinstance(printer_ref, dict) else printer_ref
+    if not isinstance(printer_id, str) or not printer_id or not isinstance(claim_body, dict):
+        raise BadRequest("bad-print-request", "a direct print needs the printer's id and the claim")
+    claim = Claim.from_json(check_job_id(job_id), claim_body)
     n = node()
     if not copies.printable_here(n, job_id, offline=bool(claim.offline_at)):
         raise NotFound("no-copy", "this collector holds no printable copy of the job")
+    printer = n.directory.printer(printer_id)  # NotFound for a printer the directory does not have
+    refusal = site_claims.confirm(n, job_id, user=claim.user, token=claim.token, offline=bool(claim.offline_at),
+                                  printer_id=printer_id, caller=caller.name if caller else None)
+    if refusal:
+        log.warning("direct print of %s for %s refused: %s", job_id, caller or "an unidentified caller", refusal)
+        raise Forbidden(refusal, "the analyst does not confirm this claim on the job for this printer")
     locations = [loc for loc in body.get("locations", []) if isinstance(loc, str)]
     return jsonify(print_here(n, claim, printer, locations).to_json())
 

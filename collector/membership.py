@@ -1,4 +1,11 @@
-"""Who is alive: a short-lived Redis key per collector (expired: dead), and the analyst's list when Redis is away."""
+"""Who is alive and where: liveness from a short-lived Redis key per collector (MACed), addresses only from the analyst.
+
+Redis may say who is alive (a record a collector sealed, `collector/state_mac.py`), never where a
+collector is or who it is: a peer's URL and site come from the analyst's list of collectors, which
+every heartbeat brings back over mutual TLS (kept in `members_file`), and every call to a peer
+checks that its certificate names that collector (collector/peers.py). A collector the analyst
+has not listed is no peer, whatever Redis says.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collector.state_mac import StateMac
 from pullprint import keys
 
 
 @dataclass(frozen=True)
 class Member:
-    """A live collector: its id, where peers reach it, and its site."""
+    """A live collector: its id, where peers reach it (from the analyst), and its site."""
 
     id: str
     url: str
@@ -26,44 +34,62 @@ class Member:
         return cls(str(record["id"]), str(record.get("url", "")), str(record.get("site") or ""))
 
 
-def announce(redis: Any, collector_id: str, url: str, site: str, ttl_seconds: float) -> None:
-    record = {"id": collector_id, "url": url, "site": site, "at": time.time()}
-    redis.set(keys.collector_member(collector_id), json.dumps(record), px=int(ttl_seconds * 1000))
+def announce(redis: Any, seals: StateMac, collector_id: str, site: str, ttl_seconds: float) -> None:
+    """This collector is alive for `ttl_seconds` (no address: peers take that from the analyst)."""
+    key = keys.collector_member(collector_id)
+    record = json.dumps({"id": collector_id, "site": site, "at": time.time()})
+    redis.set(key, seals.seal(key, record, ttl_seconds=ttl_seconds), px=int(ttl_seconds * 1000))
 
 
 def withdraw(redis: Any, collector_id: str) -> None:
     redis.delete(keys.collector_member(collector_id))
 
 
-def live_members(redis: Any) -> dict[str, Member]:
-    """Every collector whose membership key has not expired, by id."""
+def live_ids(redis: Any, seals: StateMac) -> set[str]:
+    """Every collector whose sealed membership record has not expired (a planted record is ignored)."""
     names = list(redis.scan_iter(match=keys.MEMBERS_PATTERN, count=500))
-    members: dict[str, Member] = {}
+    alive: set[str] = set()
     if not names:
-        return members
-    for raw in redis.mget(names):
-        if raw:
-            member = Member.from_json(json.loads(raw))
-            members[member.id] = member
-    return members
+        return alive
+    for name, raw in zip(names, redis.mget(names), strict=True):
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        text = seals.open(name, raw)
+        if text is None:
+            continue
+        try:
+            collector_id = str(json.loads(text)["id"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if keys.collector_member(collector_id) == name:
+            alive.add(collector_id)
+    return alive
 
 
 class Membership:
-    """One collector's view of the live collectors: Redis first; when Redis is away, the list the
-    analyst answered to this node's last heartbeat (kept in `members_file`, shared by its processes)."""
+    """One collector's view of the live collectors: alive by Redis (or, Redis away, by the analyst's
+    last answer), addressed by the analyst's last answer (kept in `members_file`, shared by its processes)."""
 
-    def __init__(self, redis: Any, collector_id: str, members_file: Path, ttl_seconds: float) -> None:
+    def __init__(self, redis: Any, collector_id: str, members_file: Path, ttl_seconds: float,
+                 seals: StateMac) -> None:
         self.redis = redis
         self.id = collector_id
         self.members_file = members_file
         self.ttl_seconds = ttl_seconds
+        self.seals = seals
+
+    def announce(self, site: str) -> None:
+        announce(self.redis, self.seals, self.id, site, self.ttl_seconds)
 
     def live(self) -> dict[str, Member]:
-        """Every live collector, this one included if it is announced, by id."""
+        """Every live collector the analyst knows, this one included if it is announced, by id."""
+        known, fresh = self._from_analyst()
         try:
-            return live_members(self.redis)
+            alive = live_ids(self.redis, self.seals)
         except Exception:  # noqa: BLE001 - Redis trouble: fall back to what the last heartbeat heard
-            return self._from_analyst()
+            if not fresh:
+                return {}  # too old to trust: better no peer than a dead one
+            alive = {c for c, alive_there in known.items() if alive_there[1]}
+        return {c: known[c][0] for c in sorted(alive) if c in known and known[c][0].url}
 
     def peers(self) -> dict[str, Member]:
         """Live collectors other than this one, by id."""
@@ -71,17 +97,24 @@ class Membership:
         members.pop(self.id, None)
         return members
 
-    def _from_analyst(self) -> dict[str, Member]:
+    def _from_analyst(self) -> tuple[dict[str, tuple[Member, bool]], bool]:
+        """The analyst's last list: each collector with whether it was alive then; and whether the list is fresh."""
         try:
             data = json.loads(self.members_file.read_text())
         except (OSError, ValueError):
-            return {}
-        if time.time() - float(data.get("at", 0)) > 3 * self.ttl_seconds:
-            return {}  # too old to trust: better no peer than a dead one
-        return {c["id"]: Member.from_json(c) for c in data.get("collectors", []) if c.get("alive")}
+            return {}, False
+        fresh = time.time() - float(data.get("at", 0)) <= 3 * self.ttl_seconds
+        known = {}
+        for record in data.get("collectors", []):
+            try:
+                member = Member.from_json(record)
+            except (KeyError, TypeError):
+                continue
+            known[member.id] = (member, bool(record.get("alive")))
+        return known, fresh
 
     def remember(self, collectors: Iterable[Mapping[str, Any]]) -> None:
-        """Keep the analyst's list of collectors (from a heartbeat) for when Redis is away."""
-        tmp = self.members_file.with_suffix(".tmp")
+        """Keep the analyst's list of collectors (from a heartbeat): every peer's address, and who was alive."""
+        tmp = self.members_file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"at": time.time(), "collectors": list(collectors)}))
         os.replace(tmp, self.members_file)

@@ -86,10 +86,14 @@ def release_jobs(node: Node, session: Session, request: ReleaseRequest, idempote
     idem_key = keys.idempotent_release(session.user, idempotency_key) if idempotency_key else None
     if idem_key:
         try:
-            previous = node.redis.get(idem_key)
+            # Sealed answers only (collector/state_mac.py): a planted answer is ignored and overwritten.
+            stored = node.redis.get(idem_key)
+            previous = node.seals.open(idem_key, stored)
             if not previous:
                 # "pending" only while this request waits; after that the answer itself is kept.
-                node.redis.set(idem_key, "pending", nx=True, ex=int(node.config.release_wait_seconds) + 10)
+                wait = int(node.config.release_wait_seconds) + 10
+                node.redis.set(idem_key, node.seals.seal(idem_key, "pending", ttl_seconds=wait), ex=wait,
+                               nx=stored is None)
         except Exception:  # noqa: BLE001 - without Redis the analyst's claim alone keeps it to one print
             previous, idem_key = None, None
         if previous == "pending":
@@ -100,7 +104,7 @@ def release_jobs(node: Node, session: Session, request: ReleaseRequest, idempote
     def remember(answer: dict[str, Any]) -> None:
         if idem_key:
             with contextlib.suppress(Exception):
-                node.redis.set(idem_key, json.dumps(answer), ex=600)
+                node.redis.set(idem_key, node.seals.seal(idem_key, json.dumps(answer), ttl_seconds=600), ex=600)
 
     try:
         answer = _release(node, session, request.jobs, remember, request.confirm_interrupted)
@@ -154,7 +158,7 @@ def _check_printer(node: Node, printer: dict[str, Any]) -> tuple[bool, str | Non
     from collector.health.cache import check_printer
 
     verdict = check_printer(node.directory.with_snmp_keys(printer), node.redis, max_age=node.config.health_max_age,
-                            timeout=node.config.health_timeout)
+                            timeout=node.config.health_timeout, seals=node.seals)
     message = MESSAGES.get(verdict.reason or "", verdict.reason or "")
     return verdict.allowed, verdict.reason, list(verdict.warnings), message
 
@@ -169,7 +173,7 @@ def suggest_printer(node: Node, refused: dict[str, Any]) -> dict[str, Any] | Non
     candidates.sort(key=lambda p: p.get("location") != refused.get("location"))
     for printer in candidates[:5]:
         verdict = check_printer(printer, node.redis, max_age=node.config.health_max_age,
-                                timeout=node.config.health_timeout)
+                                timeout=node.config.health_timeout, seals=node.seals)
         if verdict.allowed:
             return {"id": printer["id"], "location": printer.get("location", "")}
     return None
@@ -309,7 +313,7 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
     # taken, so no offline release can print the job while the analyst may still see it releasing).
     # A user who confirms an interrupted job takes it over; the analyst's compare-and-set decides.
     site_claim = site_claims.take(node, job_id, node.config.job_lifetime_hours * 3600,
-                                 force=confirm_interrupted)
+                                 force=confirm_interrupted, printer=printer["id"])
     if site_claim is False:
         return _result(job_id, _why_taken(node, job_id))
     try:

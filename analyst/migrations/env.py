@@ -41,8 +41,9 @@ def run_migrations_online() -> None:
     from analyst.config import AnalystConfig
     from pullprint.config import load
 
-    url = context.config.get_main_option("sqlalchemy.url") or load(AnalystConfig, "analyst").db_url
-    engine = make_engine(url)
+    settings = load(AnalystConfig, "analyst")
+    url = context.config.get_main_option("sqlalchemy.url") or settings.db_url
+    engine = make_engine(url, settings.db_password)
     try:
         with engine.connect() as conn:
             _run(conn)

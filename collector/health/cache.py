@@ -3,6 +3,10 @@
 Keys (pullprint.keys): `printer_health(id)` holds the newest reading as JSON; `printer_health_history(id)`
 is a list of the last HISTORY_LENGTH readings, newest first. The reading's TTL is generous (an hour):
 freshness is judged from its `polled_at`, never from whether the key exists.
+
+A reading decides releases (refused: paper out; allowed: healthy), so collectors seal it
+(`seals`, collector/state_mac.py: an HMAC only collectors can make); a reading that does not verify
+is ignored (logged once) and the printer is asked again. Only tests leave `seals` out.
 """
 
 from __future__ import annotations
@@ -16,42 +20,61 @@ from typing import Any
 from collector.health.model import PrinterHealth, note_reboot
 from collector.health.policy import HealthVerdict, judge, monitored
 from collector.health.snmp import HealthClient, SnmpTarget
+from collector.state_mac import StateMac, unverified
 from pullprint import keys
 
 HISTORY_LENGTH = 50
 READING_TTL_SECONDS = 3600
 
 
-def read_health(redis: Any, printer_id: str) -> PrinterHealth | None:
-    raw = redis.get(keys.printer_health(printer_id))
+def decode_reading(key: str, raw: Any, seals: StateMac | None) -> PrinterHealth | None:
+    """The reading stored under `key`; None when absent, planted (bad MAC) or from an incompatible version."""
     if raw is None:
         return None
+    if seals is None:
+        raw = unverified(raw.decode() if isinstance(raw, bytes) else str(raw))  # tests and tools
+    else:
+        raw = seals.open(key, raw)
+        if raw is None:
+            return None
     try:
         return PrinterHealth.from_json(raw)
     except (ValueError, TypeError, KeyError):
         return None  # a reading from an incompatible version: poll again
 
 
-def read_history(redis: Any, printer_id: str, limit: int = HISTORY_LENGTH) -> list[PrinterHealth]:
-    return [PrinterHealth.from_json(raw) for raw in redis.lrange(keys.printer_health_history(printer_id),
-                                                                   0, limit - 1)]
+def _encode(key: str, health: PrinterHealth, seals: StateMac | None) -> str:
+    text = health.to_json()
+    return seals.seal(key, text) if seals is not None else text
+
+
+def read_health(redis: Any, printer_id: str, *, seals: StateMac | None = None) -> PrinterHealth | None:
+    key = keys.printer_health(printer_id)
+    return decode_reading(key, redis.get(key), seals)
+
+
+def read_history(redis: Any, printer_id: str, limit: int = HISTORY_LENGTH, *,
+                 seals: StateMac | None = None) -> list[PrinterHealth]:
+    key = keys.printer_health_history(printer_id)
+    readings = (decode_reading(key, raw, seals) for raw in redis.lrange(key, 0, limit - 1))
+    return [reading for reading in readings if reading is not None]
 
 
 def store_health(redis: Any, health: PrinterHealth, *, previous: PrinterHealth | None = None,
-                 pipeline: Any = None) -> PrinterHealth:
+                 pipeline: Any = None, seals: StateMac | None = None) -> PrinterHealth:
     """Store a reading as the newest one and in the capped history; notes a reboot vs `previous`.
 
     Pass `previous` when you have it (saves a read); otherwise the stored reading is used.
     A reading older than the stored one is not written as newest (two pollers racing)."""
     if previous is None and pipeline is None:
-        previous = read_health(redis, health.printer_id)
+        previous = read_health(redis, health.printer_id, seals=seals)
     note_reboot(health, previous)
-    text = health.to_json()
     pipe = pipeline if pipeline is not None else redis.pipeline(transaction=False)
     if previous is None or previous.polled_at <= health.polled_at:
-        pipe.set(keys.printer_health(health.printer_id), text, ex=READING_TTL_SECONDS)
+        newest = keys.printer_health(health.printer_id)
+        pipe.set(newest, _encode(newest, health, seals), ex=READING_TTL_SECONDS)
     history = keys.printer_health_history(health.printer_id)
-    pipe.lpush(history, text)
+    pipe.lpush(history, _encode(history, health, seals))
     pipe.ltrim(history, 0, HISTORY_LENGTH - 1)
     pipe.expire(history, READING_TTL_SECONDS * 24)
     if pipeline is None:
@@ -99,7 +122,7 @@ def poll_now(printer: Mapping[str, Any], *, timeout: float = 1.0,
 
 
 def check_printer(printer: Mapping[str, Any], redis: Any, *, max_age: float = 30.0,
-                  timeout: float = 1.0, now: float | None = None) -> HealthVerdict:
+                  timeout: float = 1.0, now: float | None = None, seals: StateMac | None = None) -> HealthVerdict:
     """May a job be released to `printer` now? Synchronous, for a Flask worker thread.
 
     Uses the cached reading when younger than `max_age` seconds, otherwise polls the printer once
@@ -110,7 +133,7 @@ def check_printer(printer: Mapping[str, Any], redis: Any, *, max_age: float = 30
         return judge(None, printer, now=time.time(), max_age=max_age)
     cached: PrinterHealth | None = None
     try:
-        cached = read_health(redis, str(printer["id"]))
+        cached = read_health(redis, str(printer["id"]), seals=seals)
     except Exception:  # noqa: BLE001 - Redis down: fall back to asking the printer
         cached = None
     current = now if now is not None else time.time()
@@ -119,7 +142,7 @@ def check_printer(printer: Mapping[str, Any], redis: Any, *, max_age: float = 30
     fresh = poll_now(printer, timeout=timeout, previous=cached)
     if fresh is not None:
         try:
-            store_health(redis, fresh, previous=cached)
+            store_health(redis, fresh, previous=cached, seals=seals)
         except Exception:  # noqa: BLE001, S110 - a cache write failure must not block a release
             pass
     return judge(fresh, printer, now=time.time(), max_age=None)  # just read: fresh by definition

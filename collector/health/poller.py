@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from collector.health.cache import store_health
+from collector.health.cache import decode_reading, store_health
 from collector.health.model import PrinterHealth
 from collector.health.snmp import HealthClient, SnmpTarget
-from collector.membership import live_members
+from collector.state_mac import StateMac
 from pullprint import keys
 
 log = logging.getLogger("pullprint.collector.health")
@@ -52,7 +52,7 @@ class HealthPoller:
     def __init__(self, collector_id: str, redis: Any, printers: Callable[[], Iterable[Printer]], *,
                  site: str | None = None, interval: float = 15.0, report: ReportFn | None = None,
                  concurrency: int = 128, supplies_every: int = 10, takeover_after: float = 3.0,
-                 members: Callable[[], Iterable[str]] | None = None) -> None:
+                 members: Callable[[], Iterable[str]] | None = None, seals: StateMac | None = None) -> None:
         self.collector_id = collector_id
         self.redis = redis
         self.printers = printers
@@ -62,7 +62,8 @@ class HealthPoller:
         self.concurrency = concurrency
         self.supplies_every = max(1, supplies_every)
         self.takeover_after = takeover_after
-        self.members = members or (lambda: live_members(redis))
+        self.members = members or (lambda: [collector_id])
+        self.seals = seals  # collector/state_mac.py: readings decide releases, so they are sealed
         self.cycles = 0
         self.last_cycle: dict[str, Any] = {}
         self._known: dict[str, PrinterHealth] = {}
@@ -98,7 +99,7 @@ class HealthPoller:
             pipe.get(keys.printer_health(str(printer["id"])))
         cached: dict[str, PrinterHealth | None] = {}
         for printer, raw in zip(printers, pipe.execute(), strict=True):
-            cached[str(printer["id"])] = PrinterHealth.from_json(raw) if raw else None
+            cached[str(printer["id"])] = decode_reading(keys.printer_health(str(printer["id"])), raw, self.seals)
         candidates = []
         for printer in printers:
             pid = str(printer["id"])
@@ -123,7 +124,7 @@ class HealthPoller:
             previous={pid: h for pid, h in cached.items() if h is not None})
         pipe = self.redis.pipeline(transaction=False)
         for pid, health in readings.items():
-            store_health(self.redis, health, previous=cached.get(pid), pipeline=pipe)
+            store_health(self.redis, health, previous=cached.get(pid), pipeline=pipe, seals=self.seals)
         pipe.execute()
         changed = [pid for pid, h in readings.items() if not h.same_state(cached.get(pid) or self._known.get(pid))
                    or h.rebooted]

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from analyst.app import create_app
 from analyst.db import _alembic_config, head_revision, make_engine, upgrade
 from analyst.web import EXTENSION
-from tests.analyst.conftest import Api, make_config
+from tests.analyst.conftest import PG_PASSWORD, Api, make_config
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -21,12 +21,12 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'old.db'}"
     server = request.getfixturevalue("postgres_server")
     name = f"old_{uuid.uuid4().hex[:8]}"
-    server._admin(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://postgres@127.0.0.1:{server.port}/{name}"
+    server._admin(f'CREATE DATABASE "{name}" OWNER analyst')
+    return f"postgresql+psycopg://analyst@127.0.0.1:{server.port}/{name}?{server.tls_query()}"
 
 
 def test_upgrade_from_0001_keeps_and_completes_accounting(empty_db_url: str) -> None:
-    engine = make_engine(empty_db_url)
+    engine = make_engine(empty_db_url, PG_PASSWORD)
     try:
         with engine.begin() as connection:
             config = _alembic_config()
@@ -52,7 +52,7 @@ def test_upgrade_from_0001_keeps_and_completes_accounting(empty_db_url: str) -> 
     finally:
         engine.dispose()
 
-    upgrade(empty_db_url)
+    upgrade(empty_db_url, PG_PASSWORD)
     app = create_app(make_config(empty_db_url))
     try:
         assert app.extensions[EXTENSION].db.schema_revision() == head_revision()

@@ -14,6 +14,7 @@ from analyst.db import Database, upgrade
 from analyst.jobs import service
 from pullprint.errors import Conflict
 from pullprint.states import ALLOWED, INTERRUPTED, JobState, can_move
+from tests.analyst.conftest import PG_PASSWORD
 
 T0 = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 LIFETIME = timedelta(hours=8)
@@ -105,8 +106,8 @@ def _row(session: Session, job_id: str) -> tuple[Any, ...]:
 
 @pytest.fixture
 def database(db_url: str) -> Iterator[Database]:
-    upgrade(db_url)
-    database = Database(db_url)
+    upgrade(db_url, PG_PASSWORD)
+    database = Database(db_url, PG_PASSWORD)
     yield database
     database.dispose()
 

@@ -105,10 +105,10 @@ def test_only_ids_a_collector_makes_are_job_ids(value: object) -> None:
 
 
 @pytest.fixture
-def collector(tmp_path, redis_url, recorder: Recorder):
+def collector(tmp_path, redis_settings, recorder: Recorder):
     config = dataclasses.replace(CollectorConfig(), id="c1", spool_dir=str(tmp_path), installation_key="11" * 32,
-                                 session_key="k", insecure_plain_http=True, redis_url=redis_url,
-                                 analyst_url=recorder.url)
+                                 session_key="k", insecure_plain_http=True, analyst_url=recorder.url,
+                                 **redis_settings)
     node = build_node(config)
     app = create_app(config, node=node)
     yield app, node

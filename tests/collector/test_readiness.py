@@ -10,10 +10,10 @@ from collector.housekeeping import Housekeeper
 from collector.node import build_node
 
 
-def _node(tmp_path, redis_url: str):
+def _node(tmp_path, redis_url: str, **redis_settings):  # redis_settings: the TLS Redis's (tests/conftest.py)
     config = dataclasses.replace(CollectorConfig(), id="c1", spool_dir=str(tmp_path), installation_key="11" * 32,
                                  session_key="k", insecure_plain_http=True, redis_url=redis_url,
-                                 analyst_url="http://127.0.0.1:9")
+                                 analyst_url="http://127.0.0.1:9", **redis_settings)
     return config, build_node(config)
 
 
@@ -30,8 +30,8 @@ def test_readiness_answers_at_once_while_redis_hangs(tmp_path):
         assert answer.json["ready"] is True and answer.json["degraded"]
 
 
-def test_readiness_reports_redis_as_the_heartbeat_last_saw_it(tmp_path, redis_url):
-    config, node = _node(tmp_path, redis_url)
+def test_readiness_reports_redis_as_the_heartbeat_last_saw_it(tmp_path, redis_settings):
+    config, node = _node(tmp_path, **redis_settings)
     client = create_app(config, node=node).test_client()
     assert client.get("/readyz").json["degraded"]  # no heartbeat yet
     Housekeeper(node).heartbeat()  # announces membership in Redis (the analyst is unreachable)

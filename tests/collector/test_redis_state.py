@@ -8,6 +8,7 @@ import pytest
 from collector import membership
 from collector.printer_lock import PrinterBusy, PrinterLock
 from collector.sessions import LoginGuard, SessionStore
+from collector.state_mac import StateMac
 from pullprint import keys
 from pullprint.errors import Locked, Unauthorized
 
@@ -127,8 +128,10 @@ def test_lock_waiters_get_the_printer_one_at_a_time(redis):
 
 
 def test_membership_expires_without_heartbeats(redis):
-    membership.announce(redis, "c1", "http://c1", "main", ttl_seconds=0.5)
-    membership.announce(redis, "c2", "http://c2", "main", ttl_seconds=5)
-    assert set(membership.live_members(redis)) == {"c1", "c2"}
+    seals = StateMac(b"\x11" * 32)
+    membership.announce(redis, seals, "c1", "main", ttl_seconds=0.5)
+    membership.announce(redis, seals, "c2", "main", ttl_seconds=5)
+    assert membership.live_ids(redis, seals) == {"c1", "c2"}
     time.sleep(0.7)
-    assert set(membership.live_members(redis)) == {"c2"}
+    assert membership.live_ids(redis, seals) == {"c2"}
+    assert membership.live_ids(redis, StateMac(b"\x22" * 32)) == set()  # sealed under another installation

@@ -86,7 +86,7 @@ def test_analyst_settings(tmp_path: Path) -> None:
                **{f"PULLPRINT_ANALYST_{name}": str(tmp_path / "token")
                   for name in ("CA_FILE", "CERT_FILE", "KEY_FILE")}}
     good = _write(tmp_path / "good.json", {"analyst": {"bind": "0.0.0.0:8700", "log_level": "INFO",
-                                                       "db_url": "postgresql://pullprint@db/pullprint"}})
+                                                       "db_url": "postgresql://pullprint@db/pullprint?sslmode=verify-full"}})
     assert config.check(AnalystConfig, "analyst", path=good, environ=environ) == []
     bad = _write(tmp_path / "bad.json", {"analyst": {"db_url": "mysql://db/pullprint", "log_level": "loud",
                                                      "console_password_hash": "secret"}})
