@@ -97,19 +97,29 @@ def write_credentials(server_root: Path, token: str, ca_file: str | None = None)
     folder = Path(server_root) / config.CONF_RELATIVE.parent
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o755)  # noqa: S103 - lp must enter; the file itself is 0640
-    path = folder / config.CONF_RELATIVE.name
-    tmp = path.with_name(".backend.conf.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(config.render(token.strip(), ca_file))
     try:
         lp_gid = grp.getgrnam("lp").gr_gid
     except KeyError:
         lp_gid = 0
+    if ca_file:
+        # A copy beside the credentials: the backend runs as lp, which may not reach the original.
+        ca_copy = folder / "ca.pem"
+        _write_for_lp(ca_copy, Path(ca_file).read_bytes(), lp_gid)
+        ca_file = str(ca_copy)
+    path = folder / config.CONF_RELATIVE.name
+    _write_for_lp(path, config.render(token.strip(), ca_file).encode(), lp_gid)
+    return path
+
+
+def _write_for_lp(path: Path, data: bytes, lp_gid: int) -> None:
+    """`data` into `path`, root:lp 0640, replaced atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
     os.chown(tmp, 0, lp_gid)
     os.chmod(tmp, 0o640)
     os.replace(tmp, path)
-    return path
 
 
 def create_queue(connection, name: str, uri: str, *, info: str = "pullprint secure release",
