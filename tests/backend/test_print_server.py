@@ -1,13 +1,22 @@
-"""A print server shares SecurePrint with workstations: two real cupsd, the workstation in its own network namespace."""
+"""A print server shares SecurePrint with workstations: two real cupsd, the workstation in its own network namespace.
+
+On a print server printing to the queue needs an authenticated user (issue 9): a workstation's
+unauthenticated job is refused, Basic over TLS with a real local account and PeerCred for a local
+user are taken, and the job's owner at the cluster is the authenticated user, whatever name the
+client claimed. The print server submits with its own credential, issued by the analyst.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,16 +25,17 @@ from pathlib import Path
 
 import cups
 import pytest
-import requests
 
-from cups_backend import install  # noqa: E402
-from cups_backend.cli import main as queue_main  # noqa: E402
-from localcluster.cluster import LocalCluster  # noqa: E402
-from pullprint.credentials import cluster_auth_header  # noqa: E402
-from pullprint.cupsd import PrivateCupsd  # noqa: E402
+from cups_backend import install
+from cups_backend.cli import main as queue_main
+from localcluster.cluster import LocalCluster
+from pullprint.cupsd import PrivateCupsd
+from tests.backend import ipp_submit
+from tests.e2e.conftest import analyst_call, analyst_get
 
 pytestmark = pytest.mark.integration
 QUEUE = "SecurePrint"
+PRINT_SERVER_HOST = "print-server-1"  # the print server's submitting-host credential names it
 # The backend has run and given its verdict.
 FINISHED = {cups.IPP_JOB_HELD, cups.IPP_JOB_STOPPED, cups.IPP_JOB_CANCELED, cups.IPP_JOB_ABORTED,
             cups.IPP_JOB_COMPLETED}
@@ -119,13 +129,56 @@ def workstation(base: Path, link: Link) -> Iterator[PrivateCupsd]:
         yield daemon
 
 
-def _install(print_server: PrivateCupsd, cluster: LocalCluster, role: str, parallel: int) -> list[str]:
-    argv = ["install", "--name", QUEUE, "--uri", f"pullprint://{cluster.lb_url[len('http://'):]}/",
-            "--cups-server", print_server.server, "--backend-dir", str(print_server.backend_dir),
-            "--server-root", str(print_server.server_root), "--token-file", str(cluster.secrets["submit_token"]),
-            "--role", role, "--parallel", str(parallel)]
+@dataclass(frozen=True)
+class Account:
+    name: str
+    password: str
+
+
+@pytest.fixture(scope="module")
+def account() -> Iterator[Account]:
+    """A real local account on the print server (cupsd checks Basic passwords with PAM, PeerCred by uid)."""
+    if os.geteuid() != 0:
+        pytest.skip("creating a local account for the authentication tests needs root")
+    found = Account(f"ppauth{os.getpid() % 100000}", secrets.token_urlsafe(12))
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", found.name], check=True,
+                   capture_output=True, timeout=30)
+    try:
+        subprocess.run(["chpasswd"], input=f"{found.name}:{found.password}\n", text=True, check=True,
+                       capture_output=True, timeout=30)
+        yield found
+    finally:
+        subprocess.run(["userdel", found.name], check=False, capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def token_file(base: Path, cluster: LocalCluster) -> Path:
+    """The print server's own credential, issued by the analyst for PRINT_SERVER_HOST."""
+    answer = analyst_call(cluster, "POST", "/submitters", json={"host": PRINT_SERVER_HOST})
+    assert answer.status_code in (200, 201), answer.text
+    path = base / "print-server-token"
+    path.write_text(answer.json()["token"])
+    path.chmod(0o600)
+    return path
+
+
+def _install(print_server: PrivateCupsd, cluster: LocalCluster, token_file: Path, role: str,
+             parallel: int) -> list[str]:
+    # Through the domain socket, as root: once the queue has the pullprint policy, changing it needs
+    # @SYSTEM, which root is there by PeerCred.
+    address = cluster.lb_url.split("://", 1)[1]
+    scheme = "pullprints" if cluster.tls else "pullprint"
+    argv = ["install", "--name", QUEUE, "--uri", f"{scheme}://{address}/",
+            *(["--ca-file", cluster.ca_file] if cluster.tls else []),
+            "--cups-server", str(print_server.socket_path), "--backend-dir", str(print_server.backend_dir),
+            "--server-root", str(print_server.server_root), "--token-file", str(token_file),
+            "--role", role, "--parallel", str(parallel), "--skip-crash-probe"]
     assert queue_main(argv) == 0
     return [f"{QUEUE}-{i}" for i in range(1, parallel + 1)] if parallel > 1 else []
+
+
+def _remove(print_server: PrivateCupsd) -> None:
+    assert queue_main(["remove", "--name", QUEUE, "--cups-server", str(print_server.socket_path)]) == 0
 
 
 def _wait_job(conn, job_id: int, timeout: float = 30) -> dict:
@@ -138,35 +191,42 @@ def _wait_job(conn, job_id: int, timeout: float = 30) -> dict:
         time.sleep(0.1)
 
 
-def _server_jobs(conn, title: str) -> list[dict]:
-    """Every job with this title, by id: pycups' getJobs asks for /printers/ and leaves out class jobs."""
-    jobs = []
-    for job_id in range(1, 32):  # a few jobs per module; removing a queue deletes its jobs (gaps)
-        with contextlib.suppress(cups.IPPError):
-            jobs.append(conn.getJobAttributes(job_id))
-    return [job for job in jobs if job.get("job-name") == title]
-
-
 def _log_lines(daemon: PrivateCupsd, text: str) -> list[str]:
     return [line for line in daemon.error_log.read_text(errors="replace").splitlines() if text in line]
 
 
-def _alice_jobs(cluster: LocalCluster) -> list[dict]:
-    answer = requests.get(f"{cluster.analyst_url}/api/v1/users/alice/jobs",
-                          headers=cluster_auth_header(cluster.secret("cluster_token")), timeout=10)
-    answer.raise_for_status()
-    return list(answer.json()["jobs"])
+def _jobs_of(cluster: LocalCluster, owner: str) -> list[dict]:
+    return list(analyst_get(cluster, f"/users/{owner}/jobs")["jobs"])
+
+
+def _arrived(cluster: LocalCluster, owner: str, title: str, server: PrivateCupsd, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while not (held := [j for j in _jobs_of(cluster, owner) if j["title"] == title]):
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.2)
+    [job] = held
+    return job
+
+
+def _netns_ipp(link: Link, url: str, user: str, document: Path, *, title: str,
+               auth: Account | None = None) -> dict:
+    """An IPP Print-Job from the workstation's network namespace, claiming `user` as requesting-user-name."""
+    argv = ["ip", "netns", "exec", link.netns, sys.executable, ipp_submit.__file__, url, user, str(document),
+            "--title", title, *(["--auth", f"{auth.name}:{auth.password}"] if auth else [])]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+    return dict(json.loads(done.stdout))
 
 
 @pytest.mark.parametrize(("role", "parallel"), [("workstation", 1), ("print-server", 1), ("print-server", 2)])
-def test_a_workstation_job_reaches_the_cluster_only_through_a_shared_queue(
+def test_a_workstation_job_reaches_the_cluster_only_shared_and_authenticated(
         role: str, parallel: int, link: Link, cluster: LocalCluster, print_server: PrivateCupsd,
-        workstation: PrivateCupsd, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    members = _install(print_server, cluster, role, parallel)
+        workstation: PrivateCupsd, account: Account, token_file: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    members = _install(print_server, cluster, token_file, role, parallel)
     out = capsys.readouterr().out
-    server_conn = install.connect(print_server.server)
+    server_conn = install.connect(str(print_server.socket_path))
     ws_conn = install.connect(workstation.server)
-    # The workstation's raw queue forwards over IPP to the print server, as a remote client.
+    # The workstation's raw queue forwards over IPP to the print server, as a remote client, unauthenticated.
     forward = f"Upstairs{role.replace('-', '')}{parallel}"
     kind = "classes" if members else "printers"
     try:
@@ -185,45 +245,131 @@ def test_a_workstation_job_reaches_the_cluster_only_through_a_shared_queue(
         job_id = int(re.search(r"request id is \S+-(\d+)", done.stdout).group(1))  # type: ignore[union-attr]
         attrs = _wait_job(ws_conn, job_id)
 
+        # Either way the workstation's ipp backend is refused, so it holds alice's job for
+        # authentication there: it never reaches the cluster as "alice", whatever lp -U said.
+        assert attrs["job-state"] == cups.IPP_JOB_HELD, (attrs, workstation.log_tail())
+        assert "cups-held-for-authentication" in attrs["job-state-reasons"]
+        assert not [j for j in _jobs_of(cluster, "alice") if j["title"] == doc.name]
         if role == "workstation":
-            # The print server answers client-error-not-authorized, so the workstation's ipp backend
-            # holds the job for authentication: alice's job waits there and never reaches the cluster.
-            assert attrs["job-state"] == cups.IPP_JOB_HELD, (attrs, workstation.log_tail())
-            assert "cups-held-for-authentication" in attrs["job-state-reasons"]
             refusal = "The printer or class is not shared"
             assert refusal in print_server.error_log.read_text(errors="replace"), print_server.log_tail()
             assert refusal in workstation.error_log.read_text(errors="replace"), workstation.log_tail()
-            assert not _server_jobs(server_conn, doc.name)
-            assert not [j for j in _alice_jobs(cluster) if j["title"] == doc.name]
         else:
-            assert attrs["job-state"] == cups.IPP_JOB_COMPLETED, (
-                attrs, _log_lines(print_server, "not shared") or print_server.log_tail())
-            # On the print server the job belongs to alice and came from the workstation's address.
-            [server_job] = _server_jobs(server_conn, doc.name)
-            assert server_job["job-originating-user-name"] == "alice"
-            assert server_job["job-originating-host-name"] == link.workstation_ip
-            assert server_job["job-state"] == cups.IPP_JOB_COMPLETED
-            deadline = time.monotonic() + 30
-            while not (held := [j for j in _alice_jobs(cluster) if j["title"] == doc.name]):
-                assert time.monotonic() < deadline, print_server.log_tail()
-                time.sleep(0.2)
-            [job] = held
-            assert job["owner"] == "alice"
+            # Asked for TLS first (no password in clear), then for a user.
+            queue_uri = f"ipp://{link.server_ip}:{print_server.port}/{kind}/{QUEUE}"
+            asked = f"for Print-Job ({queue_uri}) from {link.workstation_ip}"
+            assert _log_lines(print_server, f"Returning HTTP Upgrade Required {asked}"), print_server.log_tail()
+            assert _log_lines(print_server, f"Returning HTTP Unauthorized {asked}"), print_server.log_tail()
+            url = f"ipp://{link.server_ip}:{print_server.port}/{kind}/{QUEUE}"
+            tls_url = url.replace("ipp://", "ipps://", 1)
+            claimed = tmp_path / f"claimed-{parallel}.ps"
+            claimed.write_bytes(body)
+            # The account's password in clear is refused (426), a wrong one too (401), over TLS.
+            assert _netns_ipp(link, url, "alice", claimed, title="clear", auth=account)["http"] == 426
+            wrong = Account(account.name, "not-the-password")
+            assert _netns_ipp(link, tls_url, "alice", claimed, title="wrong", auth=wrong)["http"] == 401
+            assert _netns_ipp(link, tls_url, "alice", claimed, title="anonymous")["http"] == 401
+            # Basic over TLS as the account, claiming to be alice: the job is the account's.
+            answer = _netns_ipp(link, tls_url, "alice", claimed, title=claimed.name, auth=account)
+            assert answer["http"] == 200 and answer["ipp"] is not None and answer["ipp"] < 0x0400, answer
+            job = _arrived(cluster, account.name, claimed.name, print_server)
+            assert job["owner"] == account.name
             assert job["sha256"] == hashlib.sha256(body).hexdigest()
-            assert job["origin_host"] == link.workstation_ip
+            # Submitted with the print server's own credential: that host is the job's origin; the
+            # workstation's address is what the print server's cupsd saw.
+            assert job["origin_host"] == PRINT_SERVER_HOST
+            assert job["options"].get("job-originating-host-name") == link.workstation_ip
             assert job["state"] == "held"
+            assert not [j for j in _jobs_of(cluster, "alice") if j["title"] in (claimed.name, "clear", "wrong")]
         # cupsd holds what the role asked for, on the queue and on each member of a class.
         for name in [QUEUE, *members]:
-            now = server_conn.getPrinterAttributes(name, requested_attributes=["printer-is-shared"])
+            now = server_conn.getPrinterAttributes(name, requested_attributes=["printer-is-shared",
+                                                                               "printer-op-policy"])
             assert now["printer-is-shared"] is (role == "print-server"), name
+            assert now["printer-op-policy"] == ("pullprint" if role == "print-server" else "default"), name
     finally:
         with contextlib.suppress(cups.IPPError):
             ws_conn.cancelAllJobs(name=forward, purge_jobs=True)
         with contextlib.suppress(cups.IPPError):
             ws_conn.deletePrinter(forward)
-        assert queue_main(["remove", "--name", QUEUE, "--cups-server", print_server.server]) == 0
+        _remove(print_server)
 
-    # The operator is told which role was used and whether the queue is shared.
+    # The operator is told which role was used, whether the queue is shared and who may print.
     told = "(raw, shared: other hosts may print to it" if role == "print-server" else \
         "(raw, not shared: only this host may print to it"
     assert f"role {role}: " in out and told in out, out
+    assert ("needs an authenticated user" in out) is (role == "print-server"), out
+
+
+def test_a_local_user_prints_as_themselves_through_peercred(
+        cluster: LocalCluster, print_server: PrivateCupsd, account: Account, token_file: Path,
+        base: Path) -> None:
+    _install(print_server, cluster, token_file, "print-server", 1)
+    folder = base / "peercred"
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o755)
+    doc = folder / "local-report.ps"
+    doc.write_bytes(b"%!PS\n" + os.urandom(20_000) + b"\n%%EOF\n")
+    doc.chmod(0o644)
+    env = {**os.environ, "CUPS_SERVER": str(print_server.socket_path)}
+    try:
+        # lp as that user on cupsd's domain socket: known by its uid, no password asked.
+        done = subprocess.run(["runuser", "-u", account.name, "--", "lp", "-d", QUEUE, str(doc)], env=env,
+                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL, check=False)
+        assert done.returncode == 0, done.stderr
+        job = _arrived(cluster, account.name, doc.name, print_server)
+        assert job["owner"] == account.name and job["origin_host"] == PRINT_SERVER_HOST
+        # The same user claiming to be alice is asked for alice's password, which it does not have.
+        claimed = folder / "claimed-local.ps"
+        shutil.copyfile(doc, claimed)
+        claimed.chmod(0o644)
+        done = subprocess.run(["runuser", "-u", account.name, "--", "lp", "-U", "alice", "-d", QUEUE, str(claimed)],
+                              env=env, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+                              check=False)
+        assert done.returncode != 0 and "Unauthorized" in done.stderr, (done.stdout, done.stderr)
+        time.sleep(1)
+        assert not [j for j in _jobs_of(cluster, "alice") if j["title"] == claimed.name]
+        assert not [j for j in _jobs_of(cluster, account.name) if j["title"] == claimed.name]
+    finally:
+        _remove(print_server)
+
+
+def test_the_owner_the_backend_sends_is_the_user_cupsd_authenticated(
+        link: Link, print_server: PrivateCupsd, account: Account, collector, base: Path) -> None:
+    """The same policy in front of a recording collector: what the backend sends, header by header."""
+    token = base / "fake-token"
+    token.write_text("print-server-credential")
+    assert queue_main(["install", "--name", QUEUE, "--uri", collector.uri, "--cups-server",
+                       str(print_server.socket_path), "--backend-dir", str(print_server.backend_dir),
+                       "--server-root", str(print_server.server_root), "--token-file", str(token),
+                       "--role", "print-server", "--skip-crash-probe"]) == 0
+    folder = base / "owner"
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o755)
+    doc = folder / "owner-check.ps"
+    doc.write_bytes(b"%!PS\n" + os.urandom(5000) + b"\n%%EOF\n")
+    doc.chmod(0o644)
+    url = f"ipp://{link.server_ip}:{print_server.port}/printers/{QUEUE}"
+    try:
+        # Refused before cupsd queues anything: nothing reaches the collector.
+        assert _netns_ipp(link, url, "alice", doc, title="plain")["http"] == 426
+        assert _netns_ipp(link, url.replace("ipp://", "ipps://", 1), "alice", doc, title="anon")["http"] == 401
+        answer = _netns_ipp(link, url.replace("ipp://", "ipps://", 1), "alice", doc, title="remote-basic",
+                            auth=account)
+        assert answer["http"] == 200 and answer["job_id"], answer
+        [remote] = collector.wait_for(1)
+        assert remote.headers["X-Pullprint-Owner"] == account.name
+        assert remote.headers["X-Pullprint-Title"] == "remote-basic"
+        assert remote.headers["Authorization"] == "Bearer print-server-credential"
+        env = {**os.environ, "CUPS_SERVER": str(print_server.socket_path)}
+        done = subprocess.run(["runuser", "-u", account.name, "--", "lp", "-d", QUEUE, "-t", "local-peercred",
+                               str(doc)], env=env, capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL, check=False)
+        assert done.returncode == 0, done.stderr
+        received = collector.wait_for(2)
+        assert [r.headers["X-Pullprint-Owner"] for r in received] == [account.name, account.name]
+        assert received[1].headers["X-Pullprint-Title"] == "local-peercred"
+        time.sleep(1)
+        assert len(collector.received) == 2, [r.headers for r in collector.received]
+    finally:
+        _remove(print_server)
