@@ -110,7 +110,8 @@ def pull_copy(node: Node, job_id: str, holder: Member) -> None:
             out, self._buf = (self._buf, b"") if n < 0 else (self._buf[:n], self._buf[n:])
             return out
 
-    node.spool.store_replica(job_id, _Reader(), {**meta, "locations": [*meta.get("locations", []), node.id]})
+    node.spool.store_replica(job_id, _Reader(), {**meta, "locations": [*meta.get("locations", []), node.id]},
+                             limit=node.config.max_job_bytes)
     try:
         node.analyst.add_location(job_id, node.id)
     except AnalystUnavailable:

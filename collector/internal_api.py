@@ -33,7 +33,7 @@ def store_replica(job_id: str) -> tuple[Response, int]:
         meta = decode_meta(request.headers.get(META_HEADER, ""))
     except ValueError:
         raise BadRequest("bad-meta", f"the {META_HEADER} header is missing or malformed") from None
-    node().spool.store_replica(job_id, request.stream, meta)
+    node().spool.store_replica(job_id, request.stream, meta, limit=node().config.max_job_bytes)
     return jsonify({"stored": job_id, "collector": node().id}), 201
 
 

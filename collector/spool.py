@@ -215,12 +215,23 @@ class SpoolStore:
         finally:
             tmp_spool.unlink(missing_ok=True)  # gone already once committed (renamed into the spool)
 
-    def store_replica(self, job_id: str, sealed: ByteSource, meta: dict[str, Any]) -> None:
-        """Keep a peer's sealed copy, after checking it decrypts to the document it claims to be."""
+    def store_replica(self, job_id: str, sealed: ByteSource, meta: dict[str, Any], *,
+                      limit: int | None = None) -> None:
+        """Keep a peer's sealed copy, after checking it decrypts to the document it claims to be.
+
+        `limit`: the largest document (max_job_bytes); a sealed copy longer than that document
+        sealed could be is refused (413) as it streams, before it fills the disk."""
         tmp_spool = self._tmp(f"{job_id}.replica")
+        # Sealing adds the header and a tag per chunk; 64 bytes a chunk is a generous bound.
+        sealed_limit = None if limit is None else limit + crypto.HEADER_LEN + (limit // crypto.CHUNK + 2) * 64
         try:
             with open(tmp_spool, "wb") as fh:
+                written = 0
                 while block := sealed.read(READ_SIZE):
+                    written += len(block)
+                    if sealed_limit is not None and written > sealed_limit:
+                        raise TooLarge("too-large", f"the copy is larger than a {limit}-byte document sealed",
+                                       limit=limit)
                     fh.write(block)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -8,18 +8,22 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
+from flask import request
 
-from collector import api
 from collector.analyst_client import AnalystClient
 from collector.app import create_app
 from collector.config import CollectorConfig
 from collector.membership import Member
 from collector.node import build_node
 from collector.peers import PeerClient
+from collector.release import release_jobs
 from collector.replay import deliver
-from pullprint.errors import PullprintError
+from collector.terminal import parse_release
+from collector.web import json_body
+from pullprint.errors import BadRequest, PullprintError, TooLarge
 from pullprint.ids import valid_job_id
 
 EVIL = "../collectors/evil/heartbeat#"
@@ -117,28 +121,38 @@ def collector(tmp_path, redis_settings, recorder: Recorder):
 
 def test_an_oversized_json_body_is_a_413_and_the_service_stays_up(collector) -> None:
     app, _ = collector
-    client = app.test_client()
-    big = json.dumps({"printer": "p1", "badge": "x" * (65 * 1024)})
-    answer = client.post("/api/v1/sessions", data=big, content_type="application/json")
-    assert answer.status_code == 413
-    assert answer.json["error"] == "body-too-large" and answer.json["limit"] == 64 * 1024
-    assert client.get("/healthz").status_code == 200
+    big = json.dumps({"printer": "p1", "badge": "x" * (65 * 1024)}).encode()
+    # With its length up front, and without (chunked: only the limit and one byte more are read).
+    for chunked in (False, True):
+        with app.test_request_context("/api/v1/sessions", method="POST", data=big, content_type="application/json",
+                                      headers={"Transfer-Encoding": "chunked"} if chunked else {},
+                                      environ_overrides={"wsgi.input_terminated": True}):
+            assert (request.content_length is None) is chunked
+            with pytest.raises(TooLarge) as caught:
+                json_body()
+            assert caught.value.code == "body-too-large" and caught.value.details["limit"] == 64 * 1024
+            assert caught.value.status == 413
+    answer = app.test_client().post("/api/v1/sessions", data=big, content_type="application/json")
+    assert answer.status_code in (401, 413) and answer.is_json  # refused, whichever check comes first
+    assert app.test_client().get("/healthz").status_code == 200
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"\xff\xfe", b"[" * 60_000, b""])
 def test_a_malformed_json_body_is_a_400_with_a_json_error(collector, body: bytes) -> None:
     app, _ = collector
-    answer = app.test_client().post("/api/v1/sessions", data=body, content_type="application/json")
-    assert answer.status_code == 400 and answer.json["error"] == "bad-json"
+    with app.test_request_context("/api/v1/sessions", method="POST", data=body, content_type="application/json"):
+        with pytest.raises(BadRequest) as caught:
+            json_body()
+        assert caught.value.code == "bad-json" and caught.value.status == 400
 
 
 def test_a_release_names_at_most_max_release_jobs(collector) -> None:
-    app, node = collector
-    with app.app_context():
-        token = api.sessions().create("alice", "p1").token
+    _, node = collector
     ids = [f"{i:032x}" for i in range(node.config.max_release_jobs + 1)]
-    answer = app.test_client().post(f"/api/v1/sessions/{token}/release", json={"jobs": ids})
-    assert answer.status_code == 400 and answer.json["error"] == "too-many-jobs"
+    session = SimpleNamespace(user="alice", printer="p1", token="t")
+    with pytest.raises(BadRequest) as caught:
+        release_jobs(node, session, parse_release({"jobs": ids}), None)
+    assert caught.value.code == "too-many-jobs" and caught.value.details["limit"] == 500
 
 
 def test_a_journal_entry_with_a_crafted_id_never_reaches_the_analyst(collector, recorder: Recorder) -> None:
@@ -158,3 +172,30 @@ def test_replica_and_spool_paths_refuse_a_crafted_id(collector) -> None:
         answer = client.open(path, method=method, headers=auth)
         assert answer.status_code in (400, 404), (path, answer.status_code)
         assert answer.is_json
+
+
+def test_a_replica_is_bounded_like_a_submission(tmp_path) -> None:
+    import io
+
+    from collector.spool import SpoolStore, new_job_id
+    from pullprint.errors import TooLarge
+
+    key = bytes(range(32))
+    source, peer = SpoolStore(tmp_path / "a", key), SpoolStore(tmp_path / "b", key)
+    job_id = new_job_id()
+    source.receive(job_id, [b"x" * 300_000], {"owner": "alice"}, limit=10**6)
+    meta = source.meta(job_id)
+    sealed = (tmp_path / "a" / "jobs" / f"{job_id}.spool").read_bytes()
+    # A copy of a document as large as the limit is taken; one longer than that document sealed is not,
+    # and is refused as it streams: an endless body never fills the disk.
+    peer.store_replica(job_id, io.BytesIO(sealed), meta, limit=300_000)
+    assert peer.has(job_id)
+
+    class Endless:
+        def read(self, n: int = -1) -> bytes:
+            return b"\0" * 65536
+
+    other = new_job_id()
+    with pytest.raises(TooLarge):
+        peer.store_replica(other, Endless(), meta, limit=300_000)
+    assert not peer.has(other) and list(peer.tmp.iterdir()) == []
