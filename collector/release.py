@@ -211,7 +211,7 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
 
     `locations` are the job's copies as the analyst knows them; all of them go once it printed.
     """
-    from collector.output import OutputJob, output_for, scheme_of
+    from collector.output import OutputJob, document_filter, output_for, scheme_of
 
     job_id = claim.job_id
     record = JobSubmission.from_json(node.spool.meta(job_id))
@@ -224,9 +224,20 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
         log.error("job %s failed verification: %s", job_id, exc)
         _finish(node, claim, JobState.FAILED, reason="corrupt-spool", printer=printer["id"])
         return _result(job_id, "corrupt-spool")
+    # The printer's document filter (collector/output/document_filter.py): refused before anything
+    # is sent; stripped while it is sent, every copy afresh.
+    filter_mode = document_filter.strictest(printer, *[p for p in node.directory.printers()
+                                                       if p.get("id") == printer["id"]])
+    if filter_mode == document_filter.REFUSE:
+        command = document_filter.first_refused_command(node.spool.plaintext(job_id))
+        if command:
+            reason = document_filter.REFUSED_PREFIX + command
+            log.warning("job %s refused for printer %s: it holds %s", job_id, printer["id"], command)
+            _finish(node, claim, JobState.FAILED, reason=reason, printer=printer["id"])
+            return _result(job_id, reason, MESSAGES["document-refused"].format(command=command))
     job = OutputJob(title=record.title, user=record.owner, copies=record.copies, options=dict(record.options),
                     content_type=record.content_type, size=record.size,
-                    open_stream=lambda: node.spool.plaintext(job_id))
+                    open_stream=lambda: document_filter.filtered(node.spool.plaintext(job_id), filter_mode))
     lock = PrinterLock(node.redis, printer["id"], node.id)
     try:
         lock.acquire(node.config.printer_lock_wait_seconds)
