@@ -28,11 +28,12 @@ from typing import Any
 from cups_backend import cli as queue_cli
 from cups_backend.doctor import cancel_poison_jobs, crash_culprit, find_poison_jobs
 from lb import haproxy
-from localcluster.redis_server import start_redis
+from localcluster.redis_server import RedisServer, start_redis
 from printer_sim.cluster import start_sim
 from pullprint import daemons, pki
 from pullprint.credentials import pin_hash
 from pullprint.cupsd import PrivateCupsd
+from pullprint.tls import TlsFiles
 
 DEMO_USERS = [
     {"name": "alice", "badge": "0451234567", "pin": "4711"},
@@ -92,6 +93,7 @@ class LocalCluster:
     collectors: dict[str, CollectorProcess] = field(default_factory=dict)
     secrets: dict[str, Path] = field(default_factory=dict)
     redis_url: str = ""
+    redis: RedisServer | None = None  # TLS only, ACL users (localcluster/redis_server.py); redis_client() to talk to it
     analyst_url: str = ""
     lb_url: str = ""
     lb_socket: str = ""
@@ -187,7 +189,12 @@ class LocalCluster:
         (owned by the collectors' user when there is one), its CRL among them (it keeps that one fresh)."""
         prefix = f"PULLPRINT_{section.upper()}_"
         if not self.ca:
-            return {f"{prefix}INSECURE_PLAIN_HTTP": "1"}
+            plain = {f"{prefix}INSECURE_PLAIN_HTTP": "1"}
+            if section == "collector" and self.redis is not None:  # Redis stays TLS: a certificate of its CA
+                tls = self.redis.client_tls(role, name)
+                plain.update({f"{prefix}CA_FILE": tls.ca_file, f"{prefix}CERT_FILE": tls.cert_file,
+                              f"{prefix}KEY_FILE": tls.key_file})
+            return plain
         cert, key = self.node_cert(role, name)
         crl = str(self.ca.crl_file)
         if folder is not None:
@@ -227,9 +234,23 @@ class LocalCluster:
             raise
         return self
 
-    def _start_redis(self) -> None:
-        daemon, self.redis_url = start_redis(self.state_dir / "redis")
-        self.daemons["redis"] = daemon
+    def _start_redis(self, port: int | None = None) -> None:
+        # TLS only with the cluster CA (a CA of its own when the cluster runs without TLS: Redis never
+        # runs open), ACL users; the collectors' password is their secret redis_password.
+        authority = self.ca.directory if self.ca else self.state_dir / "redis" / "ca"
+        self.redis = start_redis(self.state_dir / "redis", authority, port, secrets_dir=self.state_dir / "secrets")
+        self.redis_url = self.redis.url
+        self.daemons["redis"] = self.redis.daemon
+        self.secrets["redis_password"] = self.redis.password_files["collector"]
+
+    def redis_client(self, **options: Any) -> Any:
+        """A client as Redis's admin user, with the operator's certificate (tests and tools; never a node)."""
+        assert self.redis is not None, "Redis is not started"
+        tls = None
+        if self.ca:
+            cert, key = self.node_cert("admin", "operator")
+            tls = TlsFiles(self.ca_file, cert, key)
+        return self.redis.client("admin", tls, **options)
 
     def stop_redis(self, kill: bool = False) -> None:
         """Stop (or SIGKILL) Redis; it holds only rebuildable state, so everything in it is gone."""
@@ -238,10 +259,7 @@ class LocalCluster:
 
     def start_redis_again(self) -> None:
         """Bring Redis back, empty, on its old port."""
-        port = int(self.redis_url.rsplit(":", 1)[1].split("/", 1)[0])
-        daemon, url = start_redis(self.state_dir / "redis", port=port)
-        self.daemons["redis"] = daemon
-        self.redis_url = url
+        self._start_redis(port=int(self.redis_url.rsplit(":", 1)[1].split("/", 1)[0]))
 
     def _collector_url(self, name: str, url: str) -> str:
         if self.collector_link is None:
@@ -326,7 +344,7 @@ class LocalCluster:
 
     def _collector_secret_env(self, collector_id: str) -> dict[str, str]:
         """The collector's secret files; under `collector_user`, its own copies that only it can read."""
-        names = ("installation_key", "session_key", "badge_pepper")
+        names = ("installation_key", "session_key", "badge_pepper", "redis_password")
         if not self.collector_user:
             return self._secret_env("collector", names)
         account = pwd.getpwnam(self.collector_user)

@@ -70,9 +70,8 @@ def test_site_keeps_working_without_the_analyst_and_replays_everything(cluster):
 
 
 def _redis(cluster):
-    import redis
 
-    return redis.Redis.from_url(cluster.redis_url, decode_responses=True, socket_timeout=2)
+    return cluster.redis_client(decode_responses=True, socket_timeout=2)
 
 
 def _claims_ready(cluster) -> bool:

@@ -18,7 +18,6 @@ import shutil
 import time
 
 import pytest
-import redis
 
 from collector.printer_lock import PrinterLock
 from localcluster.cluster import LocalCluster
@@ -44,7 +43,7 @@ def output_cluster():
 
 @pytest.fixture
 def redis_client(output_cluster):
-    client = redis.Redis.from_url(output_cluster.redis_url, decode_responses=True)
+    client = output_cluster.redis_client(decode_responses=True)
     yield client
     client.close()
 

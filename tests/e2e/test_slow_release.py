@@ -13,7 +13,6 @@ import shutil
 import time
 
 import pytest
-import redis
 
 from collector.printer_lock import PrinterLock
 from localcluster.cluster import LocalCluster
@@ -39,7 +38,7 @@ def test_a_superseded_releaser_does_not_send_after_waiting_for_the_printer(slow_
     printer = slow_cluster.printers[0]
     data = os.urandom(10_000)
     job_id = submit(slow_cluster, "bob", data).json()["id"]
-    busy = PrinterLock(redis.Redis.from_url(slow_cluster.redis_url), printer["id"], "another-job",
+    busy = PrinterLock(slow_cluster.redis_client(), printer["id"], "another-job",
                        lease_seconds=5)
     busy.acquire(5)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from collector.health.cache import read_health
 from localcluster.cluster import LocalCluster
@@ -48,7 +47,7 @@ def _printer(cluster: LocalCluster) -> dict:
 
 
 def _assert_stale(cluster: LocalCluster) -> None:
-    client = redis.Redis.from_url(cluster.redis_url, decode_responses=True)
+    client = cluster.redis_client(decode_responses=True)
     try:
         reading = read_health(client, V3)
     finally:
