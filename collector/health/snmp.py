@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pyasn1.type import univ
 from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v1arch import asyncio as v1arch
 from pysnmp.hlapi.v3arch.asyncio import (
@@ -388,42 +389,50 @@ def _take_columns(names: list[str], answer: list[tuple[OID, Any]], columns: dict
     return finished, advanced
 
 
+def _number(value: Any) -> int | None:
+    """An integer-typed value (Integer32, Gauge32, TimeTicks, …); None for any other type an agent sent."""
+    return int(value) if isinstance(value, univ.Integer) else None
+
+
+def _octets(value: Any) -> bytes | None:
+    """An OCTET STRING's bytes; None for any other type an agent sent."""
+    return bytes(value.asOctets()) if isinstance(value, univ.OctetString) else None
+
+
+def _text(value: Any) -> str:
+    octets = _octets(value)
+    return octets.decode("utf-8", "replace") if octets is not None else ""
+
+
 def _build(printer_id: str, scalars: dict[OID, Any], rows: dict[str, dict[OID, Any]]) -> PrinterHealth:
+    # Values are read by their SNMP type: an agent that answers a string where the MIB has a number
+    # (or the reverse) gives a missing value, not an exception that would stop the fleet's poll.
     by_prefix = {oid[:-1]: value for oid, value in scalars.items()}
-
-    def integer(prefix: OID) -> int | None:
-        value = by_prefix.get(prefix)
-        try:
-            return int(value) if value is not None else None
-        except (TypeError, ValueError):
-            return None
-
-    uptime_ticks = by_prefix.get(SYS_UPTIME)
-    error_raw = by_prefix.get(HR_PRINTER_ERROR_STATE)
-    error_octets = bytes(error_raw.asOctets()) if error_raw is not None else b""
+    uptime_ticks = _number(by_prefix.get(SYS_UPTIME))
+    error_octets = _octets(by_prefix.get(HR_PRINTER_ERROR_STATE))
     supplies = []
     supply_rows = {k: rows.get(f"supply.{k}", {}) for k in SUPPLY_COLUMNS}
     for index in sorted(set(supply_rows["description"]) | set(supply_rows["level"])):
-        level = supply_rows["level"].get(index)
-        maximum = supply_rows["max"].get(index)
-        descr = supply_rows["description"].get(index)
+        level = _number(supply_rows["level"].get(index))
+        maximum = _number(supply_rows["max"].get(index))
         supplies.append(Supply.from_values(
-            index[-1], bytes(descr.asOctets()).decode("utf-8", "replace") if descr is not None else "",
-            int(level) if level is not None else -2, int(maximum) if maximum is not None else -2))
+            index[-1], _text(supply_rows["description"].get(index)),
+            level if level is not None else -2, maximum if maximum is not None else -2))
     alerts = []
     for index in sorted(set(rows["alert.severity"]) | set(rows["alert.code"])):
-        descr = rows["alert.description"].get(index)
-        alerts.append(Alert(index[-1], int(rows["alert.severity"].get(index, 1)),
-                            int(rows["alert.code"].get(index, 2)),
-                            bytes(descr.asOctets()).decode("utf-8", "replace") if descr is not None else ""))
+        severity = _number(rows["alert.severity"].get(index))
+        code = _number(rows["alert.code"].get(index))
+        alerts.append(Alert(index[-1], severity if severity is not None else 1, code if code is not None else 2,
+                            _text(rows["alert.description"].get(index))))
     if not scalars and not any(rows.values()):
         raise SnmpFailure("agent answered but serves no printer objects")
     return PrinterHealth(
         printer_id, reachable=True, polled_at=time.time(),
-        uptime=int(uptime_ticks) / 100.0 if uptime_ticks is not None else None,
-        device_status=integer(HR_DEVICE_STATUS), printer_status=integer(HR_PRINTER_STATUS),
-        error_state=error_octets.hex() if error_raw is not None else None,
-        error_bits=decode_error_state(error_octets), supplies=supplies, alerts=alerts)
+        uptime=uptime_ticks / 100.0 if uptime_ticks is not None else None,
+        device_status=_number(by_prefix.get(HR_DEVICE_STATUS)),
+        printer_status=_number(by_prefix.get(HR_PRINTER_STATUS)),
+        error_state=error_octets.hex() if error_octets is not None else None,
+        error_bits=decode_error_state(error_octets or b""), supplies=supplies, alerts=alerts)
 
 
 async def poll_one(target: SnmpTarget, previous: PrinterHealth | None = None) -> PrinterHealth:
