@@ -25,9 +25,11 @@ def json_body() -> dict[str, Any]:
     """
     limit = node().config.max_json_bytes
     if request.content_length is not None and request.content_length > limit:
+        _drain(limit)
         raise _too_large(limit)
     raw = request.stream.read(limit + 1)
     if len(raw) > limit:
+        _drain(limit)
         raise _too_large(limit)
     try:
         body = json.loads(raw)
@@ -36,6 +38,14 @@ def json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("bad-json", "the request body must be a JSON object")
     return body
+
+
+def _drain(limit: int) -> None:
+    """Read (and drop) what remains of a refused body, up to a bound, so that the client gets to read
+    the 413: closing on unread data makes the kernel reset the connection under the answer."""
+    budget = 16 * limit
+    while budget > 0 and (chunk := request.stream.read(min(budget, 65536))):
+        budget -= len(chunk)
 
 
 def _too_large(limit: int) -> TooLarge:
