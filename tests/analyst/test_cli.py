@@ -20,7 +20,7 @@ from analyst.cli import gunicorn_argv, gunicorn_env, printer_main, user_main
 from pullprint import cli as pullprint_cli
 from pullprint.daemons import free_port, start
 from pullprint.pki import Authority
-from tests.analyst.conftest import PEPPER, PRINTER_ADDITIONS, Api, make_config
+from tests.analyst.conftest import PEPPER, PG_PASSWORD, PRINTER_ADDITIONS, Api, make_config
 
 
 @pytest.fixture
@@ -28,6 +28,8 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # The way an operator hands the CLI its secrets: files named in the environment.
     (tmp_path / "pepper").write_text(PEPPER)
     monkeypatch.setenv("PULLPRINT_ANALYST_BADGE_PEPPER_FILE", str(tmp_path / "pepper"))
+    (tmp_path / "db_password").write_text(PG_PASSWORD)  # the test PostgreSQL's (SCRAM, never in the URL)
+    monkeypatch.setenv("PULLPRINT_ANALYST_DB_PASSWORD_FILE", str(tmp_path / "db_password"))
     monkeypatch.delenv("PULLPRINT_CONFIG", raising=False)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from analyst.app import create_app
 from analyst.cli import printer_main
-from tests.analyst.conftest import Api, Clock, make_config
+from tests.analyst.conftest import PG_PASSWORD, Api, Clock, make_config
 
 FLEET = [
     {"id": "hall-mfp", "uri": "socket://10.0.0.1:9100", "site": "north", "location": "Main hall, by the stairs",
@@ -178,6 +178,7 @@ def test_operator_takes_a_printer_out_of_service(api: Api) -> None:
 def test_printer_cli_inventory_and_snmp_v3(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PULLPRINT_ANALYST_CLUSTER_TOKEN", "t")
     monkeypatch.setenv("PULLPRINT_ANALYST_BADGE_PEPPER", "p")
+    monkeypatch.setenv("PULLPRINT_ANALYST_DB_PASSWORD", PG_PASSWORD)  # the test PostgreSQL's
     (tmp_path / "auth").write_text("cli-auth-secret\n")
     (tmp_path / "priv").write_text("cli-priv-secret\n")
     out = io.StringIO()
