@@ -162,11 +162,13 @@ def test_submission_without_the_token_is_refused(cluster):
 def test_dropped_upload_leaves_no_job(cluster):
     carol = user(cluster, "carol")
     collector = cluster.collectors["c2"]
-    host, port = collector.url[7:].split(":")
+    host, port = collector.url.split("://", 1)[1].split(":")
     before = _job_ids(cluster, carol)
     head = (f"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nX-Pullprint-Owner: carol\r\n"
             f"Authorization: Bearer {cluster.secret('submit_token')}\r\nContent-Length: 100000\r\n\r\n").encode()
-    with socket.create_connection((host, int(port))) as conn:
+    context = cluster.client_context()
+    assert context is not None
+    with socket.create_connection((host, int(port))) as raw, context.wrap_socket(raw, server_hostname=host) as conn:
         conn.sendall(head + os.urandom(40_000))
     time.sleep(1.0)
     assert _job_ids(cluster, carol) == before
