@@ -31,6 +31,7 @@ HOSTILE = (UEL + b'@PJL JOB NAME="report"\r\n@PJL DEFAULT PASSWORD=4711\r\n@PJL 
 STRIPPED = (UEL + b'@PJL JOB NAME="report"\r\n@PJL SET DUPLEX=ON\r\n@PJL ENTER LANGUAGE=POSTSCRIPT\r\n'
             b"%!PS-Adobe-3.0\nserverdict begin 0 pop\n/showpage { } def\n" + PAGE + UEL + b"@PJL EOJ\r\n" + UEL)
 EVIL = "../collectors/evil/heartbeat#"
+TOKENS: list[str] = []  # every session token this module's tests used, looked for in the logs at the end
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,8 @@ def _prints(printer: dict) -> list[bytes]:
 def _session(cluster: LocalCluster, printer: str, name: str = "alice") -> str:
     answer = login(cluster, printer, badge=user(cluster, name)["badge"])
     assert answer.status_code == 201, answer.text
-    return str(answer.json()["session"])
+    TOKENS.append(str(answer.json()["session"]))
+    return TOKENS[-1]
 
 
 def test_device_changing_commands_never_reach_the_printer(cluster: LocalCluster) -> None:
@@ -111,7 +113,7 @@ def test_a_crafted_job_id_in_a_release_reaches_nothing(cluster: LocalCluster) ->
 
 def test_oversized_and_malformed_bodies_are_refused_and_the_service_stays_up(cluster: LocalCluster) -> None:
     token = _session(cluster, "p1")
-    big = b'{"jobs": [' + b'"x",' * 40_000 + b'"x"]}'
+    big = b'{"jobs": [' + b'"x",' * 17_000 + b'"x"]}'  # 68 KB: just over the limit, as a client errs
     via_lb = requests.post(f"{cluster.lb_url}/api/v1/sessions/{token}/release", data=big, timeout=10,
                            headers={"Content-Type": "application/json"}, **tls(cluster))
     assert via_lb.status_code == 413 and via_lb.json()["error"] == "body-too-large"
@@ -129,3 +131,18 @@ def test_oversized_and_malformed_bodies_are_refused_and_the_service_stays_up(clu
     internal = requests.get(f"{cluster.lb_url}/internal/v1/users/alice/jobs", timeout=10, **tls(cluster))
     assert internal.status_code == 404
     assert requests.get(f"{cluster.lb_url}/api/v1/sessions/{token}", timeout=10, **tls(cluster)).status_code == 200
+
+
+def test_no_session_token_is_in_any_log(cluster: LocalCluster) -> None:
+    # Runs last: the tests above used their sessions through HAProxy and straight at a collector.
+    assert TOKENS
+    token = _session(cluster, "p1")
+    assert requests.get(f"{cluster.lb_url}/api/v1/sessions/{token}", timeout=10, **tls(cluster)).status_code == 200
+    wait_for(lambda: "/api/v1/sessions/<redacted>" in Path(cluster.state_dir, "lb", "haproxy.log").read_text(), 10,
+             "HAProxy's access log line")
+    logs = {path: path.read_text(errors="replace") for path in Path(cluster.state_dir).rglob("*.log")}
+    collector_logs = "".join(text for path, text in logs.items() if path.name == "collector.log")
+    assert "/api/v1/sessions/<redacted>" in collector_logs  # gunicorn's access lines are there, redacted
+    for path, text in logs.items():
+        for used in TOKENS:
+            assert used not in text, f"a session token in {path}"
