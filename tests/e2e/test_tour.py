@@ -213,7 +213,7 @@ def _assert_spools_clean(cluster) -> None:
 
 def test_a_user_with_more_jobs_than_a_terminal_lists_logs_in_and_releases_them_all(cluster):
     """The listing holds the oldest 100 and the count of all; "release all" prints every one, once."""
-    pin = "8642"
+    pin = "864209"
     assert analyst_call(cluster, "POST", "/users", json={"name": "hoarder", "pin": pin}).status_code in (200, 201)
     documents = [f"%!PS hoarder job {n}\n".encode() + os.urandom(64) for n in range(104)]
     ids = []
