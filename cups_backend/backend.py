@@ -54,6 +54,7 @@ from urllib.parse import quote, urlsplit
 
 from cups_backend import config
 from cups_backend.exitcodes import BackendExit
+from pullprint.errors import BadRequest
 from pullprint.wire import API, MAX_COPIES, JobSubmission, decode_options
 
 SCHEMES = {"pullprint": "http", "pullprints": "https"}
@@ -135,7 +136,10 @@ class ConfigurationProblem(Exception):
 
 
 def parse_device_uri(uri: str, status: Status) -> Target:
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # an unclosed "[" (Invalid IPv6 URL)
+        raise ConfigurationProblem("device URI is malformed") from None
     scheme = SCHEMES.get(parts.scheme.lower())
     if scheme is None:
         raise ConfigurationProblem(f"device URI scheme {parts.scheme!r} is not pullprint:// or pullprints://")
@@ -144,9 +148,11 @@ def parse_device_uri(uri: str, status: Status) -> Target:
     if parts.username or parts.password:
         status.warning("credentials in the device URI are ignored; the token comes from backend.conf")
     try:
-        port = parts.port or (443 if scheme == "https" else 80)
+        port = parts.port if parts.port is not None else (443 if scheme == "https" else 80)
     except ValueError:
         raise ConfigurationProblem("device URI has a bad port") from None
+    if port == 0:
+        raise ConfigurationProblem("device URI has a bad port")
     return Target(scheme=scheme, host=parts.hostname, port=port, base_path=parts.path.rstrip("/"))
 
 
@@ -163,6 +169,11 @@ def parse_options(text: str) -> dict[str, str]:
     return decode_options(" ".join(encoded))
 
 
+def _header_text(text: str) -> str:
+    """Printable ASCII only: what http.client cannot send (a newline, a non-latin-1 letter) would raise there."""
+    return "".join(c for c in text if " " <= c <= "~")
+
+
 def build_submission(argv: list[str], environ: Mapping[str, str]) -> JobSubmission:
     job_id, owner, title, copies_text, options_text = argv[1:6]
     options = parse_options(options_text)
@@ -172,7 +183,7 @@ def build_submission(argv: list[str], environ: Mapping[str, str]) -> JobSubmissi
             copies = min(max(int(copies_text), 1), MAX_COPIES)
         except ValueError:
             copies = 1
-    key = options.get("job-uuid", "")
+    key = _KEY_CHARS.sub("_", options.get("job-uuid", ""))[:128]
     if not key:
         printer = environ.get("PRINTER", "queue")
         key = _KEY_CHARS.sub("_", f"{socket.gethostname()}:{printer}:{job_id}")[:128]
@@ -185,9 +196,9 @@ def build_submission(argv: list[str], environ: Mapping[str, str]) -> JobSubmissi
         title=title or "untitled",
         copies=copies,
         options=options,
-        content_type=content_type,
-        origin_host=options.get("job-originating-host-name", ""),
-        cups_job_id=job_id,
+        content_type=_header_text(content_type),
+        origin_host=_header_text(options.get("job-originating-host-name", "")),
+        cups_job_id=_header_text(job_id),
         idempotency_key=key,
     )
 
@@ -392,6 +403,11 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
                 return BackendExit.HOLD
             status.secrets = (cfg.token,)
             submission = build_submission(argv, environ)
+            try:  # what the collector would refuse (an owner no user name can be), refused here
+                JobSubmission.from_headers(submission.to_headers())
+            except BadRequest as exc:
+                status.error(f"pullprint cannot take this job: {exc.message}")
+                return BackendExit.CANCEL
             if len(argv) == 7:
                 document = Path(argv[6])
                 if not os.access(document, os.R_OK):

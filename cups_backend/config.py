@@ -9,6 +9,7 @@ Optional tuning keys: ``retry_delays`` (seconds between tries, e.g. ``1,3,6``), 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,18 +57,21 @@ def parse(text: str) -> dict[str, str]:
     """JSON object or ``key = value`` lines, as a flat dict of strings."""
     stripped = text.strip()
     if stripped.startswith("{"):
-        data = json.loads(stripped)
+        try:
+            data = json.loads(stripped)
+        except RecursionError:
+            raise ConfigError("the credentials file's JSON is nested too deeply") from None
         if not isinstance(data, dict):
             raise ConfigError("the credentials file must hold a JSON object")
         return {str(k): ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in data.items()}
     values: dict[str, str] = {}
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.partition("=")
-        if not sep:
-            raise ConfigError(f"line without '=': {key[:20]!r}")
+        if not sep:  # not quoted: the line may be a bare token, and ERROR lines reach `lpstat -p`
+            raise ConfigError(f"line {number} has no '='")
         values[key.strip().lower().replace("-", "_")] = value.strip().strip('"').strip("'")
     return values
 
@@ -88,7 +92,7 @@ def load(environ: Mapping[str, str]) -> BackendConfig:
     if not token:
         raise ConfigError(f"credentials file {path} has no token")
     try:
-        return BackendConfig(
+        cfg = BackendConfig(
             token=token,
             ca_file=values.get("ca_file") or values.get("cafile") or None,
             retry_delays=_delays(environ.get(ENV_RETRY_DELAYS) or values.get("retry_delays", ""))
@@ -101,6 +105,11 @@ def load(environ: Mapping[str, str]) -> BackendConfig:
         )
     except ValueError:
         raise ConfigError(f"credentials file {path}: a timeout or delay is not a number") from None
+    # Sockets and sleep() raise on a negative or NaN time, so such values are refused here.
+    if not all(math.isfinite(t) and t > 0 for t in (cfg.connect_timeout, cfg.io_timeout)) \
+            or not all(math.isfinite(t) and t >= 0 for t in (cfg.retry_budget, *cfg.retry_delays)):
+        raise ConfigError(f"credentials file {path}: timeouts must be positive and delays not negative")
+    return cfg
 
 
 def render(token: str, ca_file: str | None = None) -> str:
