@@ -87,6 +87,11 @@ def test_a_crafted_job_id_stays_one_path_segment_at_the_analyst(recorder: Record
     for path in recorder.paths:
         assert path.startswith("/api/v1/jobs/..%2Fcollectors%2Fevil%2Fheartbeat%23"), path
         assert "heartbeat/" not in path and "maintenance" not in path
+    # The analyst's sweep is not reachable through a job id either.
+    recorder.paths.clear()
+    with pytest.raises(PullprintError):
+        client.claim("../maintenance/expire#", collector="c1", printer="p1", user="alice", lease_seconds=60)
+    assert recorder.paths == ["/api/v1/jobs/..%2Fmaintenance%2Fexpire%23/claim"]
 
 
 def test_a_crafted_job_id_stays_one_path_segment_at_a_peer(recorder: Recorder) -> None:
