@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     with open(args.file, "rb") as handle:
         document = handle.read()
-    print(json.dumps(print_job(args.url, args.user, document, title=args.title, auth=auth)))  # type: ignore[arg-type]
+    print(json.dumps(print_job(args.url, args.user, document, title=args.title, auth=auth)))
     return 0
 
 
