@@ -241,6 +241,7 @@ def test_planted_members_and_addresses_are_ignored(node, redis) -> None:
     assert node.membership.peers() == {}
     # c2 announces itself (sealed); its address comes from the analyst's list, never from Redis.
     node.membership.remember([{"id": "c2", "url": "https://10.0.0.2:8801", "site": "main", "alive": True}])
+    assert node.membership.peers() == {}  # the planted record does not make c2 alive either
     other = dataclasses.replace(node.config, id="c2")
     peer = build_node(other)
     try:
