@@ -18,9 +18,27 @@ USER_PATTERN = re.compile(r"^[A-Za-z0-9._@\-+$]{1,64}\Z")
 
 _MISSING: Any = object()
 
+# What SQL integer columns hold: BIGINT everywhere; INTEGER (pages, copies, claim tokens) on PostgreSQL.
+# A larger number is a 400 here, never an OverflowError or a DataError in the database driver.
+SQL_BIGINT = 2**63 - 1
+SQL_INTEGER = 2**31 - 1
+# The times a request may carry. Anything outside is a mistake, and near datetime's own limits
+# (years 1 and 9999) converting to UTC or adding a job's lifetime overflows.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
 
 def _bad(name: str, what: str) -> BadRequest:
     return BadRequest("bad-field", f"{name}: {what}", field=name)
+
+
+def _encodable(value: str) -> bool:
+    """False for a string with lone surrogates (JSON "\\ud800"): no database can store it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def text(body: Mapping[str, Any], name: str, *, default: str | None = None, required: bool = False,
@@ -35,6 +53,8 @@ def text(body: Mapping[str, Any], name: str, *, default: str | None = None, requ
         raise _bad(name, "must be a string")
     if len(value) > max_len:
         raise _bad(name, f"must be at most {max_len} characters")
+    if not _encodable(value):
+        raise _bad(name, "must be text (no lone UTF-16 surrogates)")
     if not value and not allow_empty:
         raise _bad(name, "must not be empty")
     if value and pattern is not None and not pattern.match(value):
@@ -86,6 +106,8 @@ def integer(body: Mapping[str, Any], name: str, *, default: int | None = None, r
         return default
     if isinstance(value, bool) or not isinstance(value, int):
         raise _bad(name, "must be a whole number")
+    maximum = SQL_BIGINT if maximum is None else min(maximum, SQL_BIGINT)
+    minimum = -SQL_BIGINT - 1 if minimum is None else max(minimum, -SQL_BIGINT - 1)
     if minimum is not None and value < minimum:
         raise _bad(name, f"must be at least {minimum}")
     if maximum is not None and value > maximum:
@@ -99,13 +121,20 @@ def number(body: Mapping[str, Any], name: str, *, default: float | None = None,
     value = body.get(name)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
         raise _bad(name, "must be a number")
     if minimum is not None and value < minimum:
         raise _bad(name, f"must be at least {minimum}")
     if maximum is not None and value > maximum:
         raise _bad(name, f"must be at most {maximum}")
     return float(value)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def boolean(body: Mapping[str, Any], name: str, *, default: bool | None = None) -> bool | None:
@@ -127,7 +156,7 @@ def text_list(body: Mapping[str, Any], name: str, *, default: list[str] | None =
         raise _bad(name, f"must be a list of at most {max_items} strings")
     items: list[str] = []
     for item in value:
-        if not isinstance(item, str) or not item or len(item) > max_len:
+        if not isinstance(item, str) or not item or len(item) > max_len or not _encodable(item):
             raise _bad(name, f"must hold non-empty strings of at most {max_len} characters")
         if pattern is not None and not pattern.match(item):
             raise _bad(name, f"{item!r} has characters that are not allowed")
@@ -144,7 +173,7 @@ def text_map(body: Mapping[str, Any], name: str, *, max_items: int = 64) -> dict
     if not isinstance(value, dict) or len(value) > max_items:
         raise _bad(name, f"must be an object of at most {max_items} entries")
     for key, item in value.items():
-        if not isinstance(item, str) or len(key) > 64 or len(item) > 1024:
+        if not isinstance(item, str) or len(key) > 64 or len(item) > 1024 or not _encodable(key + item):
             raise _bad(name, "must map short names to string values")
     return dict(value)
 
@@ -158,9 +187,12 @@ def timestamp(body: Mapping[str, Any], name: str) -> datetime | None:
         raise _bad(name, "must be an ISO 8601 time")
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise _bad(name, "must be an ISO 8601 time") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if not EARLIEST <= parsed < LATEST:
+        raise _bad(name, f"must be between {EARLIEST.year} and {LATEST.year}")
+    return parsed
 
 
 def iso(value: datetime | None) -> str | None:

@@ -53,7 +53,7 @@ def registration(body: Mapping[str, Any]) -> JobSubmission:
         title=v.text(body, "title", default="", max_len=MAX_TITLE) or "",
         size=v.integer(body, "size", default=0, minimum=0) or 0,
         sha256=v.text(body, "sha256", default="", max_len=64) or "",
-        pages=v.integer(body, "pages", minimum=0),
+        pages=v.integer(body, "pages", minimum=0, maximum=v.SQL_INTEGER),
         copies=v.integer(body, "copies", default=1, minimum=1, maximum=MAX_COPIES) or 1,
         options=v.text_map(body, "options") or {},
         content_type=v.text(body, "content_type", default="application/octet-stream", max_len=127) or "",

@@ -12,6 +12,7 @@ from analyst.jobs import service
 from analyst.web import analyst, json_body, now, query_int, read_replay, transaction
 from pullprint.errors import BadRequest
 from pullprint.states import JobState
+from pullprint.wire import MAX_COPIES
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1")
 
@@ -58,6 +59,8 @@ def lookup() -> ResponseReturnValue:
     ids = body.get("ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > LOOKUP_MAX:
         raise BadRequest("bad-field", f"ids must be a list of at most {LOOKUP_MAX} job ids", field="ids")
+    # A string that is no job id (every registration checks ids) names no job; it never reaches SQL.
+    ids = [i for i in ids if v.ID_PATTERN.match(i)]
     with transaction() as session:
         return {"jobs": {job.id: service.job_to_dict(job) for job in service.lookup_jobs(session, ids)}}
 
@@ -91,7 +94,7 @@ def claim(job_id: str) -> ResponseReturnValue:
 @bp.post("/jobs/<job_id>/renew")
 def renew(job_id: str) -> ResponseReturnValue:
     body = json_body()
-    token = v.integer(body, "token", required=True, minimum=0)
+    token = v.integer(body, "token", required=True, minimum=0, maximum=v.SQL_INTEGER)
     lease = v.number(body, "lease_seconds", default=analyst().config.default_lease_seconds, minimum=0.001,
                      maximum=analyst().config.max_lease_seconds)
     assert token is not None and lease is not None
@@ -103,7 +106,7 @@ def renew(job_id: str) -> ResponseReturnValue:
 @bp.post("/jobs/<job_id>/finish")
 def finish(job_id: str) -> ResponseReturnValue:
     body = json_body()
-    token = v.integer(body, "token", required=True, minimum=0)
+    token = v.integer(body, "token", required=True, minimum=0, maximum=v.SQL_INTEGER)
     assert token is not None
     state = v.required_text(body, "state", max_len=16)
     printer = v.text(body, "printer", max_len=64)
@@ -114,7 +117,8 @@ def finish(job_id: str) -> ResponseReturnValue:
             session, job_id, token=token, state=state, reason=v.text(body, "reason", default="", max_len=1000) or "",
             printer=v.identifier(printer, "printer") if printer else None,
             collector=v.identifier(collector, "collector") if collector else None,
-            pages=v.integer(body, "pages", minimum=0), copies=v.integer(body, "copies", minimum=1),
+            pages=v.integer(body, "pages", minimum=0, maximum=v.SQL_INTEGER),
+            copies=v.integer(body, "copies", minimum=1, maximum=MAX_COPIES),
             duplex=v.boolean(body, "duplex"), color=v.boolean(body, "color"), now=now(), replay=replay)
         return {"job": service.job_to_dict(job)}
 
