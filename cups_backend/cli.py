@@ -1,4 +1,4 @@
-"""`pullprint queue install|remove|status`: the shared queue on a workstation or print server."""
+"""`pullprint queue install|remove|status|policy`: the shared queue on a workstation or print server."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                       "whatever name the client claims (anyone may print as anyone). Not for production")
     sub.add_parser("remove", parents=[common], help="delete the queue (the backend stays installed)")
     sub.add_parser("status", parents=[common], help="show the queue and its jobs")
+    sub.add_parser("policy", help="print the cupsd.conf block --role print-server installs (for a config "
+                   "management tool's own cupsd.conf template)")
     return parser
 
 
@@ -174,4 +176,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.action == "policy":
+        sys.stdout.write(install.POLICY_BLOCK)
+        return 0
     return {"install": _install, "remove": _remove, "status": _status}[args.action](args)
