@@ -41,6 +41,13 @@ H_IDEMPOTENCY = "Idempotency-Key"
 
 MAX_COPIES = 999
 MAX_TITLE = 255
+# What the analyst's registration takes (analyst/jobs/service.py): a submission refused there after its
+# 201 (a journalled one, replayed) would be an acknowledged job the registry drops, so it is refused here.
+MAX_CONTENT_TYPE = 127
+MAX_OPTIONS = 64
+MAX_OPTION_VALUE = 1024
+# Control characters (NUL among them, which no PostgreSQL text or JSON column holds) become spaces.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # CUPS user names: printable, no whitespace or path tricks; 1..64 characters.
 _OWNER = re.compile(r"^[A-Za-z0-9._@\-+$]{1,64}$")
 _IDEM = re.compile(r"^[A-Za-z0-9:._\-]{1,128}$")
@@ -130,7 +137,7 @@ class JobSubmission:
             raise BadRequest("missing-owner", f"the {H_OWNER} header is required")
         if not _OWNER.match(owner):
             raise BadRequest("bad-owner", "the owner name has characters a user name cannot have")
-        title = unquote(headers.get(H_TITLE) or "untitled")[:MAX_TITLE] or "untitled"
+        title = _CONTROL.sub(" ", unquote(headers.get(H_TITLE) or "untitled"))[:MAX_TITLE] or "untitled"
         try:
             copies = int(headers.get(H_COPIES) or 1)
         except ValueError:
@@ -140,15 +147,21 @@ class JobSubmission:
         idem = (headers.get(H_IDEMPOTENCY) or "").strip()
         if idem and not _IDEM.match(idem):
             raise BadRequest("bad-idempotency-key", "the Idempotency-Key has unexpected characters")
-        content_type = (headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip()
+        content_type = _CONTROL.sub(" ", headers.get("Content-Type") or "").split(";")[0].strip()
+        if len(content_type) > MAX_CONTENT_TYPE:
+            raise BadRequest("bad-content-type", f"the Content-Type is longer than {MAX_CONTENT_TYPE} characters")
+        options = decode_options(headers.get(H_OPTIONS) or "")
+        if len(options) > MAX_OPTIONS or any(len(value) > MAX_OPTION_VALUE for value in options.values()):
+            raise BadRequest("bad-options", f"at most {MAX_OPTIONS} options of at most {MAX_OPTION_VALUE} "
+                             f"characters each")
         return cls(
             owner=owner,
             title=title,
             copies=copies,
-            options=decode_options(headers.get(H_OPTIONS) or ""),
+            options=options,
             content_type=content_type or "application/octet-stream",
-            origin_host=(headers.get(H_ORIGIN) or "")[:255],
-            cups_job_id=(headers.get(H_CUPS_JOB) or "")[:32],
+            origin_host=_CONTROL.sub(" ", headers.get(H_ORIGIN) or "")[:255],
+            cups_job_id=_CONTROL.sub(" ", headers.get(H_CUPS_JOB) or "")[:32],
             idempotency_key=idem,
         )
 
@@ -168,7 +181,7 @@ def decode_options(text: str) -> dict[str, str]:
         name, _, value = item.partition("=")
         name = name.lower()
         if _OPTION_NAME.match(name):
-            options[name] = unquote(value)
+            options[name] = _CONTROL.sub(" ", unquote(value))
     return options
 
 
