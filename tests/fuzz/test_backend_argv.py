@@ -27,6 +27,7 @@ from cups_backend.exitcodes import BackendExit
 from pullprint.errors import BadRequest
 from pullprint.wire import _OPTION_NAME, MAX_COPIES, MAX_TITLE, JobSubmission
 from tests.fuzz.profile import fuzz
+from tests.fuzz.test_submit_headers import CONTROL
 
 SCRATCH = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
 TOKEN = "s3cret-submit-token"
@@ -111,7 +112,8 @@ def test_argv_becomes_a_submission_the_collector_reads_or_refuses(args, env):
     except BadRequest:
         return  # the collector answers 400 with a JSON error: the backend cancels with an ERROR line
     # The collector reads what was sent, normalised its documented way (trimmed, cut, parameters dropped).
-    assert read == replace(job, owner=job.owner.strip(), title=job.title[:MAX_TITLE] or "untitled",
+    assert read == replace(job, owner=job.owner.strip(), title=CONTROL.sub(" ", job.title)[:MAX_TITLE] or "untitled",
+                           options={k: CONTROL.sub(" ", v) for k, v in job.options.items()},
                            content_type=job.content_type.split(";")[0].strip() or "application/octet-stream",
                            origin_host=job.origin_host[:255], cups_job_id=job.cups_job_id[:32])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from hypothesis import example, given
@@ -27,7 +28,8 @@ from pullprint.wire import (
 )
 from tests.fuzz.profile import fuzz
 
-CODES = {"missing-owner", "bad-owner", "bad-copies", "bad-idempotency-key"}
+CODES = {"missing-owner", "bad-owner", "bad-copies", "bad-idempotency-key", "bad-content-type", "bad-options"}
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 GOLDEN = json.loads((Path(__file__).parents[1] / "data" / "submit_headers.json").read_text())
 
 # What a WSGI server can hand over: header values are latin-1 text without CR, LF or NUL.
@@ -62,6 +64,7 @@ class CaseInsensitive(dict):
 @given(headers)
 @example({H_OWNER: "alice", "X-Pullprint-Copies": "1_0"})  # int() takes underscores: 10 copies, in range
 @example({H_OWNER: "alice", "X-Pullprint-Copies": "9" * 5000})  # past int()'s digit limit: still a BadRequest
+@example({H_OWNER: "alice", H_TITLE: "a%00b", H_OPTIONS: "x=%00"})  # a NUL went to the analyst's SQL columns
 @fuzz()
 def test_headers_parse_or_are_refused_with_a_code(raw):
     try:
@@ -76,6 +79,9 @@ def test_headers_parse_or_are_refused_with_a_code(raw):
     assert job.content_type and ";" not in job.content_type and job.content_type == job.content_type.strip()
     assert len(job.origin_host) <= 255 and len(job.cups_job_id) <= 32
     assert all(_OPTION_NAME.match(name) for name in job.options)
+    # No control characters in what is stored and shown (PostgreSQL text and JSON columns refuse NUL).
+    texts = [job.title, job.content_type, job.origin_host, job.cups_job_id, *job.options.values()]
+    assert not any(CONTROL.search(t) for t in texts)
     # What the collector took in, it can send on (a replica's header, a retry) and read back the same.
     assert JobSubmission.from_headers(CaseInsensitive(job.to_headers())) == job
 
@@ -88,9 +94,10 @@ for _case in GOLDEN["good"] + GOLDEN["bad"]:  # the golden files are examples of
 submission = st.builds(
     JobSubmission,
     owner=st.from_regex(_OWNER, fullmatch=True),
-    title=st.text(min_size=1, max_size=MAX_TITLE).filter(lambda t: "\x00" not in t),
+    title=st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=MAX_TITLE),
     copies=st.integers(1, MAX_COPIES),
-    options=st.dictionaries(st.from_regex(_OPTION_NAME, fullmatch=True), st.text(max_size=40), max_size=5),
+    options=st.dictionaries(st.from_regex(_OPTION_NAME, fullmatch=True),
+                            st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=40), max_size=5),
     content_type=st.from_regex(r"\A[a-z]{1,12}/[a-z0-9.+\-]{1,20}\Z"),
     origin_host=st.from_regex(r"\A[A-Za-z0-9.\-:]{0,60}\Z"),
     cups_job_id=st.from_regex(r"\A[0-9]{0,10}\Z"),
@@ -107,7 +114,8 @@ def test_headers_round_trip(job):
     assert JobSubmission.from_headers(CaseInsensitive(sent)) == job
 
 
-@given(st.dictionaries(st.from_regex(_OPTION_NAME, fullmatch=True), st.text(max_size=60), max_size=8))
+@given(st.dictionaries(st.from_regex(_OPTION_NAME, fullmatch=True),
+                       st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=60), max_size=8))
 @fuzz()
 def test_options_round_trip(options):
     assert decode_options(encode_options(options)) == options
