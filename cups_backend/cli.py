@@ -155,10 +155,16 @@ def _status(args: argparse.Namespace) -> int:
     entry = printers[args.name]
     states = {cups.IPP_PRINTER_IDLE: "idle", cups.IPP_PRINTER_PROCESSING: "processing",
               cups.IPP_PRINTER_STOPPED: "stopped"}
-    accepting = connection.getPrinterAttributes(args.name, requested_attributes=["printer-is-accepting-jobs"])
+    accepting = connection.getPrinterAttributes(args.name, requested_attributes=[
+        "printer-is-accepting-jobs", "printer-is-shared", "printer-op-policy"])
     print(f"{args.name}: {states.get(entry.get('printer-state'), entry.get('printer-state'))}, "
           f"{'accepting' if accepting.get('printer-is-accepting-jobs') else 'rejecting'} jobs, "
-          f"uri {entry.get('device-uri')}")
+          f"uri {entry.get('device-uri')}, policy {accepting.get('printer-op-policy')}")
+    if accepting.get("printer-is-shared") and accepting.get("printer-op-policy") != install.POLICY:
+        # cupsd falls back to its default policy when cupsd.conf lost the block ("Bad policy" in error_log).
+        print(f"  warning: {args.name} is shared but printing to it needs no authentication (policy "
+              f"{accepting.get('printer-op-policy')!r}, not {install.POLICY!r}): anyone may print as anyone; "
+              f"run `pullprint queue install --role print-server` again", file=sys.stderr)
     if entry.get("printer-state-message"):
         print(f"  message: {entry['printer-state-message']}")
     jobs = connection.getJobs(which_jobs="not-completed", requested_attributes=[

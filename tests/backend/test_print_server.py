@@ -302,8 +302,12 @@ def test_a_workstation_job_reaches_the_cluster_only_shared_and_authenticated(
 
 def test_a_local_user_prints_as_themselves_through_peercred(
         cluster: LocalCluster, print_server: PrivateCupsd, account: Account, token_file: Path,
-        base: Path) -> None:
+        base: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _install(print_server, cluster, token_file, "print-server", 1)
+    capsys.readouterr()
+    assert queue_main(["status", "--name", QUEUE, "--cups-server", str(print_server.socket_path)]) == 0
+    status = capsys.readouterr()
+    assert "policy pullprint" in status.out and "warning" not in status.err, status
     folder = base / "peercred"
     folder.mkdir(exist_ok=True)
     folder.chmod(0o755)
