@@ -94,7 +94,7 @@ def test_a_signed_token_round_trips_and_no_change_to_it_passes(user, printer, bo
     with pytest.raises(Unauthorized):
         SessionStore(FakeRedis(alive=False), idle_seconds=60, signing_secret=SECRET).get(session.token)
     token = session.token
-    position = data.draw(st.integers(0, len(token)))
+    position = data.draw(st.integers(0, 10**6)) % (len(token) + 1)  # tokens differ in length (time, nonce)
     change = data.draw(st.sampled_from(["replace", "insert", "delete", "truncate"]))
     char = data.draw(st.sampled_from("AZaz09-_.=+/ \n"))
     if change == "replace" and position < len(token):
@@ -133,7 +133,7 @@ signed_garbage = st.one_of(
 @example(b'{"u": "a", "p": "p1", "t": 1' + b"0" * 400 + b"}")  # float() of a 401-digit int: OverflowError
 @example(b"[" * 100_000)  # json.loads: RecursionError
 @example(b'{"p": "p1", "t": 1}')  # no user: KeyError
-@fuzz()
+@fuzz(report_multiple_bugs=False)  # one error, so that the xfail's `raises` sees it (not an ExceptionGroup)
 def test_a_signed_record_of_another_shape_is_refused_too(raw):
     """Defence in depth: a record signed with the key but not written by `create` (another version, a bug)."""
     store = SessionStore(FakeRedis(), idle_seconds=60, signing_secret=SECRET)
