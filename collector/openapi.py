@@ -121,7 +121,8 @@ DOCUMENT: dict[str, Any] = {
         "/internal/v1/jobs/{id}/print": {"post": {
             "summary": "Direct print by the holder, under the caller's claim", "security": [{"clusterToken": []}],
             "responses": {"200": _json({"$ref": "#/components/schemas/ReleaseResult"}),
-                          "404": _error("no copy here")}}},
+                          "403": _error("claim-not-confirmed: not the caller's claim on this job for this printer"),
+                          "404": _error("no copy here, or a printer the directory does not have")}}},
         "/internal/v1/jobs/{id}": {"delete": {
             "summary": "Crypto-shred and delete a copy", "security": [{"clusterToken": []}],
             "responses": {"200": _json({"type": "object"})}}},
