@@ -53,14 +53,18 @@ def _run(*argv: str, env: dict[str, str] | None = None, ok: bool = True) -> subp
     return result
 
 
-def _playbook(name: str, extra: dict[str, Any], ok: bool = True) -> subprocess.CompletedProcess[str]:
+def _playbook(name: str, extra: dict[str, Any], ok: bool = True,
+              args: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     return _run("ansible-playbook", "-i", "inventory.example.ini", str(ROOT / "tests/lb" / name),
-                "-e", json.dumps(extra), ok=ok)
+                "-e", json.dumps(extra), *args, ok=ok)
 
 
-def _tls_vars(tmp: Path) -> dict[str, Any]:
-    """Where the roles put the CA (control node) and each host's TLS files, inside the test's folder;
-    the services' accounts are this test's own (the roles chown keys to them)."""
+def _tls_vars(tmp: Path, ca: Path | None = None) -> dict[str, Any]:
+    """Where the roles put the CA (control node) and each host's TLS files, inside the test's folder
+    (starting from a copy of `ca`, a CA folder the role made: issuing is slow, and the role keeps
+    what exists); the services' accounts are this test's own (the roles chown keys to them)."""
+    if ca is not None:
+        shutil.copytree(ca, tmp / "ca")
     user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
     return {"pullprint_ca_dir": str(tmp / "ca"), "pullprint_ca_cli": str(BIN / "pullprint"),
             "pullprint_tls_dir": str(tmp / "tls"), "pullprint_state_dir": str(tmp / "state"),
@@ -82,6 +86,14 @@ def _verify(cert_file: Path, ca_file: Path) -> None:
     result = subprocess.run(["openssl", "verify", "-CAfile", str(ca_file), str(cert_file)], capture_output=True,
                             text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def issued_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA folder made by the pullprint_ca role for the example inventory (once per session)."""
+    folder = tmp_path_factory.mktemp("ca-by-role")
+    _playbook("ansible_ca.yml", _tls_vars(folder))
+    return folder / "ca"
 
 
 def test_site_playbook_passes_syntax_check() -> None:
@@ -160,11 +172,12 @@ def test_ca_role_issues_each_node_its_certificate_once(tmp_path: Path) -> None:
 
 # -- the load balancer -----------------------------------------------------------------------------
 
-def test_lb_role_renders_the_config_lb_haproxy_renders(tmp_path: Path) -> None:
+def test_lb_role_renders_the_config_lb_haproxy_renders(tmp_path: Path, issued_ca: Path) -> None:
     if shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists():
         pytest.fail("haproxy is not installed (apt-get install -y haproxy)")
     out = tmp_path / "haproxy.cfg"
-    extra = {**_tls_vars(tmp_path), "pullprint_config_dir": str(tmp_path), "pullprint_lb_config_path": str(out),
+    extra = {**_tls_vars(tmp_path, issued_ca), "pullprint_config_dir": str(tmp_path),
+             "pullprint_lb_config_path": str(out),
              "pullprint_lb_socket_path": str(tmp_path / "admin.sock"),
              "pullprint_lb_pullprint_bin": str(BIN / "pullprint")}
     _playbook("ansible_render_lb.yml", extra)  # its last task installs the file only if haproxy -c accepts it
@@ -259,12 +272,14 @@ def _secrets(folder: Path) -> Path:
     return folder
 
 
-def _check_settings(tmp: Path, out: Path, secrets: Path, ok: bool = True,
+def _check_settings(tmp: Path, ca: Path, out: Path, secrets: Path, ok: bool = True, args: tuple[str, ...] = (),
                     **extra: object) -> subprocess.CompletedProcess[str]:
-    out.mkdir()
+    out.mkdir(exist_ok=True)
+    if not (tmp / "ca").exists():
+        shutil.copytree(ca, tmp / "ca")
     settings = {**_tls_vars(tmp), "out_dir": str(out), "pullprint_secrets_dir": str(secrets),
                 "pullprint_venv": str(BIN.parent), **extra}
-    return _playbook("ansible_check_settings.yml", settings, ok=ok)
+    return _playbook("ansible_check_settings.yml", settings, ok=ok, args=args)
 
 
 def test_roles_validate_their_settings_with_the_services_check() -> None:
@@ -281,9 +296,9 @@ def test_roles_validate_their_settings_with_the_services_check() -> None:
         assert {"ansible.builtin.import_tasks": "tls.yml", "name": f"Install the {service}'s TLS files"} in tasks
 
 
-def test_rendered_settings_pass_the_services_check_with_tls_on(tmp_path: Path) -> None:
+def test_rendered_settings_pass_the_services_check_with_tls_on(tmp_path: Path, issued_ca: Path) -> None:
     secrets = _secrets(tmp_path / "secrets")
-    _check_settings(tmp_path, tmp_path / "out", secrets)
+    _check_settings(tmp_path, issued_ca, tmp_path / "out", secrets)
     collector = json.loads((tmp_path / "out" / "collector.json").read_text())["collector"]
     assert collector["id"] == "c1" and "insecure_plain_http" not in collector
     tls = tmp_path / "tls"
@@ -301,11 +316,27 @@ def test_rendered_settings_pass_the_services_check_with_tls_on(tmp_path: Path) -
     assert str(identity) == "analyst:analyst1" and {"10.0.10.10", "analyst.pullprint"} <= set(names)
     assert Path(analyst["crl_file"]).exists() and "sslmode=verify-full" in analyst["db_url"]
     assert not (tmp_path / "analyst.db").exists()  # checked, not started
+    # Run again: every file is as the roles want it, nothing changes (no restart on the next deploy).
+    again = _check_settings(tmp_path, issued_ca, tmp_path / "out", secrets)
+    assert set(re.findall(r"changed=(\d+)", again.stdout)) == {"0"}, again.stdout[-3000:]
 
 
-def test_broken_settings_are_refused_with_what_is_wrong(tmp_path: Path) -> None:
+def test_a_revocation_reaches_the_analyst_and_collectors_with_tags_crl(tmp_path: Path, issued_ca: Path) -> None:
+    """README's procedure: `pullprint ca revoke` on the control node, then `--tags crl` puts the new CRL
+    where the analyst (which serves it) and each collector read it, and nothing else runs."""
     secrets = _secrets(tmp_path / "secrets")
-    result = _check_settings(tmp_path, tmp_path / "out", secrets, ok=False,
+    _check_settings(tmp_path, issued_ca, tmp_path / "out", secrets)
+    (serial,) = pki.Authority(tmp_path / "ca").revoke(role="collector", name="c2")
+    result = _check_settings(tmp_path, issued_ca, tmp_path / "out2", secrets, args=("--tags", "crl"))
+    assert "Render and check" not in result.stdout  # only the CRL tasks ran
+    for copy in (tmp_path / "tls/crl.pem", tmp_path / "state/tls/crl.pem"):
+        crl = x509.load_pem_x509_crl(copy.read_bytes())
+        assert crl.get_revoked_certificate_by_serial_number(serial) is not None, copy
+
+
+def test_broken_settings_are_refused_with_what_is_wrong(tmp_path: Path, issued_ca: Path) -> None:
+    secrets = _secrets(tmp_path / "secrets")
+    result = _check_settings(tmp_path, issued_ca, tmp_path / "out", secrets, ok=False,
                              pullprint_collector_extra_settings={"replicaz": 3, "analyst_url": "analyst1:8700"})
     output = result.stdout + result.stderr
     assert "failed to validate" in output
@@ -313,20 +344,20 @@ def test_broken_settings_are_refused_with_what_is_wrong(tmp_path: Path) -> None:
     assert "collector.analyst_url: expected a URL with scheme http or https, got 'analyst1:8700'" in output
     assert not (tmp_path / "out" / "collector.json").exists()  # the old settings would have stayed
     (secrets / "installation_key").unlink()
-    result = _check_settings(tmp_path, tmp_path / "out2", secrets, ok=False)
+    result = _check_settings(tmp_path, issued_ca, tmp_path / "out2", secrets, ok=False)
     assert f"PULLPRINT_COLLECTOR_INSTALLATION_KEY_FILE: cannot read {secrets / 'installation_key'}" in (
         result.stdout + result.stderr)
 
 
-def test_roles_refuse_plain_http_and_passwords_in_urls(tmp_path: Path) -> None:
+def test_roles_refuse_plain_http_and_passwords_in_urls(tmp_path: Path, issued_ca: Path) -> None:
     secrets = _secrets(tmp_path / "secrets")
-    result = _check_settings(tmp_path, tmp_path / "out", secrets, ok=False,
+    result = _check_settings(tmp_path, issued_ca, tmp_path / "out", secrets, ok=False,
                              pullprint_collector_extra_settings={"insecure_plain_http": True})
     assert "the collector speaks mutual TLS only" in result.stdout + result.stderr
-    result = _check_settings(tmp_path, tmp_path / "out2", secrets, ok=False,
+    result = _check_settings(tmp_path, issued_ca, tmp_path / "out2", secrets, ok=False,
                              pullprint_collector_redis_url="redis://10.0.10.10:6379/0")
     assert "the collector speaks mutual TLS only" in result.stdout + result.stderr
-    result = _check_settings(tmp_path, tmp_path / "out3", secrets, ok=False,
+    result = _check_settings(tmp_path, issued_ca, tmp_path / "out3", secrets, ok=False,
                              pullprint_analyst_db_url="postgresql://pullprint:hunter2@10.0.10.10/pullprint"
                                                       "?sslmode=verify-full")
     assert "analyst.db_url: must not carry the password" in result.stdout + result.stderr
@@ -352,7 +383,8 @@ def short_tmp() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_rendered_redis_takes_only_tls_clients_with_a_certificate_and_acl_user(tmp_path: Path) -> None:
+def test_rendered_redis_takes_only_tls_clients_with_a_certificate_and_acl_user(tmp_path: Path,
+                                                                             issued_ca: Path) -> None:
     import redis
 
     from collector.redis_client import connect
@@ -361,7 +393,7 @@ def test_rendered_redis_takes_only_tls_clients_with_a_certificate_and_acl_user(t
     port = daemons.free_port()
     state = tmp_path / "redis"
     state.mkdir()
-    extra = {**_tls_vars(tmp_path), **VAULT, "pullprint_redis_config_path": str(tmp_path / "redis.conf"),
+    extra = {**_tls_vars(tmp_path, issued_ca), **VAULT, "pullprint_redis_config_path": str(tmp_path / "redis.conf"),
              "pullprint_redis_state_dir": str(state), "pullprint_redis_log_file": "", "pullprint_redis_pid_file": "",
              "pullprint_redis_bind": ["127.0.0.1"], "pullprint_redis_tls_port": port}
     _playbook("ansible_render_redis.yml", extra)
@@ -395,12 +427,12 @@ def test_rendered_redis_takes_only_tls_clients_with_a_certificate_and_acl_user(t
             connect(url, username="collector", password="wrong-password", tls=tls, socket_timeout=5).ping()
         # TLS without a client certificate: no handshake.
         context = ssl.create_default_context(cafile=str(ca.cert_file))
-        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-                with context.wrap_socket(raw, server_hostname="127.0.0.1") as wrapped:
-                    wrapped.sendall(b"PING\r\n")
-                    if not wrapped.recv(64):
-                        raise ConnectionError("closed")
+        with (pytest.raises((ssl.SSLError, ConnectionError, OSError)),
+              socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+              context.wrap_socket(raw, server_hostname="127.0.0.1") as wrapped):
+            wrapped.sendall(b"PING\r\n")
+            if not wrapped.recv(64):
+                raise ConnectionError("closed")
         # Plain TCP: nothing answers a command.
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             raw.sendall(b"PING\r\n")
@@ -415,7 +447,7 @@ def test_rendered_redis_takes_only_tls_clients_with_a_certificate_and_acl_user(t
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
 
-def test_rendered_postgresql_takes_the_analyst_over_tls_with_scram_only(tmp_path: Path, short_tmp: Path) -> None:
+def test_rendered_postgresql_takes_the_analyst_over_tls_with_scram_only(short_tmp: Path, issued_ca: Path) -> None:
     import psycopg
 
     paths = daemons.require("initdb", "pg_ctl")
@@ -437,7 +469,7 @@ def test_rendered_postgresql_takes_the_analyst_over_tls_with_scram_only(tmp_path
     port = daemons.free_port()
     account = ({"pullprint_postgresql_user": "postgres", "pullprint_postgresql_group": "postgres"}
                if as_postgres else {})
-    extra = {**_tls_vars(short_tmp), **account, **VAULT, "out_dir": str(out),
+    extra = {**_tls_vars(short_tmp, issued_ca), **account, **VAULT, "out_dir": str(out),
              "pullprint_postgresql_config_dir": str(data), "pullprint_db_port": port,
              "pullprint_postgresql_listen_addresses": "127.0.0.1",
              "pullprint_postgresql_allowed_networks": ["127.0.0.1/32"]}
@@ -450,7 +482,7 @@ def test_rendered_postgresql_takes_the_analyst_over_tls_with_scram_only(tmp_path
         "-w", "-t", "60", "start")
     try:
         sql = (out / "setup.sql").read_text()
-        psql = str(Path(paths["pg_ctl"]).with_name("psql"))
+        psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
         for _ in range(2):  # the role runs it on every play: a second run changes nothing and fails nothing
             run(psql, "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "-h", str(socket_dir), "-p", str(port),
                 "-d", "postgres", stdin=sql)
@@ -469,8 +501,9 @@ def test_rendered_postgresql_takes_the_analyst_over_tls_with_scram_only(tmp_path
         with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects"):
             psycopg.connect(**{**good, "sslmode": "disable"})
         # The analyst's own engine, as analyst.json tells it (URL without password, the password apart).
-        from analyst.db import make_engine
         from sqlalchemy import text
+
+        from analyst.db import make_engine
 
         engine = make_engine(f"postgresql://pullprint@127.0.0.1:{port}/pullprint?sslmode=verify-full"
                              f"&sslrootcert={ca_file}", VAULT["pullprint_analyst_db_password"])
