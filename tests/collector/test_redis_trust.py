@@ -346,3 +346,13 @@ def test_a_forged_direct_print_is_refused_and_the_job_stays_held(node, redis, re
     while not office.received and time.monotonic() < deadline:
         time.sleep(0.05)
     assert office.received and document in office.received[0] and attacker.received == []
+
+
+def test_ansible_deploys_the_same_acl_users_as_the_tests_run() -> None:
+    import yaml
+
+    from localcluster.redis_server import RULES
+
+    path = Path(__file__).resolve().parents[2] / "ansible" / "roles" / "pullprint_redis" / "vars" / "main.yml"
+    deployed = yaml.safe_load(path.read_text())["pullprint_redis_acl_rules"]
+    assert {user: " ".join(rules.split()) for user, rules in deployed.items()} == RULES
