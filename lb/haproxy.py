@@ -62,7 +62,7 @@ class LbSettings:
     server_timeout: str = "180s"
     # Bounded input (issue 9).
     json_body_limit: int = 64 * 1024
-    """Largest body (bytes) of a JSON request on the public address (sessions, release): 413 above."""
+    """Largest body (bytes) of an API request on the public address other than a submission: 413 above."""
     server_maxconn: int = 100
     """Requests in flight per collector; more wait in HAProxy's queue (timeout queue 10s, then 503)."""
     backend_client_cert: str | None = None

@@ -58,6 +58,10 @@ def test_json_bodies_are_capped_but_documents_stream_through(make_cluster) -> No
     chunked = requests.post(f"{cluster.lb_url}/api/v1/sessions", data=iter([b'{"printer":', b' "p1"}']),
                             headers=headers, timeout=10)
     assert chunked.status_code == 411 and chunked.json()["error"] == "length-required"
+    # Any other API endpoint too (terminal enrolment, endpoints added later), not only the sessions.
+    enroll = requests.post(f"{cluster.lb_url}/api/v1/terminals/enroll", data=b" " * (limit + 1), headers=headers,
+                           timeout=10)
+    assert enroll.status_code == 413
     assert cluster.receipts("json") == {}
     fits = requests.post(f"{cluster.lb_url}/api/v1/sessions", data=b" " * limit, headers=headers, timeout=10)
     assert fits.status_code == 404  # reached the stand-in collector, which has no such endpoint
