@@ -142,13 +142,14 @@ def test_vault_example_lists_every_secret_the_roles_need() -> None:
 # -- the CA ----------------------------------------------------------------------------------------
 
 def test_ca_role_issues_each_node_its_certificate_once(tmp_path: Path) -> None:
-    extra = _tls_vars(tmp_path)
+    extra = {**_tls_vars(tmp_path), "pullprint_ca_operators": ["ops"]}
     first = _playbook("ansible_ca.yml", extra)
     ca = tmp_path / "ca"
     assert (ca / "ca.key").stat().st_mode & 0o777 == 0o600
     issued = {(e["role"], e["name"]) for e in pki.Authority(ca).issued()}
     assert issued == {("analyst", "analyst1"), ("collector", "c1"), ("collector", "c2"), ("collector", "c3"),
-                      ("lb", "lb1"), ("redis", "analyst1"), ("database", "analyst1")}
+                      ("lb", "lb1"), ("redis", "analyst1"), ("database", "analyst1"), ("admin", "ops")}
+    assert str(_identity(ca / "issued/operators/admin-ops.pem")[0]) == "admin:ops"
     identity, names = _identity(ca / "issued/c2.example.org/collector-c2.pem")
     assert identity is not None and (identity.role, identity.name) == ("collector", "c2")
     assert {"c2.collector.pullprint", "10.0.10.22", "c2.example.org", "127.0.0.1"} <= set(names)
@@ -487,7 +488,7 @@ def test_rendered_postgresql_takes_the_analyst_over_tls_with_scram_only(short_tm
             run(psql, "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "-h", str(socket_dir), "-p", str(port),
                 "-d", "postgres", stdin=sql)
         ca_file = short_tmp / "tls/ca.pem"
-        good = {"host": "127.0.0.1", "port": port, "user": "pullprint", "dbname": "pullprint",
+        good: dict[str, Any] = {"host": "127.0.0.1", "port": port, "user": "pullprint", "dbname": "pullprint",
                 "password": VAULT["pullprint_analyst_db_password"], "sslmode": "verify-full",
                 "sslrootcert": str(ca_file), "connect_timeout": 5}
         with psycopg.connect(**good) as conn:
