@@ -67,6 +67,9 @@ class LbSettings:
     """Requests in flight per collector; more wait in HAProxy's queue (timeout queue 10s, then 503)."""
     backend_client_cert: str | None = None
     """PEM file (certificate + key) HAProxy presents to https:// collectors (`crt` on the server line)."""
+    backend_crl_file: str | None = None
+    """The cluster CA's CRL: a revoked collector's certificate fails HAProxy's check (read at start and
+    at every reload: `systemctl reload haproxy` after a revocation)."""
 
 
 def _ms(value: str) -> int:
@@ -115,6 +118,8 @@ def _server_line(collector: dict[str, object], settings: LbSettings) -> str:
         # line pointing at the wrong host, or at a host with some other cluster certificate, fails.
         line += (f" ssl verify required ca-file {settings.backend_ca_file} verifyhost "
                  f"{identity_dns('collector', sid)} check-ssl")
+        if settings.backend_crl_file:
+            line += f" crl-file {settings.backend_crl_file}"
         if settings.backend_client_cert:
             line += f" crt {settings.backend_client_cert}"
     return line

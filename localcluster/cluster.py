@@ -35,11 +35,24 @@ from pullprint.credentials import pin_hash
 from pullprint.cupsd import PrivateCupsd
 from pullprint.tls import TlsFiles
 
+# PINs that pass the PIN policy (analyst/users/service.py); each cluster draws its own badge numbers
+# (random, as real cards are: sequential ones would tell a guesser the next user's), in cluster.json.
 DEMO_USERS = [
-    {"name": "alice", "badge": "0451234567", "pin": "4711"},
-    {"name": "bob", "badge": "0451234568", "pin": "2580"},
-    {"name": "carol", "badge": "0451234569", "pin": "1357"},
+    {"name": "alice", "pin": "472913"},
+    {"name": "bob", "pin": "830517"},
+    {"name": "carol", "pin": "615284"},
 ]
+
+
+def demo_users() -> list[dict[str, str]]:
+    """DEMO_USERS with a random 10-digit badge number each."""
+    badges: list[str] = []
+    while len(badges) < len(DEMO_USERS):
+        badge = f"{secrets.randbelow(10**10):010d}"
+        if badge not in badges:
+            badges.append(badge)
+    return [{**user, "badge": badge} for user, badge in zip(DEMO_USERS, badges, strict=True)]
+
 SUBMIT_HOST = "demo-cupsd"  # the submitting host the demo's cupsd is (its jobs' origin_host)
 PROGRAMS = ("redis-server", "haproxy", "cupsd", "lp", "lpadmin")
 
@@ -89,6 +102,7 @@ class LocalCluster:
     # insecure_plain_http everywhere (only to show what it is; nothing else should turn it off).
     tls: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    users: list[dict[str, str]] = field(default_factory=demo_users)
     daemons: dict[str, daemons.Daemon] = field(default_factory=dict)
     collectors: dict[str, CollectorProcess] = field(default_factory=dict)
     secrets: dict[str, Path] = field(default_factory=dict)
@@ -305,8 +319,13 @@ class LocalCluster:
                       "unreachable_policy": "refuse",
                       **{k: v for k, v in printer.items() if k.startswith("snmp_v3_")}}
             _http("POST", f"{self.analyst_url}/api/v1/printers", context, record)
-        for user in DEMO_USERS:
+        for user in self.users:
             _http("POST", f"{self.analyst_url}/api/v1/users", context, user)
+        # One enrolled terminal per printer: its credential (shown once) is printers[i]["terminal_token"].
+        for printer in self.printers:
+            enrolled = _http("POST", f"{self.analyst_url}/api/v1/terminals", context,
+                             {"printer": printer["id"], "description": f"demo release station at {printer['id']}"})
+            printer["terminal_id"], printer["terminal_token"] = enrolled["terminal"]["id"], enrolled["token"]
         # Issue 9: the demo's cupsd is a submitting host with its own credential, issued by the analyst
         # (shown once); secrets/submit_token keeps it for the queue, the tests and the load tests.
         issued = _http("POST", f"{self.analyst_url}/api/v1/submitters", context,
@@ -323,7 +342,8 @@ class LocalCluster:
         process = existing or CollectorProcess(collector_id, port, self.state_dir / collector_id / "spool",
                                                scheme=self.scheme)
         process.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        env = {**os.environ, **self.extra_env,
+        # The demo keeps the unenrolled kiosk page (GET /release?printer=…) and plain logins working.
+        env = {**os.environ, "PULLPRINT_COLLECTOR_ALLOW_UNENROLLED_TERMINALS": "1", **self.extra_env,
                **self._tls_env("collector", "collector", collector_id, self.state_dir / collector_id / "tls"),
                **self._collector_secret_env(collector_id),
                "PULLPRINT_COLLECTOR_REPLICAS": str(self.replicas)}
@@ -378,7 +398,8 @@ class LocalCluster:
         (self.state_dir / "lb").mkdir(exist_ok=True)
         bundle = str(self.state_dir / "lb" / "lb-bundle.pem") if self.tls else None
         settings = haproxy.LbSettings(bind=f"127.0.0.1:{port}", socket_path=self.lb_socket, tls_cert=bundle,
-                                      backend_ca_file=self.ca_file or None, backend_client_cert=bundle)
+                                      backend_ca_file=self.ca_file or None, backend_client_cert=bundle,
+                                      backend_crl_file=str(self.ca.crl_file) if self.ca else None)
         cluster: dict[str, object] = {"collectors": [{"id": c.id, "url": c.url} for c in self.collectors.values()]}
         config_path = self.state_dir / "lb" / "haproxy.cfg"
         config_path.write_text(haproxy.render(cluster, settings))
@@ -420,7 +441,7 @@ class LocalCluster:
             "queue": "SecurePrint",
             "printers": self.printers,
             "printer_control_url": self.sim.describe["control_url"] if self.sim else "",
-            "users": DEMO_USERS,
+            "users": self.users,
             "secrets_dir": str(self.state_dir / "secrets"),
             "console": {"url": f"{self.analyst_url}/console", "user": "admin",
                         "password": self.secret("console_password")},

@@ -85,3 +85,24 @@ def test_https_collectors_are_verified(tmp_path: Path) -> None:
 def test_stats_page_stays_on_loopback() -> None:
     with pytest.raises(PullprintError, match="loopback"):
         haproxy.render(CLUSTER, haproxy.LbSettings(stats_bind="0.0.0.0:8404"))
+
+
+def test_collectors_over_mutual_tls_with_the_cluster_ca_and_its_crl_pass_haproxy_check(tmp_path: Path) -> None:
+    from pullprint.pki import Authority
+
+    ca = Authority(tmp_path / "ca")
+    ca.init()
+    cert, key = ca.issue("lb", "lb", ["127.0.0.1"])
+    bundle = tmp_path / "lb-bundle.pem"
+    bundle.write_bytes(cert.read_bytes() + key.read_bytes())
+    settings = haproxy.LbSettings(tls_cert=str(bundle), backend_ca_file=str(ca.cert_file),
+                                  backend_client_cert=str(bundle), backend_crl_file=str(ca.crl_file),
+                                  socket_path=str(tmp_path / "a.sock"))
+    text = haproxy.render({"collectors": [{"id": "c1", "url": "https://127.0.0.1:8443"},
+                                          {"id": "c2", "url": "https://127.0.0.1:8444"}]}, settings)
+    for sid, port in (("c1", 8443), ("c2", 8444)):
+        assert (f"server {sid} 127.0.0.1:{port} check ssl verify required ca-file {ca.cert_file} verifyhost "
+                f"{sid}.collector.pullprint check-ssl crl-file {ca.crl_file} crt {bundle}") in text
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(text)
+    haproxy.check(config, strict=True)
