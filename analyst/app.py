@@ -53,10 +53,11 @@ def create_app(config: AnalystConfig | None = None) -> Flask:
     from analyst.jobs.views import bp as jobs_bp
     from analyst.printers.views import bp as printers_bp
     from analyst.submitters.views import bp as submitters_bp  # issue 9: each submitting host's credential
+    from analyst.terminals.views import bp as terminals_bp  # issue 9: enrolled release terminals
     from analyst.users.views import bp as users_bp
 
     for blueprint in (jobs_bp, users_bp, printers_bp, collectors_bp, events_bp, accounting_bp, console_bp,
-                      submitters_bp):
+                      submitters_bp, terminals_bp):
         app.register_blueprint(blueprint)
     app.url_value_preprocessor(v.path_ids)  # every id in a path is checked (400) before a view sees it
     _add_health(app)
@@ -113,6 +114,9 @@ COLLECTOR_CALLS = frozenset({
     "jobs.finish", "jobs.delete", "jobs.add_location", "jobs.remove_location", "jobs.expire",
     "users.auth", "collectors.heartbeat", "collectors.list_collectors", "collectors.sync",
     "printers.get", "printers.report_status",
+    # A kiosk page's one-time enrollment code, passed on by the collector it reached; a terminal
+    # credential a collector has not synced yet.
+    "terminals.redeem", "terminals.lookup",
 })
 
 
@@ -136,6 +140,8 @@ def _add_auth_and_errors(app: Flask) -> None:
 
     @app.errorhandler(PullprintError)
     def pullprint_error(exc: PullprintError) -> ResponseReturnValue:
+        if "retry_after" in exc.details:  # 429 / 423: clients and proxies read the header
+            return exc.to_json(), exc.status, {"Retry-After": str(exc.details["retry_after"])}
         return exc.to_json(), exc.status
 
     @app.errorhandler(HTTPException)

@@ -29,9 +29,16 @@ class AnalystConfig:
     # A releasing job whose lease lapsed this long ago (its collector died mid-release) goes back to held
     # as `interrupted` at the next POST /maintenance/expire.
     lease_grace_seconds: float = 30
-    # PIN guessing: this many failures for one user name within the window lock it for the window.
+    # Login guessing (pullprint/throttle.py, the collectors' limits): failures are remembered for the
+    # window; past the free ones each attempt waits twice as long as the one before (from 2 s). A
+    # user name typed (PIN logins; `lockout_failures` free) is only slowed, to one try a minute at
+    # most; a terminal or a source address reaches a lockout (423) of `login_lockout_seconds`.
     lockout_failures: int = 5
-    lockout_window_seconds: float = 300
+    lockout_window_seconds: float = 900
+    login_failures_per_terminal: int = 10
+    login_failures_per_address: int = 20
+    login_lockout_seconds: float = 300
+    login_user_max_delay_seconds: float = 60
     # Run `alembic upgrade head` in create_app; `pullprint analyst` does it once before forking
     # the gunicorn workers and turns this off for them.
     auto_migrate: bool = True

@@ -17,8 +17,8 @@ from analyst.config import AnalystConfig
 from analyst.db import Database
 from analyst.events.service import Replay
 from analyst.metrics import RequestCounter
-from analyst.users.service import Lockout
 from pullprint.errors import BadRequest
+from pullprint.throttle import LoginLimits, login_limits
 
 EXTENSION = "pullprint.analyst"
 
@@ -45,8 +45,12 @@ class Analyst:
         return timedelta(hours=self.config.job_lifetime_hours)
 
     @property
-    def lockout(self) -> Lockout:
-        return Lockout(self.config.lockout_failures, timedelta(seconds=self.config.lockout_window_seconds))
+    def login_limits(self) -> LoginLimits:
+        cfg = self.config
+        return login_limits(terminal_failures=cfg.login_failures_per_terminal,
+                            address_failures=cfg.login_failures_per_address, user_failures=cfg.lockout_failures,
+                            window=cfg.lockout_window_seconds, lockout=cfg.login_lockout_seconds,
+                            user_max_delay=cfg.login_user_max_delay_seconds)
 
 
 def analyst() -> Analyst:

@@ -10,13 +10,17 @@ from urllib.parse import quote
 from collector.outbound import NodeClient, Unreachable
 from collector.state_mac import StateMac
 from pullprint import keys
-from pullprint.errors import PullprintError
+from pullprint.errors import Forbidden, Locked, PullprintError, TooManyRequests, Unauthorized
 from pullprint.pki import pool_dns
 from pullprint.tls import TlsFiles
 from pullprint.wire import JobSubmission
 
 # Any analyst of the pool: every analyst certificate carries this name beside its own.
 ANALYST = pool_dns("analyst")
+
+
+# The analyst's refusals of a login or an enrollment, as the errors the collector's callers catch.
+_REFUSALS: dict[int, type[PullprintError]] = {401: Unauthorized, 403: Forbidden, 423: Locked, 429: TooManyRequests}
 
 
 class AnalystUnavailable(Unreachable):
@@ -153,10 +157,46 @@ class AnalystClient:
         self._request("DELETE", f"{self.base}/jobs/{quote(job_id, safe='')}/locations/{quote(collector, safe='')}",
                           ok=(200, 404))
 
-    def auth(self, credentials: dict[str, str], *, printer: str, collector: str) -> str:
-        body = self._call("POST", f"{self.base}/auth",
-                              json={**credentials, "printer": printer, "collector": collector})
+    def _decision(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        """`_call` for the analyst's decisions a terminal is told: its refusals come back as what they
+        are (NodeClient raises a plain PullprintError for any 4xx): 401 Unauthorized, 403 Forbidden,
+        423 Locked and 429 TooManyRequests, with their details (`retry_after`)."""
+        try:
+            return self._call(method, url, **kwargs)
+        except AnalystUnavailable:
+            raise
+        except PullprintError as exc:
+            kind = _REFUSALS.get(exc.status)
+            if kind is None:
+                raise
+            refusal = kind(exc.code, exc.message)
+            refusal.details = dict(exc.details)  # retry_after and the like, as the analyst said them
+            raise refusal from None
+
+    def auth(self, credentials: dict[str, str], *, printer: str, collector: str, terminal: str = "",
+             source: str = "") -> str:
+        """The user the credentials name; the analyst throttles by `terminal`, `source` and user, and
+        refuses a terminal revoked since this collector's last sync (403)."""
+        body = self._decision("POST", f"{self.base}/auth", json={
+            **credentials, "printer": printer, "collector": collector, "terminal": terminal, "source": source})
         return str(body["user"])
+
+    def terminal(self, token_hash: str) -> dict[str, str] | None:
+        """The active terminal (``{"id", "printer"}``) whose token has this digest; None: no such one."""
+        try:
+            answer = self._call("POST", f"{self.base}/terminals/lookup", json={"token_hash": token_hash})
+        except AnalystUnavailable:
+            raise
+        except PullprintError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {"id": str(answer["terminal"]["id"]), "printer": str(answer["terminal"]["printer"])}
+
+    def redeem_enrollment(self, code: str) -> dict[str, Any]:
+        """Trade a one-time enrollment code for a terminal's credential: ``{"terminal": {...}, "token"}``;
+        a code that is unknown, used or expired is a 403."""
+        return self._decision("POST", f"{self.base}/terminals/enroll", json={"code": code})
 
     def printer(self, printer_id: str) -> dict[str, Any]:
         return self._call("GET", f"{self.base}/printers/{quote(printer_id, safe='')}")["printer"]

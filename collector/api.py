@@ -5,15 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from collector import copies, intake, metrics, status, terminal
 from collector.release import release_jobs
-from collector.sessions import LoginGuard, SessionStore
+from collector.sessions import SessionStore
 from collector.spool import TruncatedUpload
+from collector.throttle import site_throttle
 from collector.web import json_body, node
-from pullprint.errors import Unauthorized
+from nodeserver import peer
+from pullprint.errors import Locked, TooManyRequests, Unauthorized
 from pullprint.states import JobState
+from pullprint.throttle import LoginThrottle, MemoryFailures
 
 bp = Blueprint("api", __name__)
 READ_SIZE = 64 * 1024
@@ -56,13 +59,24 @@ def submit_job() -> tuple[Response, int]:
                     "locations": job.get("locations", [])}), 201 if created else 200
 
 
+def _throttle() -> LoginThrottle:
+    # The memory beside Redis lives as long as this worker's app: it is what limits with Redis away.
+    memory = current_app.extensions.setdefault("pullprint.login_memory", MemoryFailures())
+    return site_throttle(node().redis, memory)
+
+
+def _caller(throttle: LoginThrottle | None = None) -> terminal.Caller:
+    return terminal.identify(node(), throttle or _throttle(), request.headers.get("Authorization"),
+                             peer.client_address())
+
+
 @bp.post("/api/v1/sessions")
 def create_session() -> tuple[Response, int]:
     n = node()
-    guard = LoginGuard(n.redis, n.config.lockout_threshold, n.config.lockout_seconds)
+    throttle = _throttle()
     try:
-        answer = terminal.login(n, sessions(), guard, json_body())
-    except Unauthorized:
+        answer = terminal.login(n, sessions(), throttle, _caller(throttle), json_body())
+    except (Unauthorized, TooManyRequests, Locked):
         metrics.count(n.redis, n.id, "logins_failed")
         raise
     metrics.count(n.redis, n.id, "logins")
@@ -71,30 +85,42 @@ def create_session() -> tuple[Response, int]:
 
 @bp.get("/api/v1/sessions/<token>")
 def get_session(token: str) -> Response:
-    session = sessions().get(token)
+    session = terminal.session_for(sessions(), _caller(), token)
     return jsonify({"user": session.user, "printer": session.printer, **terminal.list_jobs(node(), session)})
 
 
 @bp.delete("/api/v1/sessions/<token>")
 def end_session(token: str) -> Response:
-    sessions().get(token)
+    terminal.session_for(sessions(), _caller(), token)
     sessions().delete(token)
     return jsonify({"ended": True})
 
 
 @bp.post("/api/v1/sessions/<token>/release")
 def release(token: str) -> Response:
-    session = sessions().get(token)
+    session = terminal.session_for(sessions(), _caller(), token)
     answer = release_jobs(node(), session, terminal.parse_release(json_body()), request.headers.get("Idempotency-Key"))
     printed = sum(1 for r in answer["results"] if r["status"] == JobState.PRINTED)
     metrics.count(node().redis, node().id, "jobs_printed", printed)
     return jsonify(answer)
 
 
+@bp.post("/api/v1/terminals/enroll")
+def enroll_terminal() -> tuple[Response, int]:
+    """Redeem a one-time enrollment code (at the analyst) for the terminal's credential, shown once."""
+    return jsonify(terminal.enroll(node(), _throttle(), peer.client_address(), json_body())), 201
+
+
 @bp.get("/release")
 def release_station() -> str:
     """The web release station for kiosks: badge field focused, job list, big buttons."""
     return render_template("release.html", printer=request.args.get("printer", ""))
+
+
+@bp.get("/release/enroll")
+def enroll_station() -> str:
+    """Enrols this browser as a release station: its script redeems the code in the link's #fragment."""
+    return render_template("enroll.html")
 
 
 @bp.get("/openapi.json")

@@ -33,7 +33,10 @@ def create_app(config: CollectorConfig | None = None, node: Node | None = None, 
 
     @app.errorhandler(PullprintError)
     def pullprint_error(exc: PullprintError) -> tuple[Response, int]:
-        return jsonify(exc.to_json()), exc.status
+        response = jsonify(exc.to_json())
+        if "retry_after" in exc.details:  # 429 / 423: clients and proxies read the header
+            response.headers["Retry-After"] = str(exc.details["retry_after"])
+        return response, exc.status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -1,7 +1,8 @@
-"""DirectoryCache: users and printers from the analyst, cached on disk for logins while the analyst is away."""
+"""DirectoryCache: the analyst's users, printers and credentials, cached on disk for use while it is away."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import os
@@ -17,7 +18,7 @@ from pullprint.errors import NotFound, Unauthorized, Unavailable
 BAD_CREDENTIALS = ("bad-credentials", "badge or PIN not recognised")
 MASKED = "***"  # how the analyst's printer answers (all but the sync) show an SNMPv3 key that is set
 SNMP_SECRETS = ("snmp_v3_auth_key", "snmp_v3_priv_key")
-SUBMITTER_RESYNC_SECONDS = 10.0  # an unknown submit token makes an early sync at most this often
+SUBMITTER_RESYNC_SECONDS = 2.0  # an unknown submit token makes an early sync at most this often
 
 
 class DirectoryCache:
@@ -30,7 +31,10 @@ class DirectoryCache:
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
         self._loaded_at = 0.0
-        self._submitters_resynced_at = 0.0
+        self._resynced_at: dict[str, float] = {}  # early syncs for an unknown credential, per section
+        self._asked: dict[str, dict[str, str]] = {}  # terminals found at the analyst since the last sync
+        self._mtime_ns = 0
+        self._stat_at = 0.0
 
     # -- the offline cache -------------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -40,21 +44,31 @@ class DirectoryCache:
         except AnalystUnavailable:
             return False
         data["synced_at"] = time.time()
-        tmp = self.cache_path.with_suffix(".tmp")
+        # Workers sync early too (an unknown credential): each writes its own file, then renames it.
+        tmp = self.cache_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds secret hashes
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh)
         os.replace(tmp, self.cache_path)
         with self._lock:
-            self._cache, self._loaded_at = data, time.time()
+            self._cache, self._loaded_at, self._asked = data, time.time(), {}
+            with contextlib.suppress(OSError):
+                self._mtime_ns = self.cache_path.stat().st_mtime_ns
         return True
 
     def _cached(self) -> dict[str, Any]:
+        """The cache as the newest sync wrote it: the file is read again whenever it changed (looked at
+        twice a second), so a revoked credential is gone from every worker as soon as a sync removed it."""
         with self._lock:
-            if not self._cache or time.time() - self._loaded_at > 5:
+            now = time.monotonic()
+            if not self._cache or now - self._stat_at > 0.5:
+                self._stat_at = now
                 try:
-                    self._cache = json.loads(self.cache_path.read_text())
-                    self._loaded_at = time.time()
+                    mtime = self.cache_path.stat().st_mtime_ns
+                    if not self._cache or mtime != self._mtime_ns:
+                        self._cache = json.loads(self.cache_path.read_text())
+                        self._mtime_ns, self._loaded_at = mtime, time.time()
+                        self._asked = {}
                 except (OSError, json.JSONDecodeError):
                     pass
             return self._cache
@@ -63,10 +77,16 @@ class DirectoryCache:
         return self._cached().get("synced_at")
 
     # -- lookups -----------------------------------------------------------------------------------
-    def authenticate(self, credentials: dict[str, str], *, printer: str, collector: str) -> tuple[str, bool]:
-        """The user name for a badge or user+PIN; (name, offline). Raises Unauthorized alike for all misses."""
+    def authenticate(self, credentials: dict[str, str], *, printer: str, collector: str, terminal: str = "",
+                     source: str = "") -> tuple[str, bool]:
+        """The user name for a badge or user+PIN; (name, offline). Raises Unauthorized alike for all misses.
+
+        The analyst throttles too, by the `terminal` and `source` address reported here and by user;
+        its 429/423 (and a 403 for a terminal revoked since the last sync) come back as they are.
+        """
         try:
-            return self.analyst.auth(credentials, printer=printer, collector=collector), False
+            return self.analyst.auth(credentials, printer=printer, collector=collector, terminal=terminal,
+                                     source=source), False
         except AnalystUnavailable:
             return self._authenticate_offline(credentials), True
 
@@ -77,7 +97,9 @@ class DirectoryCache:
             for user in users:
                 if user.get("badge_hash") == wanted:
                     return str(user["name"])
-            verify_pin("0000", None)  # spend the time a PIN check costs, like the analyst does
+            # A miss costs an scrypt here (the analyst's costs a lookup): offline, where each process
+            # limits on its own, every badge guess also costs the guesser the time of a PIN check.
+            verify_pin("0000", None)
             raise Unauthorized(*BAD_CREDENTIALS)
         stored = next((u.get("pin_hash") for u in users if u.get("name") == credentials.get("user")), None)
         if verify_pin(credentials.get("pin", ""), stored):
@@ -87,31 +109,71 @@ class DirectoryCache:
     def submitter(self, authorization: str | None) -> str | None:
         """The host whose credential the ``Authorization: Bearer`` header carries, or None (unknown, revoked).
 
+        Raises Unavailable when no directory was ever synced (the backend retries).
+        """
+        entry = self._bearer("submitters", authorization)
+        return str(entry["host"]) if entry is not None else None
+
+    def terminal(self, authorization: str | None, *, ask: bool = False) -> dict[str, str] | None:
+        """The enrolled terminal (``{"id", "printer"}``) whose credential the ``Authorization: Bearer``
+        header carries, or None: unknown, or revoked (gone from the directory at the next sync).
+
+        With `ask`, a credential the directory does not hold is asked after at the analyst (enrolled
+        since the last sync: a station works at once; the caller throttles who may ask), and what it
+        says is remembered until the next sync. Raises Unavailable when no directory with terminals
+        was ever synced.
+        """
+        if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 512:
+            return None
+        entry = self._bearer("terminals", authorization, None)
+        if entry is not None:
+            return {"id": str(entry["id"]), "printer": str(entry["printer"])}
+        digest = token_digest(authorization[7:].strip())
+        self._cached()  # a newer sync forgets what was asked before it
+        with self._lock:
+            if digest in self._asked:
+                return self._asked[digest]
+        if not ask:
+            return None
+        try:
+            found = self.analyst.terminal(digest)
+        except AnalystUnavailable:
+            return None
+        if found is not None:
+            with self._lock:
+                self._asked[digest] = {"id": str(found["id"]), "printer": str(found["printer"])}
+        return found
+
+    def _bearer(self, section: str, authorization: str | None,
+                resync_every: float | None = SUBMITTER_RESYNC_SECONDS) -> dict[str, Any] | None:
+        """The entry of `section` whose token digest matches the bearer token in `authorization`.
+
         Checked against the synced digests (the persisted cache while the analyst is away), every one
-        compared in constant time. An unknown token makes one early sync (at most every
-        `SUBMITTER_RESYNC_SECONDS`), so a host issued a credential a moment ago is not refused for a
-        whole sync period. Raises Unavailable when no directory was ever synced (the backend retries).
+        compared in constant time. An unknown token makes one early sync (at most every `resync_every`
+        seconds per section; None: never), so a credential issued a moment ago is not refused for a
+        whole sync period.
         """
         if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 512:
             return None
         digest = token_digest(authorization[7:].strip())
-        synced, host = self._submitter_of(digest)
-        if host is None and time.monotonic() - self._submitters_resynced_at > SUBMITTER_RESYNC_SECONDS:
-            self._submitters_resynced_at = time.monotonic()
+        synced, entry = self._entry_of(section, digest)
+        last = self._resynced_at.get(section, 0.0)
+        if entry is None and resync_every is not None and time.monotonic() - last > resync_every:
+            self._resynced_at[section] = time.monotonic()
             if self.refresh():
-                synced, host = self._submitter_of(digest)
+                synced, entry = self._entry_of(section, digest)
         if not synced:
-            raise Unavailable("directory-not-synced", "this collector has not yet received the submitting "
-                              "hosts' credentials from the analyst; try again later")
-        return host
+            raise Unavailable("directory-not-synced", f"this collector has not yet received the {section}' "
+                              "credentials from the analyst; try again later")
+        return entry
 
-    def _submitter_of(self, digest: str) -> tuple[bool, str | None]:
+    def _entry_of(self, section: str, digest: str) -> tuple[bool, dict[str, Any] | None]:
         cached = self._cached()
         found = None
-        for entry in cached.get("submitters", ()):
+        for entry in cached.get(section, ()):
             if hmac.compare_digest(str(entry.get("token_hash", "")), digest) and found is None:
-                found = str(entry["host"])
-        return "submitters" in cached, found
+                found = entry
+        return section in cached, found
 
     def printer(self, printer_id: str) -> dict[str, Any]:
         try:

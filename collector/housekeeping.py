@@ -47,7 +47,7 @@ class Housekeeper:
         cfg = node.config
         self.duties: list[tuple[str, float, Callable[[], Any]]] = [
             ("journal", 2.0, lambda: replay_journal(node)),
-            ("directory", 30.0, node.directory.refresh),
+            ("directory", cfg.directory_sync_seconds, node.directory.refresh),
             ("repair", 5.0, lambda: copies.repair_replicas(node, self.absent_since, cfg.repair_grace_seconds,
                                                            self.last_scan)),
             ("reconcile", cfg.reconcile_seconds, lambda: copies.reconcile(node)),

@@ -39,16 +39,28 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_WRONG_TERMINAL = "wrong-terminal: the session belongs to another release station"
 TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
 IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
+# Another collector, by the role in its certificate (collector/internal_api.py: peer.require("collector")).
+NODE_CALL = [{"clusterCertificate": ["collector"]}]
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "pullprint collector", "version": "1"},
     "components": {
         "schemas": {"Error": _ERROR, "Job": _JOB, "Listing": _LISTING, "ReleaseResult": _RESULT},
-        "securitySchemes": {"submitToken": {"type": "http", "scheme": "bearer"},
-                            "clusterToken": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {"submitToken": {"type": "http", "scheme": "bearer",  # pullprint submitter add HOST
+                                            "description": "the submitting host's own credential"},
+                            # An enrolled terminal's credential (analyst: POST /api/v1/terminals, or an
+                            # enrollment code redeemed at POST /api/v1/terminals/enroll). Optional only
+                            # where the site allows unenrolled terminals (allow_unenrolled_terminals).
+                            "terminalToken": {"type": "http", "scheme": "bearer"},
+                            # Node calls (/internal/): mutual TLS, a certificate from the cluster CA whose role
+                            # is collector; the collector's port takes no connection without a cluster
+                            # certificate (the public calls reach it through HAProxy's, role lb).
+                            "clusterCertificate": {"type": "mutualTLS",
+                                                   "description": "a cluster CA certificate; its role decides"}},
     },
     "paths": {
         "/api/v1/jobs": {"post": {
@@ -69,24 +81,38 @@ DOCUMENT: dict[str, Any] = {
                                "directory synced yet (directory-not-synced); retry")}}},
         "/api/v1/sessions": {"post": {
             "summary": "Log in at a printer with a badge, or a user name and PIN",
+            "description": "An enrolled terminal names its printer through its credential (a `printer` in the "
+                           "body must be that one, or 403); an unenrolled client (where the site allows them) "
+                           "names it in the body. The session is bound to the terminal (or the client's "
+                           "address). Throttled per terminal, address and user name: 429, then 423 for a "
+                           "terminal or address, each with `retry_after` and a Retry-After header.",
+            "security": [{"terminalToken": []}, {}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["printer"], "properties": {
+                "type": "object", "properties": {
                     "printer": {"type": "string"}, "badge": {"type": "string"},
                     "user": {"type": "string"}, "pin": {"type": "string"}}}}}},
             "responses": {
                 "201": _json({"allOf": [{"$ref": "#/components/schemas/Listing"},
                                         {"type": "object", "properties": {"session": {"type": "string"}}}]}),
-                "400": _error("malformed request"), "401": _error("badge or PIN not recognised"),
+                "400": _error("malformed request"),
+                "401": _error("badge or PIN not recognised (bad-credentials: the same for every miss); "
+                              "terminal-unknown (credential unknown or revoked); terminal-not-enrolled"),
+                "403": _error("wrong-printer: the terminal is enrolled for another printer; terminal-revoked"),
                 "404": _error("unknown printer"), "413": _error(_TOO_LARGE),
-                "423": _error("locked out after repeated failures")}}},
+                "423": _error("this terminal or address is locked out after repeated failures (retry_after)"),
+                "429": _error("too-many-attempts: wait retry_after seconds"),
+                "503": _error("no directory synced yet (directory-not-synced)")}}},
         "/api/v1/sessions/{token}": {
             "parameters": [TOKEN],
-            "get": {"summary": "The session's jobs, fresh", "responses": {
-                "200": _json({"$ref": "#/components/schemas/Listing"}), "401": _error("session ended")}},
-            "delete": {"summary": "Log out", "responses": {"200": _json({"type": "object"}),
-                                                         "401": _error("session ended")}}},
+            "get": {"summary": "The session's jobs, fresh", "security": [{"terminalToken": []}, {}], "responses": {
+                "200": _json({"$ref": "#/components/schemas/Listing"}), "401": _error("session ended"),
+                "403": _error(_WRONG_TERMINAL)}},
+            "delete": {"summary": "Log out", "security": [{"terminalToken": []}, {}],
+                       "responses": {"200": _json({"type": "object"}), "401": _error("session ended"),
+                                     "403": _error(_WRONG_TERMINAL)}}},
         "/api/v1/sessions/{token}/release": {"post": {
             "summary": "Release jobs at the session's printer",
+            "security": [{"terminalToken": []}, {}],
             "parameters": [TOKEN, IDEMPOTENCY],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"jobs": {"type": "array", "items": {"type": "string"},
@@ -99,35 +125,54 @@ DOCUMENT: dict[str, Any] = {
                     "results": {"type": "array", "items": {"$ref": "#/components/schemas/ReleaseResult"}},
                     "suggestion": {"type": ["object", "null"]}}}),
                 "400": _error("malformed request; more than max_release_jobs (500) ids: too-many-jobs"),
-                "401": _error("session ended"), "413": _error(_TOO_LARGE),
+                "401": _error("session ended"), "403": _error(_WRONG_TERMINAL), "413": _error(_TOO_LARGE),
                 "409": _error("the same Idempotency-Key is being carried out")}}},
+        "/api/v1/terminals/enroll": {"post": {
+            "summary": "Redeem a one-time enrollment code (the kiosk page's link) for the terminal's credential",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["code"], "properties": {"code": {"type": "string"}}}}}},
+            "responses": {
+                "201": _json({"type": "object", "properties": {
+                    "terminal": {"type": "object", "properties": {"id": {"type": "string"},
+                                                                  "printer": {"type": "string"}}},
+                    "token": {"type": "string", "description": "shown only here; send as Authorization: Bearer"}}}),
+                "400": _error("no code"), "403": _error("enrollment-refused: unknown, used or expired"),
+                "413": _error(_TOO_LARGE), "423": _error("this address is locked out (retry_after)"),
+                "429": _error("too-many-attempts (retry_after)"),
+                "503": _error("the analyst, which redeems codes, cannot be reached now")}}},
         "/release": {"get": {"summary": "The kiosk release station (HTML)",
                              "parameters": [{"name": "printer", "in": "query", "schema": {"type": "string"}}],
                              "responses": {"200": {"description": "HTML page"}}}},
+        "/release/enroll": {"get": {"summary": "Enrols the browser as a release station: the one-time code "
+                                                "comes in the link's #code= fragment, or is typed in (HTML)",
+                                    "responses": {"200": {"description": "HTML page"}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}},
         "/healthz": {"get": {"summary": "Process alive", "responses": {"200": _json({"type": "object"})}}},
         "/readyz": {"get": {"summary": "Can do its work now", "responses": {
             "200": _json({"type": "object"}), "503": _json({"type": "object"}, "not ready, with a reason")}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
         "/internal/v1/replicas/{id}": {"put": {
-            "summary": "Store a peer's sealed copy (verified before the answer)", "security": [{"clusterToken": []}],
+            "summary": "Store a peer's sealed copy (verified before the answer)", "security": NODE_CALL,
             "responses": {"201": _json({"type": "object"}), "400": _error("copy does not verify")}}},
         "/internal/v1/replicas/{id}/commit": {"put": {
             "summary": "The job is registered: a provisional copy becomes a real one",
-            "security": [{"clusterToken": []}], "responses": {"200": _json({"type": "object"})}}},
+            "security": NODE_CALL, "responses": {"200": _json({"type": "object"})}}},
         "/internal/v1/jobs/{id}/spool": {"get": {
-            "summary": "Fetch a sealed copy (pull)", "security": [{"clusterToken": []}],
+            "summary": "Fetch a sealed copy (pull)", "security": NODE_CALL,
             "responses": {"200": {"description": "sealed bytes; metadata in X-Pullprint-Meta"}}}},
         "/internal/v1/jobs/{id}/print": {"post": {
-            "summary": "Direct print by the holder, under the caller's claim", "security": [{"clusterToken": []}],
+            "summary": "Direct print by the holder, under the caller's claim", "security": NODE_CALL,
+            "description": "The printer is named by id and taken from the directory (never an address from "
+                           "the request); the claim must be confirmed by the analyst (or, offline, by the "
+                           "site's sealed claim in Redis) before anything is decrypted.",
             "responses": {"200": _json({"$ref": "#/components/schemas/ReleaseResult"}),
                           "403": _error("claim-not-confirmed: not the caller's claim on this job for this printer"),
                           "404": _error("no copy here, or a printer the directory does not have")}}},
         "/internal/v1/jobs/{id}": {"delete": {
-            "summary": "Crypto-shred and delete a copy", "security": [{"clusterToken": []}],
+            "summary": "Crypto-shred and delete a copy", "security": NODE_CALL,
             "responses": {"200": _json({"type": "object"})}}},
         "/internal/v1/users/{user}/jobs": {"get": {
-            "summary": "Jobs this node holds for a user (degraded mode)", "security": [{"clusterToken": []}],
+            "summary": "Jobs this node holds for a user (degraded mode)", "security": NODE_CALL,
             "responses": {"200": _json({"type": "object"})}}},
     },
 }

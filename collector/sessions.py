@@ -1,9 +1,12 @@
-"""Terminal sessions (any collector serves any request), and login rate limiting with lockout.
+"""Terminal sessions: any collector serves any request of a session, and only from the terminal that opened it.
 
-A session token is signed (HMAC under a key derived from the cluster token), so every collector
-can check it on its own. Redis adds what a signature cannot: the inactivity timeout and logout.
-When Redis is away, a validly signed token is accepted up to `offline_max_seconds` after it was
-issued, so terminals keep working; lockout counting then pauses (the analyst still limits PINs).
+A session token is signed (HMAC under a key derived from `collector.session_key`, a secret of its
+own that only the site's collectors hold), so every collector can check it on its own. The signed
+record names the user, the printer and what the session is bound to: the enrolled terminal's id
+("t:ID"), or for an unenrolled client its address ("a:IP"); a token presented by anyone else is
+refused (collector/terminal.py). Redis adds what a signature cannot: the inactivity timeout and
+logout. When Redis is away, a validly signed token is accepted up to `offline_max_seconds` after it
+was issued, so terminals keep working. (Login throttling: collector/throttle.py.)
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 from pullprint import keys
 from pullprint.credentials import token_digest
-from pullprint.errors import Locked, Unauthorized
+from pullprint.errors import Unauthorized
 
 log = logging.getLogger(__name__)
 ENDED = ("session-ended", "the session has ended; please log in again")
@@ -33,6 +36,12 @@ class Session:
     printer: str
     created_at: float
     offline: bool = False
+    bound_to: str = ""  # "t:<terminal id>" or "a:<address>" (collector/terminal.py Caller.binding)
+
+    @property
+    def terminal(self) -> str:
+        """The enrolled terminal that opened the session ("" for an unenrolled client)."""
+        return self.bound_to[2:] if self.bound_to.startswith("t:") else ""
 
 
 def _b64(data: bytes) -> str:
@@ -48,21 +57,21 @@ class SessionStore:
         self.redis = redis
         self.idle_seconds = idle_seconds
         self.offline_max_seconds = offline_max_seconds
-        self._key = hmac.new(signing_secret.encode(), b"pullprint session v1", hashlib.sha256).digest()
+        self._key = hmac.new(signing_secret.encode(), b"pullprint session v2", hashlib.sha256).digest()
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
-    def create(self, user: str, printer: str, *, offline: bool = False) -> Session:
+    def create(self, user: str, printer: str, *, bound_to: str, offline: bool = False) -> Session:
         created = time.time()
-        record = {"u": user, "p": printer, "t": created, "o": offline, "n": secrets.token_hex(8)}
+        record = {"u": user, "p": printer, "t": created, "o": offline, "b": bound_to, "n": secrets.token_hex(8)}
         body = _b64(json.dumps(record, separators=(",", ":")).encode())
         token = f"{body}.{self._sign(body)}"
         try:
             self.redis.set(keys.session(token_digest(token)), "1", ex=self.idle_seconds)
         except Exception as exc:  # noqa: BLE001 - the signed token stands on its own for a while
             log.warning("session not recorded in redis (%s); the signed token serves alone", type(exc).__name__)
-        return Session(token, user, printer, created, offline)
+        return Session(token, user, printer, created, offline, bound_to)
 
     def get(self, token: str) -> Session:
         """The live session for `token`, its inactivity timer restarted; 401 when it ended."""
@@ -71,9 +80,10 @@ class SessionStore:
             raise Unauthorized(*ENDED)
         try:
             record = json.loads(_unb64(body))
-        except ValueError:
+            session = Session(token, str(record["u"]), str(record["p"]), float(record["t"]), bool(record.get("o")),
+                              str(record.get("b", "")))
+        except (ValueError, KeyError, TypeError):
             raise Unauthorized(*ENDED) from None
-        session = Session(token, record["u"], record["p"], float(record["t"]), bool(record.get("o")))
         try:
             alive = self.redis.expire(keys.session(token_digest(token)), self.idle_seconds)
         except Exception:  # noqa: BLE001 - Redis away: trust the signature, within a hard limit
@@ -87,41 +97,3 @@ class SessionStore:
             return bool(self.redis.delete(keys.session(token_digest(token or ""))))
         except Exception:  # noqa: BLE001
             return False
-
-
-class LoginGuard:
-    """Counts failed logins per subject (a terminal, a user name) and locks the subject out past a threshold."""
-
-    def __init__(self, redis: Any, threshold: int, lockout_seconds: int) -> None:
-        self.redis = redis
-        self.threshold = threshold
-        self.lockout_seconds = lockout_seconds
-
-    def check(self, *subjects: str) -> None:
-        for subject in subjects:
-            key = keys.login_failures(subject)
-            try:
-                failures = self.redis.get(key)
-                locked = failures is not None and int(failures) >= self.threshold
-                retry_after = max(1, int(self.redis.ttl(key))) if locked else 0
-            except Exception:  # noqa: BLE001 - counting pauses while Redis is away; the analyst still limits PINs
-                return
-            if locked:
-                raise Locked("locked", "too many failed attempts; try again later", retry_after=retry_after)
-
-    def failed(self, *subjects: str) -> None:
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            for subject in subjects:
-                key = keys.login_failures(subject)
-                pipe.incr(key)
-                pipe.expire(key, self.lockout_seconds)
-            pipe.execute()
-        except Exception:  # noqa: BLE001
-            log.warning("failed login not counted: redis is unreachable")
-
-    def succeeded(self, *subjects: str) -> None:
-        try:
-            self.redis.delete(*(keys.login_failures(s) for s in subjects))
-        except Exception:  # noqa: BLE001
-            pass

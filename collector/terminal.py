@@ -1,8 +1,9 @@
-"""A release terminal's login (badge or user + PIN), its list of the user's jobs, and its release requests parsed."""
+"""A release terminal's login (badge or user + PIN), its list of the user's jobs, its release requests parsed."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import hmac
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -13,20 +14,75 @@ from collector.membership import Member
 from collector.messages import MESSAGES
 from collector.node import Node
 from collector.peers import PeerUnreachable
-from collector.sessions import LoginGuard, Session, SessionStore
-from pullprint.errors import BadRequest, PullprintError, Unauthorized
+from collector.sessions import Session, SessionStore
+from collector.throttle import limits_of
+from pullprint.errors import BadRequest, Forbidden, PullprintError, Unauthorized, Unavailable
 from pullprint.states import INTERRUPTED, OPEN_STATES, RELEASABLE, JobState
+from pullprint.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
 _BADGE_MAX = 128
-_PIN_MAX = 32
+_PIN_MAX = 64
+_USER_MAX = 64
+_ENROLLMENT_CODE_MAX = 64
+
+NOT_ENROLLED = ("terminal-not-enrolled", "this release station is not enrolled: open its enrollment link "
+                "(an administrator makes one with `pullprint terminal link`)")
+UNKNOWN_TERMINAL = ("terminal-unknown", "this release station's credential is unknown or revoked: enrol it again")
 
 
-def parse_credentials(body: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    """(printer, credentials) from a login body; 400 for anything malformed."""
+@dataclass(frozen=True)
+class Caller:
+    """Who is on the other end of a terminal call: an enrolled terminal, or an unenrolled client."""
+
+    address: str             # the client's address (nodeserver.peer.client_address)
+    terminal: str = ""       # the enrolled terminal's id; "" for an unenrolled client
+    printer: str = ""        # the printer the terminal is enrolled for
+
+    @property
+    def binding(self) -> str:
+        """What a session opened by this caller is bound to (collector/sessions.py Session.bound_to)."""
+        return f"t:{self.terminal}" if self.terminal else f"a:{self.address}"
+
+
+def identify(node: Node, throttle: LoginThrottle, authorization: str | None, address: str) -> Caller:
+    """The caller of a terminal call from its ``Authorization: Bearer`` credential (or its absence).
+
+    An unknown or revoked credential is a 401 (and a failure counted against the address: a station
+    trying tokens is guessing); no credential is a 401 too unless the site allows unenrolled clients.
+    """
+    if authorization:
+        terminal = node.directory.terminal(authorization)
+        if terminal is None:
+            # Not (yet) in this collector's directory: perhaps enrolled a moment ago. Asking the
+            # analyst is for callers the throttle lets through; a miss counts as a failure.
+            attempt = throttle.admit(limits_of(node.config).subjects(terminal=None, address=address, user=None))
+            terminal = node.directory.terminal(authorization, ask=True)
+            if terminal is None:
+                throttle.failed(attempt)
+                raise Unauthorized(*UNKNOWN_TERMINAL)
+        return Caller(address, terminal["id"], terminal["printer"])
+    if not node.config.allow_unenrolled_terminals:
+        raise Unauthorized(*NOT_ENROLLED)
+    return Caller(address)
+
+
+def parse_credentials(body: dict[str, Any], caller: Caller) -> tuple[str, dict[str, str]]:
+    """(printer, credentials) from a login body; 400 for anything malformed.
+
+    An enrolled terminal's printer is the one it is enrolled for: a body naming another is a 403
+    (a station set up for the wrong printer must say so, not release somewhere else).
+    """
     printer = body.get("printer")
-    if not isinstance(printer, str) or not printer.strip():
+    if printer is not None and (not isinstance(printer, str) or not printer.strip()):
+        raise BadRequest("missing-printer", "printer must be the id of the printer the terminal stands at")
+    if caller.terminal:
+        if printer is not None and printer.strip() != caller.printer:
+            raise Forbidden("wrong-printer", f"this release station is enrolled for printer {caller.printer}",
+                            printer=caller.printer)
+        printer = caller.printer
+    elif printer is None:
         raise BadRequest("missing-printer", "the terminal must say which printer it stands at")
     if "badge" in body:
         badge = body["badge"]
@@ -34,7 +90,8 @@ def parse_credentials(body: dict[str, Any]) -> tuple[str, dict[str, str]]:
             raise BadRequest("bad-badge", "the badge must be a non-empty string")
         return printer.strip(), {"badge": badge.strip()}
     user, pin = body.get("user"), body.get("pin")
-    if not isinstance(user, str) or not isinstance(pin, str) or not user or not pin or len(pin) > _PIN_MAX:
+    if (not isinstance(user, str) or not isinstance(pin, str) or not user.strip() or not pin
+            or len(user) > _USER_MAX or len(pin) > _PIN_MAX):
         raise BadRequest("missing-credentials", "log in with a badge, or with a user name and a PIN")
     return printer.strip(), {"user": user.strip(), "pin": pin}
 
@@ -60,19 +117,55 @@ def parse_release(body: dict[str, Any]) -> ReleaseRequest:
     return ReleaseRequest(wanted, confirm)
 
 
-def login(node: Node, sessions: SessionStore, guard: LoginGuard, body: dict[str, Any]) -> dict[str, Any]:
-    printer_id, credentials = parse_credentials(body)
-    subjects = [f"terminal:{printer_id}"] + ([f"user:{credentials['user']}"] if "user" in credentials else [])
-    guard.check(*subjects)
+def login(node: Node, sessions: SessionStore, throttle: LoginThrottle, caller: Caller,
+          body: dict[str, Any]) -> dict[str, Any]:
+    """Log a user in at the caller's printer: throttled per terminal, address and user name (all
+    before any credential is looked at), the same 401 for every miss, a session bound to the caller."""
+    printer_id, credentials = parse_credentials(body, caller)
+    attempt = throttle.admit(limits_of(node.config).subjects(
+        terminal=caller.terminal or None, address=caller.address, user=credentials.get("user")))
     try:
-        user, offline = node.directory.authenticate(credentials, printer=printer_id, collector=node.id)
+        user, offline = node.directory.authenticate(credentials, printer=printer_id, collector=node.id,
+                                                    terminal=caller.terminal, source=caller.address)
     except Unauthorized:
-        guard.failed(*subjects)
+        throttle.failed(attempt)
         raise
-    guard.succeeded(*subjects)
+    except BaseException:
+        throttle.abandoned(attempt)  # not a wrong credential: the analyst refused, or could not say
+        raise
+    throttle.succeeded(attempt)
     node.directory.printer(printer_id)  # an unknown printer is a 404 before a session exists
-    session = sessions.create(user, printer_id, offline=offline)
+    session = sessions.create(user, printer_id, bound_to=caller.binding, offline=offline)
     return {"session": session.token, "user": user, "printer": printer_id, **list_jobs(node, session)}
+
+
+def session_for(sessions: SessionStore, caller: Caller, token: str) -> Session:
+    """The live session `token` names, if the caller is the terminal that opened it (else 403)."""
+    session = sessions.get(token)
+    if not hmac.compare_digest(session.bound_to.encode(), caller.binding.encode()):
+        raise Forbidden("wrong-terminal", "this session belongs to another release station")
+    return session
+
+
+def enroll(node: Node, throttle: LoginThrottle, address: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Redeem a one-time enrollment code at the analyst: ``{"terminal": {...}, "token"}``, the token shown
+    only in this answer. A refused code counts as a failure of the address, like a wrong badge."""
+    code = body.get("code")
+    if not isinstance(code, str) or not code.strip() or len(code) > _ENROLLMENT_CODE_MAX:
+        raise BadRequest("bad-code", "send the enrollment code: {\"code\": \"...\"}")
+    attempt = throttle.admit(limits_of(node.config).subjects(terminal=None, address=address, user=None))
+    try:
+        answer = node.analyst.redeem_enrollment(code.strip())
+    except Forbidden:
+        throttle.failed(attempt)
+        raise
+    except AnalystUnavailable:
+        throttle.abandoned(attempt)
+        raise Unavailable("analyst-unreachable", "enrolling a release station needs the central service, "
+                          "which cannot be reached now; try again in a moment") from None
+    log.info("terminal %s enrolled for printer %s from %s", answer["terminal"]["id"],
+             answer["terminal"]["printer"], address)
+    return {"terminal": answer["terminal"], "token": answer["token"]}
 
 
 def _availability(node: Node, job: dict[str, Any], members: dict[str, Member]) -> dict[str, Any]:

@@ -19,9 +19,10 @@ def idempotent_release(session_user: str, key: str) -> str:
     return f"{PREFIX}release-idem:{session_user}:{key}"
 
 
-def login_failures(subject: str) -> str:
-    """Failed login count for a badge hash / user name / terminal, for rate limiting and lockout."""
-    return f"{PREFIX}login-fail:{subject}"
+def login_throttle(subject: str) -> str:
+    """A login subject's recent failures (a sorted set): terminal "t:ID", unenrolled "n:IP", address "a:IP",
+    user "u:NAME" (pullprint/throttle.py)."""
+    return f"{PREFIX}login-throttle:{subject}"
 
 
 def printer_lock(printer_id: str) -> str:

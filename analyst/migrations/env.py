@@ -16,6 +16,7 @@ def load_models() -> MetaData:
     from analyst.events import models as _events  # noqa: F401
     from analyst.jobs import models as _jobs  # noqa: F401
     from analyst.printers import models as _printers  # noqa: F401
+    from analyst.terminals import models as _terminals  # noqa: F401
     from analyst.users import models as _users  # noqa: F401
 
     return Base.metadata

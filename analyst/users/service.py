@@ -1,24 +1,39 @@
-"""User logic: upsert with hashed badge and PIN, removal, the sync list, and authentication with lockout."""
+"""User logic: upsert with hashed badge and PIN (and the PIN policy), removal, the sync list, and throttled
+authentication."""
 
 from __future__ import annotations
 
-import math
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from analyst.db import Database
 from analyst.events.service import record_event
+from analyst.terminals.service import is_active
 from analyst.users.models import LoginFailure, User
 from pullprint.credentials import badge_hash, pin_hash, verify_pin
-from pullprint.errors import BadRequest, Conflict, NotFound, PullprintError
+from pullprint.errors import BadRequest, Conflict, Locked, NotFound, PullprintError, TooManyRequests
+from pullprint.throttle import LoginLimits, LoginThrottle
 
 # Marks "leave this field as it is" in an upsert (None means "remove it").
 KEEP: Any = object()
-MIN_PIN, MAX_PIN = 4, 64
+# PIN policy (docs/security.md has the arithmetic): six characters or more, and none of the PINs
+# people pick first. Online, the throttles allow a name about one guess a minute; offline, a stolen
+# directory cache costs an attacker one scrypt (N=2^14, r=8) per guess per user.
+MIN_PIN, MAX_PIN = 6, 64
 MAX_BADGE = 128
+COMMON_PINS = frozenset({
+    "123456", "654321", "123123", "121212", "112233", "123321", "696969", "159753", "147258", "258369",
+    "369258", "741852", "852963", "963852", "789456", "456789", "456123", "321654", "123654", "147852",
+    "159357", "357159", "753951", "951753", "102030", "112211", "131313", "101010", "202020", "124578",
+    "142536", "147369", "987456", "520520", "123789", "1234567", "12345678", "87654321", "11223344",
+    "password", "passwort", "qwerty", "azerty", "abc123", "letmein",
+})
 
 
 def _pepper(pepper: bytes) -> bytes:
@@ -35,9 +50,28 @@ def _check_badge(badge: str) -> str:
     return badge
 
 
-def _check_pin(pin: str) -> str:
+def pin_problem(pin: str, user: str | None = None) -> str | None:
+    """Why `pin` is not acceptable as a new PIN (for `user`), or None."""
     if not MIN_PIN <= len(pin) <= MAX_PIN:
-        raise BadRequest("bad-field", f"pin must be {MIN_PIN}-{MAX_PIN} characters", field="pin")
+        return f"pin must be {MIN_PIN}-{MAX_PIN} characters"
+    if len(set(pin)) < 3:
+        return "pin must use at least 3 different characters (not 000000, 121212, …)"
+    if pin.isdigit() and len({(int(b) - int(a)) % 10 for a, b in zip(pin, pin[1:], strict=False)}) == 1:
+        return "pin must not be a run of evenly spaced digits (123456, 654321, 135791, …)"
+    for size in range(3, len(pin) // 2 + 1):
+        if len(pin) % size == 0 and pin == pin[:size] * (len(pin) // size):
+            return "pin must not repeat a shorter pattern (123123, …)"
+    if pin.lower() in COMMON_PINS:
+        return "pin must not be one of the PINs people pick first (147258, 112233, …)"
+    if user and len(user) >= 3 and user.lower() in pin.lower():
+        return "pin must not contain the user name"
+    return None
+
+
+def _check_pin(pin: str, user: str | None = None) -> str:
+    problem = pin_problem(pin, user)
+    if problem is not None:
+        raise BadRequest("weak-pin", f"{problem}; choose another", field="pin", min_length=MIN_PIN)
     return pin
 
 
@@ -58,7 +92,7 @@ def upsert_user(session: Session, name: str, *, pepper: bytes, now: datetime, ba
         new_badge_hash = badge_hash(_pepper(pepper), _check_badge(badge)) if badge else None
     new_pin_hash: str | None = KEEP
     if pin is not KEEP:
-        new_pin_hash = pin_hash(_check_pin(pin)) if pin else None
+        new_pin_hash = pin_hash(_check_pin(pin, name)) if pin else None
     user = find_user(session, name)
     created = user is None
     if user is None:
@@ -84,7 +118,7 @@ def remove_user(session: Session, name: str) -> None:
     if user is None:
         raise NotFound("not-found", f"no user {name}")
     session.delete(user)
-    session.execute(delete(LoginFailure).where(LoginFailure.user_name == name))
+    session.execute(delete(LoginFailure).where(LoginFailure.user_name == SqlFailures.column_key(f"u:{name}")))
 
 
 def list_users(session: Session) -> list[User]:
@@ -96,65 +130,119 @@ def sync_users(session: Session) -> list[dict[str, Any]]:
     return [{"name": u.name, "badge_hash": u.badge_hash, "pin_hash": u.pin_hash} for u in list_users(session)]
 
 
+class SqlFailures:
+    """Login failures as rows of login_failures, whose user_name column holds the subject's key
+    ("u:alice", "t:t-4f1c…", "n:10.0.3.7", "a:10.0.3.7"; hashed when longer than the column's 64 characters).
+
+    `rows` maps each attempt's entry to the row it reserved, shared by the transactions of one login.
+    """
+
+    def __init__(self, session: Session, rows: dict[str, int]) -> None:
+        self.session = session
+        self.rows = rows
+
+    @staticmethod
+    def column_key(key: str) -> str:
+        return key if len(key) <= 64 else "h:" + hashlib.sha256(key.encode()).hexdigest()[:62]
+
+    @staticmethod
+    def _at(seconds: float) -> datetime:
+        return datetime.fromtimestamp(seconds, UTC)
+
+    def recent(self, key: str, now: float, window: float) -> tuple[int, float]:
+        times = list(self.session.scalars(select(LoginFailure.at).where(
+            LoginFailure.user_name == self.column_key(key), LoginFailure.at > self._at(now - window))))
+        return len(times), max((t.timestamp() for t in times), default=0.0)
+
+    def add(self, key: str, entry: str, now: float, window: float) -> tuple[int, float]:
+        before = self.recent(key, now, window)
+        row = LoginFailure(user_name=self.column_key(key), at=self._at(now))
+        self.session.add(row)
+        self.session.flush()
+        self.rows[f"{key}|{entry}"] = row.id
+        return before
+
+    def discard(self, key: str, entry: str) -> None:
+        row = self.rows.pop(f"{key}|{entry}", None)
+        if row is not None:
+            self.session.execute(delete(LoginFailure).where(LoginFailure.id == row))
+
+    def clear(self, key: str) -> None:
+        self.session.execute(delete(LoginFailure).where(LoginFailure.user_name == self.column_key(key)))
+
+
 @dataclass(frozen=True)
 class AuthResult:
-    """The outcome of one login attempt: a user name, or a lockout (`retry_after` seconds), or neither."""
+    """The outcome of one login attempt: a user name, or a refusal (throttled: `retry_after` seconds,
+    `locked` for a 423; a revoked terminal: `refused`), or neither (wrong credentials)."""
 
     user: str | None = None
     retry_after: int | None = None
+    locked: bool = False
+    refused: bool = False
 
 
-@dataclass(frozen=True)
-class Lockout:
-    failures: int = 5
-    window: timedelta = timedelta(minutes=5)
-
-
-def _locked_for(session: Session, name: str, lockout: Lockout, now: datetime) -> int | None:
-    recent = list(session.scalars(
-        select(LoginFailure.at)
-        .where(LoginFailure.user_name == name, LoginFailure.at > now - lockout.window)
-        .order_by(LoginFailure.at.desc())
-        .limit(lockout.failures)))
-    if len(recent) < lockout.failures:
-        return None
-    # Locked until the oldest of the last N failures leaves the window.
-    return max(1, math.ceil((recent[-1] + lockout.window - now).total_seconds()))
-
-
-def authenticate(session: Session, *, pepper: bytes, now: datetime, lockout: Lockout,
+def authenticate(db: Database, *, pepper: bytes, clock: Callable[[], datetime], limits: LoginLimits,
                  badge: str | None = None, user: str | None = None, pin: str | None = None,
-                 printer: str | None = None, collector: str | None = None) -> AuthResult:
+                 printer: str | None = None, collector: str | None = None, terminal: str | None = None,
+                 source: str | None = None) -> AuthResult:
     """Check a badge, or a user name and PIN; logs `login` / `login-failed` (never the badge or PIN).
 
-    Unknown badges, unknown users and wrong PINs give the same result and (through `verify_pin`)
-    cost the same time. Failed PINs are counted per name typed, known or not, so that lockout
-    does not reveal which names exist either.
+    Throttled (pullprint/throttle.py) per terminal and source address as the collector reports them,
+    and per user name typed, known or not (so no answer tells which names exist). Unknown badges,
+    unknown users and wrong PINs give the same result, and within a method the same work: a badge is
+    one HMAC and one lookup; a PIN one lookup and one scrypt (`verify_pin` has a dummy hash for
+    names without one). The scrypt runs outside any transaction: its ~50 ms holding SQLite's write
+    lock would make PIN guesses under invented names queue every registration and claim.
     """
-    where: dict[str, Any] = {"printer": printer, "collector": collector}
-    if badge is not None:
-        digest = badge_hash(_pepper(pepper), badge)
-        found = session.scalars(select(User.name).where(User.badge_hash == digest)).first()
-        if found is None:
-            record_event(session, "login-failed", now=now, **where, detail={"method": "badge"})
-            return AuthResult()
-        record_event(session, "login", now=now, user=found, **where, detail={"method": "badge"})
-        return AuthResult(user=found)
-    if user is None or pin is None:
+    if badge is None and (user is None or pin is None):
         raise BadRequest("missing-field", "send a badge, or a user and a PIN")
-    retry_after = _locked_for(session, user, lockout, now)
-    if retry_after is not None:
-        record_event(session, "login-failed", now=now, user=user, **where,
-                     detail={"method": "pin", "reason": "locked"})
-        return AuthResult(retry_after=retry_after)
-    account = find_user(session, user)
-    if verify_pin(pin, account.pin_hash if account is not None else None):
-        assert account is not None
-        session.execute(delete(LoginFailure).where(LoginFailure.user_name == user))
-        record_event(session, "login", now=now, user=user, **where, detail={"method": "pin"})
-        return AuthResult(user=user)
-    session.add(LoginFailure(user_name=user, at=now))
-    # Old failures no longer count for anybody; dropping them keeps guessing from growing the table.
-    session.execute(delete(LoginFailure).where(LoginFailure.at <= now - lockout.window))
-    record_event(session, "login-failed", now=now, user=user, **where, detail={"method": "pin"})
-    return AuthResult()
+    method = "badge" if badge is not None else "pin"
+    where: dict[str, Any] = {"printer": printer, "collector": collector}
+    detail: dict[str, Any] = {"method": method, **({"terminal": terminal} if terminal else {})}
+    subjects = limits.subjects(terminal=terminal or None, address=source or None,
+                               user=user if method == "pin" else None)
+    rows: dict[str, int] = {}
+
+    def throttle(session: Session) -> LoginThrottle:
+        return LoginThrottle(SqlFailures(session, rows), clock=lambda: clock().timestamp())
+
+    digest = badge_hash(_pepper(pepper), badge) if badge is not None else None
+    oldest = timedelta(seconds=max(limits.terminal.window, limits.address.window, limits.user.window))
+    with db.session(write=True) as session:
+        now = clock()
+        # Old failures no longer count for anybody; dropping them keeps guessing from growing the table.
+        session.execute(delete(LoginFailure).where(LoginFailure.at <= now - oldest))
+        if terminal and not is_active(session, terminal):
+            record_event(session, "login-failed", now=now, user=user, **where,
+                         detail={**detail, "reason": "terminal-revoked"})
+            return AuthResult(refused=True)
+        try:
+            attempt = throttle(session).admit(subjects)
+        except (TooManyRequests, Locked) as exc:
+            record_event(session, "login-failed", now=now, user=user, **where, detail={**detail, "reason": "throttled"})
+            retry_after = exc.details["retry_after"]
+            assert isinstance(retry_after, int)
+            return AuthResult(retry_after=retry_after, locked=isinstance(exc, Locked))
+        if digest is not None:
+            found = session.scalars(select(User.name).where(User.badge_hash == digest)).first()
+            if found is None:
+                throttle(session).failed(attempt)
+                record_event(session, "login-failed", now=now, **where, detail=detail)
+                return AuthResult()
+            throttle(session).succeeded(attempt)
+            record_event(session, "login", now=now, user=found, **where, detail=detail)
+            return AuthResult(user=found)
+        account = find_user(session, user or "")
+        stored = account.pin_hash if account is not None else None
+    assert pin is not None and user is not None
+    matched = verify_pin(pin, stored)  # no transaction open: no lock held while scrypt runs
+    with db.session(write=True) as session:
+        now = clock()
+        if matched:
+            throttle(session).succeeded(attempt)
+            record_event(session, "login", now=now, user=user, **where, detail=detail)
+        else:
+            throttle(session).failed(attempt)
+            record_event(session, "login-failed", now=now, user=user, **where, detail=detail)
+    return AuthResult(user=user if matched else None)

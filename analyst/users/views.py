@@ -6,9 +6,12 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from analyst import validate as v
+from analyst.terminals.service import check_terminal_id
 from analyst.users import service
 from analyst.web import analyst, json_body, now, transaction
-from pullprint.errors import Locked, Unauthorized
+from pullprint.errors import Forbidden, Unauthorized
+from pullprint.throttle import Verdict
+from pullprint.throttle import refusal as refusal_of
 
 bp = Blueprint("users", __name__, url_prefix="/api/v1")
 
@@ -54,13 +57,20 @@ def auth() -> ResponseReturnValue:
     pin = v.text(body, "pin", max_len=service.MAX_PIN)
     printer = v.text(body, "printer", max_len=64)
     collector = v.text(body, "collector", max_len=64)
+    # Where the attempt came from, as the collector saw it: the enrolled terminal and the address.
+    terminal = v.text(body, "terminal", max_len=62) or None
+    if terminal is not None:
+        check_terminal_id(terminal)
+    source = v.text(body, "source", max_len=64) or None
     state = analyst()
-    with transaction() as session:
-        result = service.authenticate(session, pepper=state.pepper, now=now(), lockout=state.lockout,
-                                      badge=badge, user=user, pin=pin, printer=printer, collector=collector)
-    # Raised only after the commit above, so failures and their events are kept.
+    # Not in a request-wide transaction: the service opens short ones around its PIN check.
+    result = service.authenticate(state.db, pepper=state.pepper, clock=state.clock, limits=state.login_limits,
+                                  badge=badge, user=user, pin=pin, printer=printer, collector=collector,
+                                  terminal=terminal, source=source)
+    if result.refused:
+        raise Forbidden("terminal-revoked", "this release station's enrollment was revoked")
     if result.retry_after is not None:
-        raise Locked("locked", "too many wrong PINs; try again later", retry_after=result.retry_after)
+        raise refusal_of(Verdict(result.retry_after, result.locked))
     if result.user is None:
         raise Unauthorized("bad-credentials", BAD_CREDENTIALS)
     return {"user": result.user}

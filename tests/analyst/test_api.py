@@ -209,7 +209,7 @@ def test_only_a_collector_itself_says_it_is_alive(api: Api) -> None:
 
 
 def test_sync_gives_hashes_and_printers(api: Api) -> None:
-    api.post("/users", json={"name": "alice", "badge": "0012345678", "pin": "4321"})
+    api.post("/users", json={"name": "alice", "badge": "0012345678", "pin": "472913"})
     api.post("/users", json={"name": "bob"})
     api.post("/printers", json={"id": "p1", "uri": "socket://10.1.2.3:9100"})
     sync = api.get("/sync").json
@@ -218,15 +218,15 @@ def test_sync_gives_hashes_and_printers(api: Api) -> None:
     assert len(users["alice"]["badge_hash"]) == 64
     assert users["alice"]["pin_hash"].startswith("scrypt$")
     assert users["bob"] == {"name": "bob", "badge_hash": None, "pin_hash": None}
-    assert "0012345678" not in str(sync) and "4321" not in str(sync)
+    assert "0012345678" not in str(sync) and "472913" not in str(sync)
     assert [p["id"] for p in sync["printers"]] == ["p1"]
 
 
 def test_event_log_covers_a_job_lifetime_and_pages(api: Api) -> None:
-    api.post("/users", json={"name": "alice", "pin": "4321"})
+    api.post("/users", json={"name": "alice", "pin": "472913"})
     api.post("/printers", json={"id": "p1", "uri": "socket://10.1.2.3:9100"})
     api.post("/jobs", json=job_body("a"))
-    api.post("/auth", json={"user": "alice", "pin": "4321", "printer": "p1"})
+    api.post("/auth", json={"user": "alice", "pin": "472913", "printer": "p1"})
     token = api.post("/jobs/a/claim", json={"user": "alice", "collector": "c1", "printer": "p1"}).json["token"]
     api.post("/jobs/a/finish", json={"token": token, "state": "printed"})
     api.post("/jobs", json=job_body("b"))

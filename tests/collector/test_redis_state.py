@@ -1,4 +1,4 @@
-"""Against a real Redis: sessions end after inactivity, lockout after repeated failures, printer locks with fencing."""
+"""Against a real Redis: sessions end after inactivity, one login throttle for the site, printer locks with fencing."""
 
 import threading
 import time
@@ -7,15 +7,17 @@ import pytest
 
 from collector import membership
 from collector.printer_lock import PrinterBusy, PrinterLock
-from collector.sessions import LoginGuard, SessionStore
+from collector.sessions import SessionStore
 from collector.state_mac import StateMac
+from collector.throttle import SiteFailures
 from pullprint import keys
-from pullprint.errors import Locked, Unauthorized
+from pullprint.errors import TooManyRequests, Unauthorized
+from pullprint.throttle import LoginThrottle, MemoryFailures, login_limits
 
 
 def test_session_lives_while_used_and_ends_after_inactivity(redis):
     store = SessionStore(redis, idle_seconds=2, signing_secret="cluster")
-    session = store.create("alice", "p1")
+    session = store.create("alice", "p1", bound_to="t:t-1")
     for _ in range(3):  # used every second: the 2 s timer restarts each time (3 s in all)
         time.sleep(1.0)
         assert store.get(session.token).user == "alice"
@@ -25,16 +27,16 @@ def test_session_lives_while_used_and_ends_after_inactivity(redis):
 
 
 def test_session_token_is_not_stored_in_redis(redis):
-    session = SessionStore(redis, 60, "cluster").create("alice", "p1")
+    session = SessionStore(redis, 60, "cluster").create("alice", "p1", bound_to="t:t-1")
     assert not any(session.token in key for key in redis.keys("*"))
 
 
 def test_forged_or_tampered_tokens_are_refused(redis):
     store = SessionStore(redis, 60, "cluster")
-    token = store.create("alice", "p1").token
+    token = store.create("alice", "p1", bound_to="t:t-1").token
     body, _, signature = token.partition(".")
     for bad in (token + "x", "x" + token, body + "." + signature[::-1], "", "a.b",
-                SessionStore(redis, 60, "other cluster").create("alice", "p1").token):
+                SessionStore(redis, 60, "other cluster").create("alice", "p1", bound_to="t:t-1").token):
         with pytest.raises(Unauthorized):
             store.get(bad)
 
@@ -46,11 +48,15 @@ def test_sessions_and_lockout_keep_working_without_redis():
 
     dead = redis_lib.Redis(port=free_port(), socket_timeout=0.2, socket_connect_timeout=0.2, retry=None)
     store = SessionStore(dead, 60, "cluster", offline_max_seconds=1)
-    session = store.create("alice", "p1")  # signed: needs no Redis
+    session = store.create("alice", "p1", bound_to="t:t-1")  # signed: needs no Redis
     assert store.get(session.token).user == "alice"
-    guard = LoginGuard(dead, threshold=1, lockout_seconds=30)
-    guard.failed("user:alice")
-    guard.check("user:alice")  # counting pauses, it does not fail the login
+    # The throttle goes on in this process's memory: Redis away is no way around it.
+    throttle = LoginThrottle(SiteFailures(dead, MemoryFailures()))
+    subjects = login_limits(terminal_failures=1).subjects(terminal="t-1", address=None, user=None)
+    throttle.failed(throttle.admit(subjects))
+    with pytest.raises(TooManyRequests):
+        throttle.admit(subjects)
+    SiteFailures._skip_until = 0.0
     time.sleep(1.1)
     with pytest.raises(Unauthorized):  # without Redis a signed token lives only offline_max_seconds
         store.get(session.token)
@@ -58,25 +64,43 @@ def test_sessions_and_lockout_keep_working_without_redis():
 
 def test_logout_ends_the_session(redis):
     store = SessionStore(redis, 60, "cluster")
-    session = store.create("bob", "p2")
+    session = store.create("bob", "p2", bound_to="a:10.0.0.1")
     assert store.delete(session.token)
     with pytest.raises(Unauthorized):
         store.get(session.token)
 
 
-def test_lockout_after_threshold_and_reset_on_success(redis):
-    guard = LoginGuard(redis, threshold=3, lockout_seconds=30)
-    for _ in range(2):
-        guard.check("user:alice")
-        guard.failed("user:alice")
-    guard.succeeded("user:alice")  # a success clears the count
-    for _ in range(3):
-        guard.check("user:alice")
-        guard.failed("user:alice")
-    with pytest.raises(Locked) as info:
-        guard.check("user:alice")
-    assert 0 < info.value.details["retry_after"] <= 30
-    guard.check("user:bob")  # others are not affected
+def test_the_site_shares_one_count_and_a_worker_keeps_its_own_when_redis_goes(redis):
+    """Two collector workers (each with its memory) count in the same Redis; with Redis gone, each
+    still remembers what it saw itself."""
+    SiteFailures._skip_until = 0.0  # an earlier test's dead Redis must not make this process skip this one
+    limits = login_limits(terminal_failures=3)
+    subjects = limits.subjects(terminal="t-1", address="10.0.0.1", user="alice")
+    first, second = MemoryFailures(), MemoryFailures()
+    for memory in (first, second, first):
+        throttle = LoginThrottle(SiteFailures(redis, memory))
+        throttle.failed(throttle.admit(subjects))
+    with pytest.raises(TooManyRequests) as info:  # 3 failures seen by the site: the 4th waits
+        LoginThrottle(SiteFailures(redis, second)).admit(subjects)
+    assert info.value.details["retry_after"] == 2
+    assert redis.zcard(keys.login_throttle("t:t-1")) == 3 and redis.ttl(keys.login_throttle("t:t-1")) > 800
+    # A user's success clears the user name (not the terminal) everywhere.
+    assert redis.zcard(keys.login_throttle("u:alice")) == 3
+    throttle = LoginThrottle(SiteFailures(redis, first))
+    throttle.succeeded(throttle.admit(limits.subjects(terminal=None, address="10.0.0.2", user="alice")))
+    assert redis.zcard(keys.login_throttle("u:alice")) == 0
+    assert redis.zcard(keys.login_throttle("t:t-1")) == 3
+    # Redis goes away: the first worker remembers its 2 failures of t-1, the second its 1.
+    import redis as redis_lib
+
+    from pullprint.daemons import free_port
+
+    dead = redis_lib.Redis(port=free_port(), socket_timeout=0.2, socket_connect_timeout=0.2, retry=None)
+    try:
+        assert SiteFailures(dead, first).recent("t:t-1", time.time(), 900)[0] == 2
+        assert SiteFailures(dead, second).recent("t:t-1", time.time(), 900)[0] == 1
+    finally:
+        SiteFailures._skip_until = 0.0
 
 
 def test_printer_lock_serializes_and_fences(redis):
