@@ -44,6 +44,9 @@ TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "st
 IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}
 # Another collector, by the role in its certificate (collector/internal_api.py: peer.require("collector")).
 NODE_CALL = [{"clusterCertificate": ["collector"]}]
+# What every node call may answer besides its own results (found by tests/fuzz/test_collector_openapi.py).
+_NODE_ERRORS = {"403": _error("forbidden: the caller's certificate is not a collector's"),
+                "404": _error("not-found: no such job here (an id not in the collectors' format is none)")}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -153,26 +156,33 @@ DOCUMENT: dict[str, Any] = {
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
         "/internal/v1/replicas/{id}": {"put": {
             "summary": "Store a peer's sealed copy (verified before the answer)", "security": NODE_CALL,
-            "responses": {"201": _json({"type": "object"}), "400": _error("copy does not verify")}}},
+            "responses": {"201": _json({"type": "object"}),
+                          "400": _error("copy does not verify, or bad-meta: the metadata header is missing or "
+                                        "malformed"),
+                          "413": _error("larger than max_job_bytes"), **_NODE_ERRORS}}},
         "/internal/v1/replicas/{id}/commit": {"put": {
             "summary": "The job is registered: a provisional copy becomes a real one",
-            "security": NODE_CALL, "responses": {"200": _json({"type": "object"})}}},
+            "security": NODE_CALL, "responses": {"200": _json({"type": "object"}), **_NODE_ERRORS}}},
         "/internal/v1/jobs/{id}/spool": {"get": {
             "summary": "Fetch a sealed copy (pull)", "security": NODE_CALL,
-            "responses": {"200": {"description": "sealed bytes; metadata in X-Pullprint-Meta"}}}},
+            "responses": {"200": {"description": "sealed bytes; metadata in X-Pullprint-Meta"}, **_NODE_ERRORS}}},
         "/internal/v1/jobs/{id}/print": {"post": {
             "summary": "Direct print by the holder, under the caller's claim", "security": NODE_CALL,
             "description": "The printer is named by id and taken from the directory (never an address from "
                            "the request); the claim must be confirmed by the analyst (or, offline, by the "
                            "site's sealed claim in Redis) before anything is decrypted.",
             "responses": {"200": _json({"$ref": "#/components/schemas/ReleaseResult"}),
-                          "403": _error("claim-not-confirmed: not the caller's claim on this job for this printer"),
-                          "404": _error("no copy here, or a printer the directory does not have")}}},
+                          "400": _error("bad-json, or bad-print-request: no printer id or no claim"),
+                          "403": _error("claim-not-confirmed: not the caller's claim on this job for this printer; "
+                                        "forbidden: the caller's certificate is not a collector's"),
+                          "404": _error("no copy here, or a printer the directory does not have, or an id "
+                                        "that is no job id"),
+                          "413": _error(_TOO_LARGE)}}},
         "/internal/v1/jobs/{id}": {"delete": {
             "summary": "Crypto-shred and delete a copy", "security": NODE_CALL,
-            "responses": {"200": _json({"type": "object"})}}},
+            "responses": {"200": _json({"type": "object"}), **_NODE_ERRORS}}},
         "/internal/v1/users/{user}/jobs": {"get": {
             "summary": "Jobs this node holds for a user (degraded mode)", "security": NODE_CALL,
-            "responses": {"200": _json({"type": "object"})}}},
+            "responses": {"200": _json({"type": "object"}), "403": _NODE_ERRORS["403"]}}},
     },
 }
