@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import request
+
 from pullprint.errors import BadRequest
 
 # Ids of jobs, printers and collectors: what fits in a URL path segment and a log line unescaped.
@@ -33,12 +35,12 @@ def _bad(name: str, what: str) -> BadRequest:
 
 
 def _encodable(value: str) -> bool:
-    """False for a string with lone surrogates (JSON "\\ud800"): no database can store it."""
+    """False for a string no database stores: lone surrogates (JSON "\\ud800"), or a NUL (PostgreSQL's text)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return True
+    return "\x00" not in value
 
 
 def text(body: Mapping[str, Any], name: str, *, default: str | None = None, required: bool = False,
@@ -54,7 +56,7 @@ def text(body: Mapping[str, Any], name: str, *, default: str | None = None, requ
     if len(value) > max_len:
         raise _bad(name, f"must be at most {max_len} characters")
     if not _encodable(value):
-        raise _bad(name, "must be text (no lone UTF-16 surrogates)")
+        raise _bad(name, "must be text (no NUL, no lone UTF-16 surrogates)")
     if not value and not allow_empty:
         raise _bad(name, "must not be empty")
     if value and pattern is not None and not pattern.match(value):
@@ -81,7 +83,13 @@ _PATH_IDS = {"job_id": "job", "collector": "collector", "collector_id": "collect
 
 
 def path_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """Every id in a request's path checked before its view runs (Flask url_value_preprocessor): 400."""
+    """Every id in a request's path checked before its view runs (Flask url_value_preprocessor): 400.
+
+    So is the query string: views read filters from it straight into SQL, and a NUL (%00) in a text
+    parameter is an error in PostgreSQL's driver, not a row that does not match."""
+    for name, text_value in request.args.items(multi=True):
+        if "\x00" in text_value:
+            raise _bad(name, "must not contain NUL")
     for name, value in (values or {}).items():
         if name in _PATH_IDS:
             identifier(value, _PATH_IDS[name])
