@@ -82,7 +82,9 @@ class SessionStore:
             record = json.loads(_unb64(body))
             session = Session(token, str(record["u"]), str(record["p"]), float(record["t"]), bool(record.get("o")),
                               str(record.get("b", "")))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+            # Only a holder of the key can sign a record; one of another shape (another version, a bug,
+            # a 400-digit time, [[[[…) is still just not a session.
             raise Unauthorized(*ENDED) from None
         try:
             alive = self.redis.expire(keys.session(token_digest(token)), self.idle_seconds)

@@ -124,16 +124,12 @@ signed_garbage = st.one_of(
 )
 
 
-# Found by this test, not fixed here: sessions.py is being rewritten (terminal binding, issue 9 point 3) and its
-# `except (ValueError, KeyError, TypeError)` in `get` misses OverflowError and RecursionError. Only a holder of
-# the signing key can reach it. strict: this fails loudly (XPASS) once `get` catches them; drop the mark then.
-@pytest.mark.xfail(strict=True, raises=(OverflowError, RecursionError),
-                   reason="SessionStore.get lets OverflowError/RecursionError of a signed record out (500, not 401)")
+# Found by this test (OverflowError and RecursionError got out of `get`: a 500, not a 401); fixed in sessions.py.
 @given(signed_garbage)
 @example(b'{"u": "a", "p": "p1", "t": 1' + b"0" * 400 + b"}")  # float() of a 401-digit int: OverflowError
 @example(b"[" * 100_000)  # json.loads: RecursionError
 @example(b'{"p": "p1", "t": 1}')  # no user: KeyError
-@fuzz(report_multiple_bugs=False)  # one error, so that the xfail's `raises` sees it (not an ExceptionGroup)
+@fuzz(report_multiple_bugs=False)
 def test_a_signed_record_of_another_shape_is_refused_too(raw):
     """Defence in depth: a record signed with the key but not written by `create` (another version, a bug)."""
     store = SessionStore(FakeRedis(), idle_seconds=60, signing_secret=SECRET)
