@@ -46,6 +46,12 @@ class AnalystConfig:
     # `scrypt$…` hash (pullprint.credentials.pin_hash) of the console's password for user `admin`
     # (``PULLPRINT_ANALYST_CONSOLE_PASSWORD_HASH_FILE``); empty: GET /console answers 404.
     console_password_hash: str = ""
+    # Console password guessing (issue 9), per source address, counted in SQL (every worker and
+    # analyst sees the same count): this many failures within the window are free, then each attempt
+    # waits twice as long as the one before (from 2 s, at most console_max_delay_seconds): 429.
+    console_free_failures: int = 5
+    console_window_seconds: float = 900
+    console_max_delay_seconds: float = 300
     # --- Submission quota (issue 9, docs/cups.md): held jobs one user may have, counted at registration
     # (held, releasing and failed jobs: their copies fill the collectors' spools). 0 = no limit.
     max_held_jobs_per_user: int = 200

@@ -1,1 +1,1 @@
-"""The operators' console: one read-only HTML page of collectors, printers, job counts and recent events."""
+"""The operators' console: one HTML page of collectors, printers, job counts and events; printer service state."""
