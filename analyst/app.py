@@ -87,6 +87,13 @@ def _add_health(app: Flask) -> None:
                     f"this analyst needs {head} (run pullprint analyst to upgrade)"}, 503
         return {"status": "ready"}
 
+    @app.get("/openapi.json")
+    def openapi() -> ResponseReturnValue:
+        """The OpenAPI 3.1 document (public, like the collector's: outside /api/, no certificate needed)."""
+        from analyst.openapi import document
+
+        return document()
+
     @app.get("/pki/crl")
     def crl() -> ResponseReturnValue:
         """The cluster CA's revocation list, for collectors to refresh theirs (signed: safe to hand anyone)."""

@@ -77,7 +77,7 @@ def json_body(*, optional: bool = False) -> dict[str, Any]:
         raise BadRequest("malformed-json", "the request needs a JSON object body")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[… nested past the stack
         raise BadRequest("malformed-json", "the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("malformed-json", "the request body must be a JSON object")
