@@ -38,7 +38,8 @@ Try it:
             < "/tmp/Quarterly report.txt"
   2. Badge in at printer {target['id']} ({scheme}; badge {alice['badge']}, or {alice['name']} + PIN {alice['pin']}):
        curl -s --cacert {info['ca_file']} -X POST {lb}/api/v1/sessions -H 'Content-Type: application/json' \\
-            -d '{{"printer": "{target['id']}", "badge": "{alice['badge']}"}}'
+            -H 'Authorization: Bearer {target['terminal_token']}' -d '{{"badge": "{alice['badge']}"}}'
+       (the Bearer credential is printer {target['id']}'s enrolled terminal; cluster.json has each printer's)
   3. Release everything with the session token from step 2:
        curl -s --cacert {info['ca_file']} -X POST {lb}/api/v1/sessions/TOKEN/release \\
             -H 'Content-Type: application/json' \\
