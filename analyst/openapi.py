@@ -467,6 +467,10 @@ _API_ERRORS = {
     "503": _error("database-unavailable"),
 }
 _BODY_ERRORS = {"413": _error("request-entity-too-large: a body over 1 MiB")}
+# gunicorn's own answer (HTML, before the analyst sees the request): a request line over its
+# limit_request_line, 4094 bytes, which long query values reach.
+_QUERY_ERRORS = {"414": {"description": "URI Too Long: gunicorn refuses a request line over 4094 bytes",
+                         "content": {"text/html": {"schema": {"type": "string"}}}}}
 _WRITE_ERRORS = {"409": _error("conflict: a concurrent change conflicts with this one; retry")}
 # Heartbeats are the one call the role table's `collector` is not enough for: the view wants that collector.
 _OWN_CERTIFICATE_ONLY = {"collectors.heartbeat": ("collector",)}
@@ -486,6 +490,8 @@ def _operation(op: Operation, *, api: bool) -> Schema:
         responses.update(_API_ERRORS)
         if body is not None:
             responses.update(_BODY_ERRORS)
+        if any(parameter["in"] == "query" for parameter in parameters):
+            responses.update(_QUERY_ERRORS)
         if op[0] != "get":
             responses.update(_WRITE_ERRORS)
     responses.update(answers)
