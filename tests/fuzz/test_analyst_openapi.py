@@ -1,13 +1,17 @@
 """Schemathesis against the analyst's OpenAPI document on a running cluster of its own: no 5xx, every answer as
-documented (status code, content type, body schema, headers).
+documented (status code, content type, body schema, headers); then the same operations against the analyst on a
+throwaway PostgreSQL, in process (production's database refuses what SQLite stores).
 
 The cluster is this module's (LocalCluster: one collector, one printer, no cupsd): the fuzzer deletes users,
 printers and terminals, so it must not share one. Every call carries the operator's `admin` certificate, the
-role administration needs; the collectors' calls take it too (analyst.app.roles_for).
+role administration needs; the collectors' calls take it too (analyst.app.roles_for). Every other case with a
+path id gets a live one (a job just registered, a fresh printer, terminal, user, host) so bodies reach past 404.
 
-    PULLPRINT_FUZZ unset or "ci"   CI_EXAMPLES generated cases per operation, plus schemathesis's examples and
-                                   coverage cases (boundaries, a wrong type per field): the run stays under 2 min
-    PULLPRINT_FUZZ=long            LONG_EXAMPLES per operation (PULLPRINT_FUZZ_OPENAPI_EXAMPLES)
+    PULLPRINT_FUZZ unset or "ci"   CI_EXAMPLES generated cases per operation on the cluster, plus schemathesis's
+                                   examples and coverage cases (boundaries, a wrong type per field), a few
+                                   sequences, PG_EXAMPLES per operation on PostgreSQL: about a minute in all
+    PULLPRINT_FUZZ=long            LONG_EXAMPLES per operation on both (PULLPRINT_FUZZ_OPENAPI_EXAMPLES), the
+                                   coverage phase on PostgreSQL too, longer sequences
 """
 
 from __future__ import annotations
