@@ -1,6 +1,6 @@
 """The long form of the fuzz targets: at least 10^6 inputs in all, with a JSON summary.
 
-    sudo nice -n 19 .venv/bin/python tests/fuzz/run_long.py [--inputs 1000000] [--until 06:55] [--round 10000]
+    nice -n 19 .venv/bin/python tests/fuzz/run_long.py [--inputs 1000000] [--until 06:55] [--round 10000]
 
 Each round runs every fuzz file (not the OpenAPI ones, which need a cluster: PULLPRINT_FUZZ=long pytest
 tests/fuzz/test_collector_openapi.py) in a pytest of its own with PULLPRINT_FUZZ=long and
