@@ -8,7 +8,8 @@ PULLPRINT_FUZZ_LONG_EXAMPLES=--round, under a fresh hypothesis seed; rounds go o
 until the inputs reach --inputs or the next round would end after --until (UTC). Inputs are counted by
 tests/fuzz/conftest.py (every call of a test body, shrinking included) and read back from pytest's
 JUnit XML. The summary (inputs, time and rate per target, each failure with its seed) goes to
-benchmarks/results/fuzz_long.json.
+benchmarks/results/fuzz_long.json. On a machine with idle cores, run one worker per core, each with its
+own --output, then `run_long.py --merge a.json b.json` writes the summary of them all.
 """
 
 from __future__ import annotations
@@ -78,13 +79,47 @@ def run_round(path: Path, examples: int, seed: int, deadline: float | None) -> t
         return tests, elapsed
 
 
+def merge(paths: list[Path], output: Path, goal: int) -> int:
+    """One summary of runs made side by side (one worker per core, `--output` each): inputs and time add up."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    targets: dict[str, dict] = {}
+    for run in runs:
+        for name, t in run["targets"].items():
+            into = targets.setdefault(name, {"inputs": 0, "seconds": 0.0, "rounds": 0, "failures": []})
+            for key in ("inputs", "seconds", "rounds"):
+                into[key] += t[key]
+            into["failures"] += t["failures"]
+    for t in targets.values():
+        t["rate_per_second"] = round(t["inputs"] / t["seconds"], 1) if t["seconds"] else None
+        t["seconds"] = round(t["seconds"], 1)
+    total = sum(t["inputs"] for t in targets.values())
+    wall = max(run["seconds"] for run in runs)
+    summary = {
+        **runs[0], "workers": len(runs), "started_at": min(run["started_at"] for run in runs), "seconds": wall,
+        "total_inputs": total, "goal_inputs": goal, "reached_goal": total >= goal,
+        "stopped": "; ".join(sorted({run["stopped"] for run in runs})),
+        "inputs_per_second": round(total / wall, 1) if wall else None,
+        "rounds": sum(run["rounds"] for run in runs),
+        "failures_found": sum(f["outcome"] not in ("xfailed",) for t in targets.values() for f in t["failures"]),
+        "known_failures_xfail": sum(f["outcome"] == "xfailed" for t in targets.values() for f in t["failures"]),
+        "runs": [{k: run[k] for k in ("started_at", "seconds", "total_inputs", "stopped", "machine")} for run in runs],
+        "targets": dict(sorted(targets.items())),
+    }
+    output.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{total} inputs ({len(runs)} workers, {wall:.0f} s); {summary['failures_found']} failures; {output}")
+    return 0 if summary["failures_found"] == 0 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--merge", type=Path, nargs="+", help="merge these summaries into --output, run nothing")
     parser.add_argument("--inputs", type=int, default=1_000_000, help="stop once this many inputs ran")
     parser.add_argument("--until", default="", help="UTC HH:MM: start no round that would end after it")
     parser.add_argument("--round", type=int, default=10_000, help="max_examples per target per round")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.output, args.inputs)
     deadline = None
     if args.until:
         hour, minute = map(int, args.until.split(":"))
