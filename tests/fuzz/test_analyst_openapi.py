@@ -31,6 +31,7 @@ import requests
 import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -280,7 +281,12 @@ def test_analyst_api_in_sequences(analyst_schema: Any, admin_session: requests.S
                 failures.extend(f"{case.operation.label} -> {response.status_code}: {failure}"
                                 for failure in group.exceptions)
 
-    AsOperator.run(settings=fuzz(**STATEFUL))
+    try:
+        AsOperator.run(settings=fuzz(**STATEFUL))
+    except FlakyStrategyDefinition:
+        # The same reason, without any failure: hypothesis saw one choice prefix lead to other rules (the server
+        # had changed). It ends the exploration there; the sequences run until then are checked below.
+        assert sum(ANSWERS.values()) > 0
     assert not failures, f"{len(failures)} failures, the first ones:\n" + "\n\n".join(failures[:3])
 
 
