@@ -50,6 +50,13 @@ def submit_token() -> str:
     return (Path(cluster()["secrets_dir"]) / "submit_token").read_text().strip()
 
 
+def trust_the_cluster(user: HttpUser) -> None:
+    """Verify the cluster's TLS certificates with its own CA (cluster.json's ``ca_file``)."""
+    ca_file = cluster().get("ca_file")
+    if ca_file:
+        user.client.verify = ca_file
+
+
 def _default_host() -> str | None:
     try:
         return str(cluster()["lb_url"])
@@ -80,6 +87,7 @@ class Workstation(HttpUser):
     host = _default_host()
 
     def on_start(self) -> None:
+        trust_the_cluster(self)
         self.user = random.choice(cluster()["users"])["name"]
         self.hostname = f"ws{random.randrange(1, 500):03d}"
         self.cups_job = random.randrange(1, 10_000)
@@ -129,6 +137,7 @@ class Terminal(HttpUser):
     host = _default_host()
 
     def on_start(self) -> None:
+        trust_the_cluster(self)
         printer = random.choice(cluster()["printers"])
         self.printer = printer["id"]
         if printer.get("terminal_token"):  # the demo's enrolled station at that printer
