@@ -61,8 +61,11 @@ class LbSettings:
     client_timeout: str = "180s"
     server_timeout: str = "180s"
     # Bounded input (issue 9).
-    json_body_limit: int = 64 * 1024
-    """Largest body (bytes) of an API request on the public address other than a submission: 413 above."""
+    json_body_limit: int = 1024 * 1024
+    """Largest body (bytes) of an API request on the public address other than a submission: 413 above.
+    The outer guard: the collector's own cap (64 KiB) answers a clean 413 below it, because it reads
+    what it refuses (up to 1 MiB); HAProxy refuses at the headers and closes, which a client still
+    sending over TLS may see as a reset instead of the 413."""
     server_maxconn: int = 100
     """Requests in flight per collector; more wait in HAProxy's queue (timeout queue 10s, then 503)."""
     backend_client_cert: str | None = None
