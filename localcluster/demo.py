@@ -40,9 +40,9 @@ Try it:
        curl -s --cacert {info['ca_file']} -X POST {lb}/api/v1/sessions -H 'Content-Type: application/json' \\
             -H 'Authorization: Bearer {target['terminal_token']}' -d '{{"badge": "{alice['badge']}"}}'
        (the Bearer credential is printer {target['id']}'s enrolled terminal; cluster.json has each printer's)
-  3. Release everything with the session token from step 2:
+  3. Release everything with the session token from step 2 (from the same terminal: its credential again):
        curl -s --cacert {info['ca_file']} -X POST {lb}/api/v1/sessions/TOKEN/release \\
-            -H 'Content-Type: application/json' \\
+            -H 'Authorization: Bearer {target['terminal_token']}' -H 'Content-Type: application/json' \\
             -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{"all": true}}'
   4. See what the printer received:   ls -l {target['sink_dir']}
   Or open the release station in a browser: {lb}/release?printer={p1['id']}
