@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import BigInteger, Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from analyst.db import Base, BigId, UTCDateTime
@@ -25,8 +25,8 @@ class PrintRecord(Base):
     pages: Mapped[int | None] = mapped_column(Integer)
     copies: Mapped[int] = mapped_column(Integer, default=1)
     # pages × copies, and physical sheets (duplex and number-up applied); None when pages are unknown.
-    impressions: Mapped[int | None] = mapped_column(Integer)
-    sheets: Mapped[int | None] = mapped_column(Integer)
+    impressions: Mapped[int | None] = mapped_column(BigInteger)
+    sheets: Mapped[int | None] = mapped_column(BigInteger)
     duplex: Mapped[bool] = mapped_column(Boolean, default=False)
     color: Mapped[bool] = mapped_column(Boolean, default=False)
     # When it printed; for an offline replay the collector's time, not the replay's.

@@ -113,3 +113,14 @@ def test_finish_can_correct_pages_copies_duplex_and_colour(api: Api) -> None:
     row = api.get("/reports/pages?by=user").json["rows"][0]
     assert (row["pages"], row["copies"], row["impressions"], row["sheets"], row["duplex_jobs"], row["color_jobs"]) == (
         7, 2, 14, 14, 0, 1)
+
+
+def test_the_largest_page_count_a_document_may_claim_is_counted_not_a_500(api: Api) -> None:
+    """A crafted `%%Pages: 999999999` × 3 copies overflowed PostgreSQL's INTEGER (found by schemathesis):
+    the job could not be finished. Impressions and sheets are 64-bit now."""
+    api.post("/jobs", json=job_body("big", pages=999_999_999, copies=3))
+    token = api.post("/jobs/big/claim", json={"user": "alice", "collector": "c1", "printer": "p1"}).json["token"]
+    answer = api.post("/jobs/big/finish", json={"token": token, "state": "printed"})
+    assert answer.status_code == 200, answer.json
+    row = api.get("/reports/pages?by=user").json["rows"][0]
+    assert row["impressions"] == 2_999_999_997
