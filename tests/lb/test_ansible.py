@@ -192,7 +192,8 @@ def test_lb_role_renders_the_config_lb_haproxy_renders(tmp_path: Path, issued_ca
     assert f"bind 0.0.0.0:8080 ssl crt {bundle}" in text and "user haproxy" in text and "bind 127.0.0.1:8404" in text
     for i in (1, 2, 3):
         assert (f"server c{i} 10.0.10.2{i}:8801 check ssl verify required ca-file {ca_file} "
-                f"verifyhost c{i}.collector.pullprint check-ssl crt {bundle}") in text
+                f"verifyhost c{i}.collector.pullprint check-ssl crl-file {tmp_path / 'tls/crl.pem'} "
+                f"crt {bundle}") in text
     # The bundle is the lb's own certificate and its key, in one file, readable by root and haproxy only.
     assert bundle.stat().st_mode & 0o777 == 0o640
     pem = bundle.read_text()
