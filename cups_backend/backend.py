@@ -192,7 +192,7 @@ def build_submission(argv: list[str], environ: Mapping[str, str]) -> JobSubmissi
     if len(argv) == 6 and final and not final.startswith("printer/"):
         content_type = final  # stdin carries the filters' output, not the original document
     return JobSubmission(
-        owner=owner,  # argv[2] is the job owner; USER is whoever cupsd runs us as
+        owner=owner.strip(),  # argv[2] is the job owner (the collector trims it too: "0\r" cannot be sent)
         title=title or "untitled",
         copies=copies,
         options=options,
