@@ -94,6 +94,7 @@ def sendable(headers: dict[str, str]) -> bool:
 @example(["pullprint", "7", "\u03a9mega", "t", "1", ""], {})  # a non-latin-1 owner: putheader raised UnicodeEncodeError
 @example(["pullprint", "7", "alice", "t", "1", "job-originating-host-name=a\\\nb"], {})  # a newline in a header
 @example(["pullprint", "7\r\n", "alice", "t", "1", "job-uuid=a\\\nb"], {})
+@example(["pullprint", "7", "0\r", "t", "1", ""], {})  # long form: trimmed there, unsendable here
 @example(["pullprint", "7", "alice", "t", "1", ""], {"CONTENT_TYPE": "a\nb"})
 @fuzz()
 def test_argv_becomes_a_submission_the_collector_reads_or_refuses(args, env):
@@ -198,6 +199,7 @@ def collector_url():
 @given(argv, environ, st.binary(max_size=100))
 @example(["pullprint", "7", "\u03a9mega", "t", "1", ""], {}, b"%PDF")  # ended in a UnicodeEncodeError traceback
 @example(["pullprint", "7", "alice", "t", "1", "job-originating-host-name=a\\\nb"], {}, b"%PDF")  # ValueError
+@example(["pullprint", "7", "0\r", "t", "1", ""], {}, b"%PDF")  # the long form: Invalid header value b'0\r'
 @fuzz(ci_examples=100)
 def test_main_never_ends_in_a_traceback(collector_url, args, env, document):
     """The whole backend, argv to exit code, against a collector that accepts whatever it can read."""
