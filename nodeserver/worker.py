@@ -29,7 +29,8 @@ class PeerCertWorker(ThreadWorker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        self.wsgi = _with_peer(self.wsgi)
+        app: Callable[..., Iterable[bytes]] = self.wsgi  # type: ignore[has-type]
+        self.wsgi = _with_peer(app)
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         sock = conn.sock
