@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import os
 import re
 import shutil
 import tempfile
@@ -32,13 +31,6 @@ import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis.errors import FlakyStrategyDefinition
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from analyst.app import COLLECTOR_CALLS, create_app
 from analyst.config import AnalystConfig
@@ -47,13 +39,10 @@ from analyst.web import EXTENSION
 from localcluster.cluster import LocalCluster
 from tests.analyst.conftest import PostgresServer, make_config
 from tests.fuzz.conftest import count_input
+from tests.fuzz.openapi_checks import CHECKS, CI_EXAMPLES, LONG_EXAMPLES
 from tests.fuzz.profile import PROFILE, fuzz
 from tests.identities import as_node
 
-CI_EXAMPLES = 10
-LONG_EXAMPLES = int(os.environ.get("PULLPRINT_FUZZ_OPENAPI_EXAMPLES", "2000"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance]
 # (operation, status) of every answer the cluster gave, reported at the end of the module.
 ANSWERS: collections.Counter[tuple[str, int]] = collections.Counter()
 

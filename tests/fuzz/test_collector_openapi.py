@@ -16,7 +16,6 @@ terminal's, and a `{token}` in a path is, for half of the cases, a session opene
 from __future__ import annotations
 
 import logging
-import os
 import random
 import shutil
 import tempfile
@@ -27,22 +26,11 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from localcluster.cluster import LocalCluster
 from tests.fuzz.conftest import count_input
+from tests.fuzz.openapi_checks import CHECKS, CI_EXAMPLES, LONG_EXAMPLES
 from tests.fuzz.profile import PROFILE, fuzz
-
-CI_EXAMPLES = 10
-LONG_EXAMPLES = int(os.environ.get("PULLPRINT_FUZZ_OPENAPI_EXAMPLES", "2000"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance]
 
 
 @pytest.fixture(scope="module")
