@@ -55,6 +55,8 @@ class CollectorConfig:
     # its own credential. Unenrolled clients (a kiosk page or app without one) may log in at all only
     # where this is on; their "terminal" is then their address, and a login names its printer itself.
     allow_unenrolled_terminals: bool = False
+    # The web release station's language (collector/station.py LANGUAGES) when its address has no ?lang=.
+    station_language: str = "en"
     directory_sync_seconds: float = 30.0  # users, printers and credentials from the analyst; a revoked
                                           # terminal is refused within this
     # Login guessing (pullprint/throttle.py): past the free failures within the window each attempt
@@ -88,8 +90,9 @@ class CollectorConfig:
     insecure_plain_http: bool = False
     # --- Redis over TLS with an ACL user (issue 9, docs/security.md): redis_url is rediss://HOST:PORT/DB,
     # reached with this node's TLS files above; the password is a secret (PULLPRINT_COLLECTOR_REDIS_PASSWORD_FILE),
-    # never in the URL. Plain redis:// only with insecure_plain_http.
-    redis_username: str = "collector"
+    # never in the URL. Plain redis:// only with insecure_plain_http. Each collector has its own ACL
+    # user, by default collector-<id> (revoking one collector is deleting its user).
+    redis_username: str = ""
     redis_password: str = ""
     # Bounded input (issue 9): JSON bodies are small metadata; documents (submit, replica PUT) keep
     # max_job_bytes. A release names at most max_release_jobs jobs ("release all" is not a list).

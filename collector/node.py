@@ -15,6 +15,7 @@ from collector.journal import Journal
 from collector.membership import Membership
 from collector.peers import PeerClient
 from collector.redis_client import connect as connect_redis
+from collector.redis_client import username_for
 from collector.spool import SpoolStore
 from collector.state_mac import StateMac
 from pullprint.errors import PullprintError
@@ -67,9 +68,9 @@ def build_node(config: CollectorConfig) -> Node:
     # Redis is TLS whatever insecure_plain_http says of HTTP: its URL's scheme (rediss) decides.
     redis_tls = (TlsFiles(config.ca_file, config.cert_file, config.key_file, config.crl_file)
                  if config.cert_file else None)
-    client = connect_redis(config.redis_url, username=config.redis_username, password=config.redis_password,
-                           tls=redis_tls, socket_timeout=0.5, socket_connect_timeout=0.5, retry=None,
-                           decode_responses=True)
+    client = connect_redis(config.redis_url, username=config.redis_username or username_for(config.id),
+                           password=config.redis_password, tls=redis_tls, socket_timeout=0.5,
+                           socket_connect_timeout=0.5, retry=None, decode_responses=True)
     spool = SpoolStore(config.spool_dir, key)
     analyst = AnalystClient(config.analyst_url, config.tls(), config.analyst_timeout, redis=client,
                             site=config.site, seals=StateMac(key))

@@ -4,6 +4,8 @@ The server must show a certificate of role ``redis`` from the cluster CA (checke
 handshake, beside the host name), so a node that only holds some other cluster certificate cannot
 stand in for Redis. The password never sits in the URL (`connect` refuses one there), in argv or in
 a log line: it comes from ``collector.redis_password`` (``PULLPRINT_COLLECTOR_REDIS_PASSWORD_FILE``).
+Each collector has its own ACL user (`username_for`), so one collector is revoked at Redis by deleting
+its user, without touching the others' passwords.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class _ClusterRedisConnection(SSLConnection):
             raise redis.exceptions.ConnectionError(
                 f"{self.host}:{self.port} is not the cluster's Redis (its certificate says {identity or 'nothing'})")
         return wrapped
+
+
+def username_for(collector_id: str) -> str:
+    """Collector `collector_id`'s own Redis ACL user (the localcluster's Redis and the Ansible role make it)."""
+    return f"collector-{collector_id}"
 
 
 def connect(url: str, *, username: str = "", password: str = "", tls: TlsFiles | None = None,

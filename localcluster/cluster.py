@@ -250,12 +250,12 @@ class LocalCluster:
 
     def _start_redis(self, port: int | None = None) -> None:
         # TLS only with the cluster CA (a CA of its own when the cluster runs without TLS: Redis never
-        # runs open), ACL users; the collectors' password is their secret redis_password.
+        # runs open), ACL users: one per collector, its password that collector's secret redis_password.
         authority = self.ca.directory if self.ca else self.state_dir / "redis" / "ca"
-        self.redis = start_redis(self.state_dir / "redis", authority, port, secrets_dir=self.state_dir / "secrets")
+        self.redis = start_redis(self.state_dir / "redis", authority, port, secrets_dir=self.state_dir / "secrets",
+                                 collectors=[f"c{index}" for index in range(1, self.n_collectors + 1)])
         self.redis_url = self.redis.url
         self.daemons["redis"] = self.redis.daemon
-        self.secrets["redis_password"] = self.redis.password_files["collector"]
 
     def redis_client(self, **options: Any) -> Any:
         """A client as Redis's admin user, with the operator's certificate (tests and tools; never a node)."""
@@ -363,22 +363,32 @@ class LocalCluster:
         return process
 
     def _collector_secret_env(self, collector_id: str) -> dict[str, str]:
-        """The collector's secret files; under `collector_user`, its own copies that only it can read."""
-        names = ("installation_key", "session_key", "badge_pepper", "redis_password")
+        """The collector's secret files (its own Redis password among them); under `collector_user`, its own
+        copies that only it can read."""
+        assert self.redis is not None, "Redis is not started"
+        files = {**{name: self.secrets[name] for name in ("installation_key", "session_key", "badge_pepper")},
+                 "redis_password": self.redis.add_collector(collector_id)}
         if not self.collector_user:
-            return self._secret_env("collector", names)
+            return {f"PULLPRINT_COLLECTOR_{name.upper()}_FILE": str(path) for name, path in files.items()}
         account = pwd.getpwnam(self.collector_user)
         folder = self.state_dir / collector_id / "secrets"
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         env = {}
-        for name in names:
+        for name, source in files.items():
             path = folder / name
-            shutil.copyfile(self.secrets[name], path)
+            shutil.copyfile(source, path)
             os.chmod(path, 0o600)
             env[f"PULLPRINT_COLLECTOR_{name.upper()}_FILE"] = str(path)
         for path in [self.state_dir / collector_id, *(self.state_dir / collector_id).rglob("*")]:
             os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
         return env
+
+    def revoke_collector(self, collector_id: str) -> None:
+        """What an operator does for a compromised collector: revoke its certificate (the analyst, its peers and
+        HAProxy refuse it once they have the CRL) and delete its Redis user (refused, and disconnected, at once)."""
+        assert self.ca is not None and self.redis is not None
+        self.ca.revoke(role="collector", name=collector_id)
+        self.redis.remove_collector(collector_id)
 
     def kill_collector(self, collector_id: str) -> None:
         """SIGKILL the collector's whole process group at once (gunicorn master, workers, housekeeping)."""

@@ -8,7 +8,7 @@ from localcluster.redis_server import start_redis
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     base = tmp_path_factory.mktemp("redis")
-    server = start_redis(base / "server", base / "ca")
+    server = start_redis(base / "server", base / "ca", collectors=["c1", "c2"])
     yield server
     server.stop()
 
@@ -22,12 +22,12 @@ def redis_url(redis_server):
 @pytest.fixture(scope="session")
 def redis_settings(redis_server):
     """CollectorConfig fields for a collector `c1` on this Redis: URL, ACL user and password, its certificate."""
-    return redis_server.collector_settings(redis_server.client_tls("collector", "c1"))
+    return redis_server.collector_settings("c1", redis_server.client_tls("collector", "c1"))
 
 
 @pytest.fixture
 def redis(redis_server):
-    """An admin client (it may flush); collectors' own clients use the `collector` user (`redis_settings`)."""
+    """An admin client (it may flush); collectors' own clients use their own user (`redis_settings`)."""
     client = redis_server.client("admin", decode_responses=True)
     client.flushdb()
     yield client

@@ -63,11 +63,11 @@ def test_a_client_without_a_cluster_certificate_gets_no_session(redis_server) ->
 
 def test_an_unauthenticated_set_is_refused(redis_server, redis) -> None:
     tls = redis_server.client_tls("collector", "c1")
-    anonymous = redis_server.client("collector", tls)
+    anonymous = redis_server.client("collector-c1", tls)
     anonymous.connection_pool.connection_kwargs.update(username=None, password=None)
     with pytest.raises(redis_lib.exceptions.AuthenticationError):  # NOAUTH: the default user is off
         anonymous.set("pp:planted", "1")
-    wrong = redis_server.client("collector", tls)
+    wrong = redis_server.client("collector-c1", tls)
     wrong.connection_pool.connection_kwargs.update(password="not-the-password")
     with pytest.raises(redis_lib.exceptions.AuthenticationError):
         wrong.set("pp:planted", "1")
@@ -75,13 +75,52 @@ def test_an_unauthenticated_set_is_refused(redis_server, redis) -> None:
 
 
 def test_the_collector_user_reaches_its_keys_and_nothing_dangerous(redis_server, redis) -> None:
-    client = redis_server.client("collector", redis_server.client_tls("collector", "c1"), decode_responses=True)
+    client = redis_server.client("collector-c1", redis_server.client_tls("collector", "c1"), decode_responses=True)
     assert client.set("pp:ok", "1") and client.get("pp:ok") == "1"
     for command in (("SET", "other:key", "1"), ("FLUSHALL",), ("KEYS", "*"), ("CONFIG", "SET", "dir", "/tmp"),
                     ("ACL", "LIST"), ("CLIENT", "LIST"), ("SCRIPT", "FLUSH"), ("SHUTDOWN",)):
         with pytest.raises(redis_lib.exceptions.NoPermissionError):
             client.execute_command(*command)
     assert redis.get("pp:ok") == "1"
+
+
+def test_each_collector_has_its_own_user_and_revoking_one_leaves_the_others(tmp_path) -> None:
+    from localcluster.redis_server import start_redis
+
+    server = start_redis(tmp_path / "redis", tmp_path / "ca", collectors=["c1", "c2"])
+    try:
+        c1 = server.client("collector-c1", server.client_tls("collector", "c1"), socket_timeout=5)
+        c2 = server.client("collector-c2", server.client_tls("collector", "c2"), socket_timeout=5)
+        assert c1.set("pp:one", "1") and c2.get("pp:one") == b"1"
+        assert server.password("collector-c1") != server.password("collector-c2")
+        # c1's password is c1's only: it does not open c2's user.
+        borrowed = server.client("collector-c2", server.client_tls("collector", "c1"), socket_timeout=5)
+        borrowed.connection_pool.connection_kwargs.update(password=server.password("collector-c1"))
+        with pytest.raises(redis_lib.exceptions.AuthenticationError):
+            borrowed.ping()
+        c2_password = server.password("collector-c2")
+        server.remove_collector("c2")
+        # c2's open connection is closed by Redis at once, and its password opens nothing any more.
+        with pytest.raises(redis_lib.exceptions.ConnectionError):
+            c2.get("pp:one")
+        again = server.client("admin", socket_timeout=5)
+        again.connection_pool.connection_kwargs.update(username="collector-c2", password=c2_password)
+        with pytest.raises(redis_lib.exceptions.AuthenticationError):
+            again.ping()
+        assert c1.get("pp:one") == b"1"  # the other collector is untouched
+        # The ACL file keeps it so: after a restart c2 is still out, c1 and a collector added later are in.
+        server.add_collector("c4")
+        port = server.port
+        server.stop()
+        server = start_redis(tmp_path / "redis", tmp_path / "ca", port=port, collectors=["c1", "c2"])
+        assert server.client("collector-c1", server.client_tls("collector", "c1"), socket_timeout=5).ping()
+        assert server.client("collector-c4", server.client_tls("collector", "c4"), socket_timeout=5).ping()
+        again = server.client("admin", socket_timeout=5)
+        again.connection_pool.connection_kwargs.update(username="collector-c2", password=c2_password)
+        with pytest.raises(redis_lib.exceptions.AuthenticationError):
+            again.ping()
+    finally:
+        server.stop()
 
 
 def test_the_collector_refuses_a_server_that_is_not_the_clusters_redis(redis_server, tmp_path) -> None:

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from collector.outbound import NodeClient, Unreachable
@@ -101,9 +102,14 @@ def test_a_revoked_collector_is_refused_by_the_analyst_and_its_peers_within_seco
     c1, c2 = small.collectors["c1"], small.collectors["c2"]
     revoked = small.node_cert("collector", "c2")
     assert _get(f"{c1.url}/internal/v1/users/alice/jobs", revoked, small.ca_file) == 200
-    assert small.ca is not None
-    small.ca.revoke(role="collector", name="c2")
+    assert small.redis is not None
+    c2_redis = small.redis.client("collector-c2", TlsFiles(small.ca_file, *revoked), socket_timeout=5)
+    assert c2_redis.ping()
+    small.revoke_collector("c2")
     started = time.monotonic()
+    # Redis checks no CRL, but c2's own ACL user is gone: its connection is closed, its password opens nothing.
+    with pytest.raises(redis.exceptions.ConnectionError):
+        c2_redis.get("pp:anything")
     checks = {"analyst": f"{small.analyst_url}/api/v1/sync", "peer c1": f"{c1.url}/internal/v1/users/alice/jobs"}
     refused_after: dict[str, float] = {}
     while time.monotonic() - started < 60 and len(refused_after) < len(checks):
@@ -120,3 +126,5 @@ def test_a_revoked_collector_is_refused_by_the_analyst_and_its_peers_within_seco
         client.request("GET", f"{c2.url}/healthz", identity=identity_dns("collector", "c2"))
     other = small.node_cert("collector", "c1")
     assert _get(f"{small.analyst_url}/api/v1/sync", other, small.ca_file) == 200  # the others are untouched
+    assert small.redis.client("collector-c1", TlsFiles(small.ca_file, *other), socket_timeout=5).ping()
+    assert requests.get(f"{c1.url}/readyz", verify=small.ca_file, cert=other, timeout=10).json()["ready"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import grp
+import importlib.util
 import json
 import os
 import pwd
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.skipif(not (BIN / "ansible-playbook").exists(),
 # What a site puts in its vault (vault.example.yml), with values a test can look for.
 VAULT = {"pullprint_installation_key": "ab" * 32, "pullprint_session_key": "session-key-0123456789abcdef",
          "pullprint_badge_pepper": "badge-pepper-0123456789abcdef",
-         "pullprint_redis_collector_password": "redis-collector-0123456789abcdef",
+         "pullprint_redis_collector_key": "redis-collector-key-0123456789abcdef",
          "pullprint_redis_admin_password": "redis-admin-0123456789abcdef",
          "pullprint_analyst_db_password": "db-password-0123456789abcdef"}
 
@@ -134,8 +135,9 @@ def test_vault_example_lists_every_secret_the_roles_need() -> None:
     for meta in ANSIBLE.glob("roles/*/meta/main.yml"):
         for dep in yaml.safe_load(meta.read_text()).get("dependencies") or []:
             needed |= {f"pullprint_{name}" for name in dep.get("vars", {}).get("pullprint_common_secrets", [])}
+            needed -= set(dep.get("vars", {}))  # derived from a vault secret where the role says so
     redis_vars = yaml.safe_load((ANSIBLE / "roles/pullprint_redis/vars/main.yml").read_text())
-    needed |= {f"pullprint_redis_{user}_password" for user in redis_vars["pullprint_redis_passwords"]}
+    needed |= set(redis_vars["pullprint_redis_secrets"])
     assert needed == set(VAULT)
 
 
@@ -215,7 +217,7 @@ def test_service_templates_render_to_settings_the_services_know(tmp_path: Path) 
     assert set(collector) <= {f.name for f in dataclasses.fields(CollectorConfig)}
     assert collector["id"] == "c1" and collector["public_url"] == "https://10.0.10.21:8801"
     assert collector["analyst_url"] == "https://10.0.10.10:8700"
-    assert collector["redis_url"] == "rediss://10.0.10.10:6379/0" and collector["redis_username"] == "collector"
+    assert collector["redis_url"] == "rediss://10.0.10.10:6379/0" and collector["redis_username"] == "collector-c1"
     assert collector["ca_file"] == "/etc/pullprint/tls/ca.pem"
     assert collector["crl_file"] == "/var/lib/pullprint/tls/crl.pem"  # the service may replace it
     assert "insecure_plain_http" not in collector
@@ -261,9 +263,21 @@ def test_no_secret_in_argv_urls_or_rendered_files(tmp_path: Path) -> None:
                 assert "=" in line and all(s not in line for s in VAULT.values())
         for url in re.findall(r"[a-z]+s?://[^\s\"']+", text):
             assert "@" not in url.split("/", 3)[2] or ":" not in url.split("/", 3)[2].split("@")[0], url
-    redis_conf = rendered["redis.conf"]
-    digest = hashlib.sha256(VAULT["pullprint_redis_collector_password"].encode()).hexdigest()
-    assert f"user collector reset on #{digest} " in redis_conf
+    users = rendered["users.acl"]
+    for collector_id in ("c1", "c2", "c3"):  # one user per collector of the inventory, only a hash of its password
+        password = collector_password(collector_id)
+        assert password not in users
+        assert f"user collector-{collector_id} reset on #{hashlib.sha256(password.encode()).hexdigest()} " in users
+    assert len({collector_password(c) for c in ("c1", "c2", "c3")}) == 3
+
+
+def collector_password(collector_id: str) -> str:
+    """What the roles derive for `collector_id` from the vault's key (ansible/filter_plugins)."""
+    spec = importlib.util.spec_from_file_location("pullprint_filters", ANSIBLE / "filter_plugins/pullprint_filters.py")
+    assert spec is not None and spec.loader is not None
+    filters = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(filters)
+    return str(filters.redis_collector_password(VAULT["pullprint_redis_collector_key"], collector_id))
 
 
 def _secrets(folder: Path) -> Path:
@@ -271,6 +285,7 @@ def _secrets(folder: Path) -> Path:
     folder.mkdir()
     for name, value in VAULT.items():
         (folder / name.removeprefix("pullprint_")).write_text(value + "\n")
+    (folder / "redis_collector_password").write_text(collector_password("c1") + "\n")  # derived for c1
     return folder
 
 
@@ -397,22 +412,24 @@ def test_rendered_redis_takes_only_tls_clients_with_a_certificate_and_acl_user(t
     state.mkdir()
     extra = {**_tls_vars(tmp_path, issued_ca), **VAULT, "pullprint_redis_config_path": str(tmp_path / "redis.conf"),
              "pullprint_redis_state_dir": str(state), "pullprint_redis_log_file": "", "pullprint_redis_pid_file": "",
-             "pullprint_redis_bind": ["127.0.0.1"], "pullprint_redis_tls_port": port}
+             "pullprint_redis_bind": ["127.0.0.1"], "pullprint_redis_tls_port": port,
+             "pullprint_redis_acl_path": str(tmp_path / "users.acl")}
     _playbook("ansible_render_redis.yml", extra)
     config = (tmp_path / "redis.conf").read_text()
     assert "port 0\n" in config and "tls-auth-clients yes\n" in config
-    assert all(secret not in config for secret in VAULT.values())
+    assert f"aclfile {tmp_path / 'users.acl'}\n" in config
+    assert all(secret not in config + (tmp_path / "users.acl").read_text() for secret in VAULT.values())
     server = daemons.start("redis-ansible", [shutil.which("redis-server") or "/usr/bin/redis-server",
                                              str(tmp_path / "redis.conf")],
                            log_path=tmp_path / "redis.log", ready=lambda: daemons.port_open("127.0.0.1", port))
     try:
         ca = pki.Authority(tmp_path / "ca")
-        cert, key = ca.issue("collector", "c9", ["127.0.0.1"], out_dir=tmp_path / "client")
+        cert, key = ca.issue("collector", "c1", ["127.0.0.1"], out_dir=tmp_path / "client")
         tls = TlsFiles(str(ca.cert_file), str(cert), str(key), str(ca.crl_file))
         url = f"rediss://127.0.0.1:{port}/0"
-        password = VAULT["pullprint_redis_collector_password"]
-        # A collector's certificate, its ACL user and password: served, within pp:* only.
-        client = connect(url, username="collector", password=password, tls=tls, socket_timeout=5)
+        # A collector's certificate, its own ACL user and password: served, within pp:* only.
+        client = connect(url, username="collector-c1", password=collector_password("c1"), tls=tls,
+                         socket_timeout=5)
         assert client.ping() is True
         client.set("pp:test", "1")
         with pytest.raises(redis.exceptions.NoPermissionError):
@@ -426,7 +443,27 @@ def test_rendered_redis_takes_only_tls_clients_with_a_certificate_and_acl_user(t
         with pytest.raises(redis.exceptions.AuthenticationError):
             connect(url, tls=tls, socket_timeout=5).ping()
         with pytest.raises(redis.exceptions.AuthenticationError):
-            connect(url, username="collector", password="wrong-password", tls=tls, socket_timeout=5).ping()
+            connect(url, username="collector-c1", password="wrong-password", tls=tls, socket_timeout=5).ping()
+        with pytest.raises(redis.exceptions.AuthenticationError):  # another collector's password is no use
+            connect(url, username="collector-c1", password=collector_password("c2"), tls=tls, socket_timeout=5).ping()
+        # c2 retired: gone from the inventory, the next run's users.acl lacks it, and the reload
+        # (the role's handler sends ACL LOAD) refuses and disconnects it while c1 and c3 carry on.
+        c2 = connect(url, username="collector-c2", password=collector_password("c2"), tls=tls, socket_timeout=5)
+        assert c2.ping() is True
+        inventory = tmp_path / "inventory.ini"
+        inventory.write_text("".join(line for line in (ANSIBLE / "inventory.example.ini").read_text()
+                                     .splitlines(keepends=True) if not line.startswith("c2.")))
+        _run("ansible-playbook", "-i", str(inventory), str(ROOT / "tests/lb/ansible_render_redis.yml"),
+             "-e", json.dumps(extra))
+        assert "collector-c2" not in (tmp_path / "users.acl").read_text()
+        assert admin.execute_command("ACL", "LOAD") in (b"OK", "OK", True)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            c2.get("pp:test")
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            connect(url, username="collector-c2", password=collector_password("c2"), tls=tls, socket_timeout=5).ping()
+        assert client.get("pp:test") == b"1"
+        assert connect(url, username="collector-c3", password=collector_password("c3"), tls=tls,
+                       socket_timeout=5).ping() is True
         # TLS without a client certificate: no handshake.
         context = ssl.create_default_context(cafile=str(ca.cert_file))
         with (pytest.raises((ssl.SSLError, ConnectionError, OSError)),

@@ -103,8 +103,16 @@ def test_each_collector_gets_at_most_server_maxconn_requests_the_rest_wait(make_
     cluster = make_cluster(1, server_maxconn=1)
     assert "maxconn 1" in cluster.config_path.read_text()
     started = time.monotonic()
+
+    def slow(delay: float) -> requests.Response:
+        # The second request arrives 0.2 s after the first: two arriving in the same instant on two HAProxy
+        # threads can both pass the maxconn check (haproxy/haproxy#2743), a one-off overshoot by the
+        # thread count, not the steady bound this test is about.
+        time.sleep(delay)
+        return requests.get(f"{cluster.lb_url}/slow?seconds=1", timeout=10)
+
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        answers = list(pool.map(lambda _: requests.get(f"{cluster.lb_url}/slow?seconds=1", timeout=10), range(2)))
+        answers = list(pool.map(slow, [0.0, 0.2]))
     assert [a.status_code for a in answers] == [200, 200]  # queued, not refused
     assert time.monotonic() - started >= 1.9  # one after the other
 
