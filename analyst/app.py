@@ -119,7 +119,7 @@ def _add_health(app: Flask) -> None:
 COLLECTOR_CALLS = frozenset({
     "jobs.register", "jobs.get", "jobs.search", "jobs.lookup", "jobs.user_jobs", "jobs.claim", "jobs.renew",
     "jobs.finish", "jobs.delete", "jobs.add_location", "jobs.remove_location", "jobs.expire",
-    "users.auth", "collectors.heartbeat", "collectors.list_collectors", "collectors.sync",
+    "users.auth", "users.resolve_email", "collectors.heartbeat", "collectors.list_collectors", "collectors.sync",
     "printers.get", "printers.report_status",
     # A kiosk page's one-time enrollment code, passed on by the collector it reached; a terminal
     # credential a collector has not synced yet.

@@ -112,6 +112,7 @@ def _read_secret(stdin: TextIO) -> str:
 def user_main(argv: list[str], *, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
     """`pullprint user add|list|remove`."""
     from analyst.users import service
+    from analyst.users.service import EmailPolicy
 
     stdin, out = stdin or sys.stdin, out or sys.stdout
     parser = argparse.ArgumentParser(prog="pullprint user", description="add, list and remove users")
@@ -124,7 +125,11 @@ def user_main(argv: list[str], *, stdin: TextIO | None = None, out: TextIO | Non
     add.add_argument("--pin-stdin", action="store_true",
                      help="read the PIN from standard input (after the badge, if --badge-stdin)")
     add.add_argument("--pin-prompt", action="store_true", help="ask for the PIN on the terminal")
-    add.add_argument("--email")
+    add.add_argument("--email", help="the user's address (mail and uploads), unique, in a serviced domain")
+    allowed = add.add_mutually_exclusive_group()
+    allowed.add_argument("--deny", action="store_true",
+                         help="deny the user: held jobs stay held but are not released, nothing new is taken")
+    allowed.add_argument("--allow", action="store_true", help="allow a denied user again")
     _database_options(add)
     listing = commands.add_parser("list", help="list users")
     _database_options(listing)
@@ -139,7 +144,8 @@ def user_main(argv: list[str], *, stdin: TextIO | None = None, out: TextIO | Non
             for user in service.list_users(session):
                 info = service.user_to_dict(user)
                 print(f"{info['name']}\tbadge={'yes' if info['has_badge'] else 'no'}\t"
-                      f"pin={'yes' if info['has_pin'] else 'no'}\t{info['email']}", file=out)
+                      f"pin={'yes' if info['has_pin'] else 'no'}\t{info['email']}"
+                      f"{'' if info['allowed'] else chr(9) + 'DENIED'}", file=out)
         return 0
     if args.command == "remove":
         with _session(config) as session:
@@ -163,12 +169,14 @@ def user_main(argv: list[str], *, stdin: TextIO | None = None, out: TextIO | Non
         changes["pin"] = pin
     if args.email is not None:
         changes["email"] = args.email
+    if args.deny or args.allow:
+        changes["allowed"] = args.allow
     with _session(config) as session:
         user, created = service.upsert_user(session, args.name, pepper=config.badge_pepper.encode(), now=_now(),
-                                            **changes)
+                                            policy=EmailPolicy(tuple(config.serviced_domains)), **changes)
         info = service.user_to_dict(user)
     print(f"{'added' if created else 'updated'} user {info['name']} (badge: {'yes' if info['has_badge'] else 'no'}"
-          f", PIN: {'yes' if info['has_pin'] else 'no'})", file=out)
+          f", PIN: {'yes' if info['has_pin'] else 'no'}{'' if info['allowed'] else ', DENIED'})", file=out)
     return 0
 
 

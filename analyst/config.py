@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from pullprint.config import address_problem
 from pullprint.tls import TlsFiles
@@ -56,6 +57,10 @@ class AnalystConfig:
     # (held, releasing and failed jobs: their copies fill the collectors' spools). 0 = no limit.
     max_held_jobs_per_user: int = 200
     max_held_bytes_per_user: int = 2 * 1024**3
+    # --- Users by email (mail and upload intake, docs/email.md): addresses of these domains are served
+    # (none listed: any domain); a new address becomes a user on first use only with auto_provision.
+    serviced_domains: list[str] = field(default_factory=list)
+    auto_provision: bool = False
     # --- TLS (docs/security.md): mutual TLS; callers are authorised by the role in their certificate ---
     ca_file: str = ""           # the cluster CA (`pullprint ca init`)
     cert_file: str = ""         # this analyst's certificate, role analyst (`pullprint ca issue`)
@@ -88,12 +93,16 @@ class AnalystConfig:
         if self.console_password_hash and not looks_like_hash(self.console_password_hash):
             found.append("analyst.console_password_hash: not a scrypt$… hash (make one with "
                          "pullprint.credentials.pin_hash)")
+        for domain in self.serviced_domains:
+            if not DOMAIN.match(domain):
+                found.append(f"analyst.serviced_domains: {domain!r} is not a lower-case domain name (example.org)")
         if self.log_level not in logging.getLevelNamesMapping():  # what logging's setLevel takes
             found.append(f"analyst.log_level: expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         found += [f"analyst.{name}: must be at least 1" for name in ("workers", "threads") if getattr(self, name) < 1]
         return found
 
 
+DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 

@@ -113,7 +113,7 @@ PRINTER = _closed({
     "status": {"anyOf": [_ref("PrinterStatus"), {"type": "null"}]},
     "document_filter": {"type": "string", "enum": list(printers.DOCUMENT_FILTERS)}})
 USER_RECORD = _closed({"name": _STRING, "has_badge": {"type": "boolean"}, "has_pin": {"type": "boolean"},
-                       "email": _STRING})
+                       "email": _STRING, "allowed": {"type": "boolean"}})
 COLLECTOR = _closed({"id": _STRING, "url": _STRING, "site": _STRING, "last_seen": _ANSWER_TIME,
                      "alive": {"type": "boolean", "description": "a heartbeat within collector_dead_after"}})
 EVENT = _closed({"id": {"type": "integer"}, "at": _ANSWER_TIME, "kind": _STRING, "user": _NULLABLE_STRING,
@@ -131,7 +131,7 @@ REPORT_ROW = _closed({"key": _STRING, "jobs": _COUNT, "pages": _COUNT, "unknown_
                       "color_jobs": _COUNT})
 SYNC = _closed({
     "users": {"type": "array", "items": _closed({"name": _STRING, "badge_hash": _NULLABLE_STRING,
-                                                 "pin_hash": _NULLABLE_STRING})},
+                                                 "pin_hash": _NULLABLE_STRING, "allowed": {"type": "boolean"}})},
     "submitters": {"type": "array", "items": _closed({"host": _STRING, "token_hash": _STRING})},
     "terminals": {"type": "array", "items": _closed({"id": _STRING, "printer": _STRING, "token_hash": _STRING})},
     "printers": {"type": "array", "items": _ref("Printer"), "description": "SNMPv3 keys in clear"}})
@@ -203,7 +203,10 @@ USER_REQUEST = _body({
     "badge": _text(MAX_BADGE, description="absent: keep; null or \"\": remove"),
     "pin": _text(MAX_PIN, description="absent: keep; null or \"\": remove. 6 characters or more, not a trivial "
                                       "PIN (400 weak-pin)"),
-    "email": _text(255)}, required=("name",))
+    "email": _text(254, description="absent: keep; null or \"\": remove. Unique, lower-cased, in a serviced "
+                                    "domain when analyst.serviced_domains lists any"),
+    "allowed": _bool()}, required=("name",))
+EMAIL_REQUEST = _body({"email": _text(254, minLength=1)}, required=("email",))
 AUTH_REQUEST = _body({
     "badge": _text(MAX_BADGE), "user": _text(64), "pin": _text(MAX_PIN),
     "printer": _text(64), "collector": _text(64),
@@ -327,7 +330,14 @@ OPERATIONS: list[Operation] = [
     ("post", "/api/v1/users", "users.upsert", "Create or change a user (badge and PIN are stored hashed)", [],
      _request(USER_REQUEST), {
          "201": _one("user", "User", "created"), "200": _one("user", "User", "changed"),
-         "400": _error("malformed request; weak-pin"), "409": _error("badge-taken: another user has this badge")}),
+         "400": _error("malformed request; weak-pin; not-serviced"),
+         "409": _error("badge-taken, email-taken: another user has this badge or address")}),
+    ("post", "/api/v1/identities/email", "users.resolve_email",
+     "The user a sender's address belongs to (mail and upload intake); auto-provisioned when the policy says so",
+     [], _request(EMAIL_REQUEST), {
+         "200": _json(_closed({"user": _STRING, "email": _STRING, "provisioned": {"type": "boolean"}})),
+         "400": _error("not a plain email address"),
+         "403": _error("not-serviced (`domain`), unknown-user, user-denied (`user`); or the caller's role may not")}),
     ("get", "/api/v1/users", "users.list_users", "Every user (no hashes)", [], None, {"200": _list("users", "User")}),
     ("delete", "/api/v1/users/{name}", "users.remove", "Remove a user", [_path("name", USER)], None,
      {"200": _json(_closed({"deleted": _STRING})), "404": _error("no such user" + _NOT_FOUND_ROUTE)}),
@@ -336,7 +346,8 @@ OPERATIONS: list[Operation] = [
      _request(AUTH_REQUEST), {
          "200": _json(_closed({"user": _STRING})),
          "401": _error("bad-credentials: unknown badge, unknown user and wrong PIN alike; or no certificate"),
-         "403": _error("terminal-revoked; or the caller's role may not"),
+         "403": _error("terminal-revoked; user-denied (the right credentials of a denied user); or the caller's "
+                       "role may not"),
          "423": _error("locked (`retry_after`)", _RETRY_AFTER),
          "429": _error("too-many-attempts (`retry_after`)", _RETRY_AFTER)}),
     ("get", "/api/v1/printers", "printers.list_printers", "Printers matching every filter given (case-insensitive)", [

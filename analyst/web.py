@@ -17,6 +17,7 @@ from analyst.config import AnalystConfig
 from analyst.db import Database
 from analyst.events.service import Replay
 from analyst.metrics import RequestCounter
+from analyst.users.service import EmailPolicy
 from pullprint.errors import BadRequest
 from pullprint.throttle import LoginLimits, login_limits
 
@@ -43,6 +44,10 @@ class Analyst:
     @property
     def lifetime(self) -> timedelta:
         return timedelta(hours=self.config.job_lifetime_hours)
+
+    @property
+    def email_policy(self) -> EmailPolicy:
+        return EmailPolicy(tuple(self.config.serviced_domains), self.config.auto_provision)
 
     @property
     def login_limits(self) -> LoginLimits:

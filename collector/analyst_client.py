@@ -181,6 +181,11 @@ class AnalystClient:
             **credentials, "printer": printer, "collector": collector, "terminal": terminal, "source": source})
         return str(body["user"])
 
+    def user_for_email(self, email: str) -> str:
+        """The user a sender's address belongs to (the analyst's policy: serviced domains, auto-provisioning,
+        denied users); its refusals (403 not-serviced, unknown-user, user-denied) come back as they are."""
+        return str(self._decision("POST", f"{self.base}/identities/email", json={"email": email})["user"])
+
     def terminal(self, token_hash: str) -> dict[str, str] | None:
         """The active terminal (``{"id", "printer"}``) whose token has this digest; None: no such one."""
         try:

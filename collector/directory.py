@@ -13,9 +13,10 @@ from typing import Any
 
 from collector.analyst_client import AnalystClient, AnalystUnavailable
 from pullprint.credentials import badge_hash, token_digest, verify_pin
-from pullprint.errors import NotFound, Unauthorized, Unavailable
+from pullprint.errors import Forbidden, NotFound, Unauthorized, Unavailable
 
 BAD_CREDENTIALS = ("bad-credentials", "badge or PIN not recognised")
+USER_DENIED = ("user-denied", "your account may not print at the moment; your jobs stay held. Ask IT")
 MASKED = "***"  # how the analyst's printer answers (all but the sync) show an SNMPv3 key that is set
 SNMP_SECRETS = ("snmp_v3_auth_key", "snmp_v3_priv_key")
 SUBMITTER_RESYNC_SECONDS = 2.0  # an unknown submit token makes an early sync at most this often
@@ -90,19 +91,28 @@ class DirectoryCache:
         except AnalystUnavailable:
             return self._authenticate_offline(credentials), True
 
+    def denied(self, user: str) -> bool:
+        """Whether the last synced directory says `user` is denied (held jobs stay, nothing new is taken)."""
+        return any(u.get("name") == user and u.get("allowed", True) is False
+                   for u in self._cached().get("users", []))
+
     def _authenticate_offline(self, credentials: dict[str, str]) -> str:
         users = self._cached().get("users", [])
         if "badge" in credentials:
             wanted = badge_hash(self._pepper, credentials["badge"])
             for user in users:
                 if user.get("badge_hash") == wanted:
+                    if user.get("allowed", True) is False:
+                        raise Forbidden(*USER_DENIED)
                     return str(user["name"])
             # A miss costs an scrypt here (the analyst's costs a lookup): offline, where each process
             # limits on its own, every badge guess also costs the guesser the time of a PIN check.
             verify_pin("0000", None)
             raise Unauthorized(*BAD_CREDENTIALS)
-        stored = next((u.get("pin_hash") for u in users if u.get("name") == credentials.get("user")), None)
-        if verify_pin(credentials.get("pin", ""), stored):
+        record: dict[str, Any] = next((u for u in users if u.get("name") == credentials.get("user")), {})
+        if verify_pin(credentials.get("pin", ""), record.get("pin_hash")):
+            if record.get("allowed", True) is False:
+                raise Forbidden(*USER_DENIED)
             return credentials["user"]
         raise Unauthorized(*BAD_CREDENTIALS)
 

@@ -17,7 +17,7 @@ from collector.spool import new_job_id
 from pullprint import keys
 from pullprint.errors import BadRequest, Conflict, Unavailable
 from pullprint.states import JobState
-from pullprint.wire import HeaderSource, JobSubmission
+from pullprint.wire import H_OWNER, H_OWNER_EMAIL, HeaderSource, JobSubmission
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +61,45 @@ def _check_offline_quota(node: Node, job: JobSubmission) -> None:
                        limit="max_held_bytes_per_user")
 
 
+def _with_owner(node: Node, headers: HeaderSource | Mapping[str, str]) -> HeaderSource | Mapping[str, str]:
+    """`headers`, with the owner named: the sender's address (H_OWNER_EMAIL) resolved by the analyst.
+
+    The analyst's refusal (403 not-serviced, unknown-user, user-denied) is the answer; while it is
+    away a mail cannot be given an owner, so the sender retries (503, as for too few copies)."""
+    email = (headers.get(H_OWNER_EMAIL) or "").strip()
+    if not email:
+        return headers
+    if (headers.get(H_OWNER) or "").strip():
+        raise BadRequest("owner-and-email", f"send {H_OWNER} or {H_OWNER_EMAIL}, not both")
+    try:
+        owner = node.analyst.user_for_email(email)
+    except AnalystUnavailable:
+        raise Unavailable("analyst-unreachable", "the owner of a mail cannot be found while the analyst is "
+                          "unreachable; try again later") from None
+    return _Owned(headers, owner)
+
+
+class _Owned:
+    """Request headers with the owner the analyst named for the sender's address."""
+
+    def __init__(self, headers: HeaderSource | Mapping[str, str], owner: str) -> None:
+        self.headers, self.owner = headers, owner
+
+    def get(self, key: str, /) -> str | None:
+        return self.owner if key.lower() == H_OWNER.lower() else self.headers.get(key)
+
+
 def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable[bytes], *,
            submitter: str) -> tuple[dict[str, Any], bool]:
     """Take a document `submitter` (the host its credential names) sent; returns (job, created).
 
     Raises PullprintError for bad input: a malformed header, too many copies, a full quota.
     """
-    submission = replace(JobSubmission.from_headers(headers), origin_host=submitter)
+    submission = replace(JobSubmission.from_headers(_with_owner(node, headers)), origin_host=submitter)
     _check_copies(node, submission)
+    if node.directory.denied(submission.owner):
+        raise Conflict("user-denied", f"{submission.owner} may not print at the moment (ask IT); nothing new "
+                       f"is taken", user=submission.owner)
     seen_key = keys.submitted(submission.owner, submission.idempotency_key) if submission.idempotency_key else None
     known = _known_submission(node, seen_key)
     if known:

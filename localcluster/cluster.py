@@ -38,10 +38,13 @@ from pullprint.tls import TlsFiles
 # PINs that pass the PIN policy (analyst/users/service.py); each cluster draws its own badge numbers
 # (random, as real cards are: sequential ones would tell a guesser the next user's), in cluster.json.
 DEMO_USERS = [
-    {"name": "alice", "pin": "472913"},
-    {"name": "bob", "pin": "830517"},
-    {"name": "carol", "pin": "615284"},
+    {"name": "alice", "pin": "472913", "email": "alice@pullprint.example"},
+    {"name": "bob", "pin": "830517", "email": "bob@pullprint.example"},
+    {"name": "carol", "pin": "615284", "email": "carol@pullprint.example"},
 ]
+MAIL_DOMAIN = "pullprint.example"  # the demo's serviced domain (users by email)
+PRINT_ADDRESS = f"print@{MAIL_DOMAIN}"
+MAIL_HOST = "demo-mail"  # the submitting host the mail gateway is
 
 
 def demo_users() -> list[dict[str, str]]:
@@ -97,6 +100,8 @@ class LocalCluster:
     v3_printers: tuple[str, ...] = ()  # simulated printers that answer only SNMPv3 (authPriv)
     ipp_printers: int = 0  # more printers after the raw 9100 ones: a real ippeveprinter each…
     lpd_printers: int = 0  # …and an LPD receiver each (ipp/lpd go through each collector's own cupsd)
+    with_mail: bool = False  # the mail gateway (print by mail) and a test relay keeping its replies
+    smtp: str = ""  # the gateway's HOST:PORT once started
     collector_user: str | None = None  # run collectors as this unprivileged user, as deployments do
     # Mutual TLS between every part, as production runs (docs/security.md). False: the loudly named
     # insecure_plain_http everywhere (only to show what it is; nothing else should turn it off).
@@ -240,6 +245,8 @@ class LocalCluster:
             for index in range(1, self.n_collectors + 1):
                 self.start_collector(f"c{index}")
             self._start_lb()
+            if self.with_mail:
+                self._start_mail()
             if self.with_cupsd:
                 self._start_cupsd()
             self.write_cluster_json()
@@ -287,7 +294,8 @@ class LocalCluster:
         self.analyst_url = f"{self.scheme}://127.0.0.1:{port}"
         env = {**os.environ, **self.extra_env, **self._tls_env("analyst", "analyst", "analyst"),
                **self._secret_env("analyst", ("badge_pepper", "console_password_hash")),
-               "PULLPRINT_ANALYST_DB_URL": f"sqlite:///{self.state_dir / 'analyst.db'}"}
+               "PULLPRINT_ANALYST_DB_URL": f"sqlite:///{self.state_dir / 'analyst.db'}",
+               "PULLPRINT_ANALYST_SERVICED_DOMAINS": json.dumps([MAIL_DOMAIN])}
         self.daemons["analyst"] = daemons.start(
             "analyst", [sys.executable, "-m", "pullprint.cli", "analyst", "--bind", f"127.0.0.1:{port}"],
             env=env, log_path=self.state_dir / "analyst.log",
@@ -418,6 +426,42 @@ class LocalCluster:
         public = ssl.create_default_context(cafile=self.ca_file) if self.tls else None
         daemons.wait_until(lambda: _http_ok(f"{self.lb_url}/readyz", public), 20, "HAProxy with a ready collector")
 
+    def _start_mail(self) -> None:
+        """The mail gateway, a submitting host with its own credential, behind HAProxy like a print server;
+        its replies go to a test relay that keeps them in <state>/mail/outbox."""
+        folder = self.state_dir / "mail"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        relay_port, port = daemons.free_port(), daemons.free_port()
+        self.daemons["mail-relay"] = daemons.start(
+            "mail relay", [sys.executable, "-m", "localcluster.mail_relay", "--port", str(relay_port),
+                           "--dir", str(folder / "outbox")],
+            log_path=folder / "relay.log", ready=lambda: daemons.port_open("127.0.0.1", relay_port))
+        issued = _http("POST", f"{self.analyst_url}/api/v1/submitters", self.client_context(),
+                       {"host": MAIL_HOST, "description": "the demo's mail gateway"})
+        token = self.state_dir / "secrets" / "mail_submit_token"
+        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(issued["token"])
+        env = {**os.environ, **self.extra_env, "PULLPRINT_MAIL_SUBMIT_URL": self.lb_url,
+               "PULLPRINT_MAIL_SUBMIT_TOKEN_FILE": str(token), "PULLPRINT_MAIL_RELAY": f"127.0.0.1:{relay_port}",
+               "PULLPRINT_MAIL_PRINT_ADDRESSES": json.dumps([PRINT_ADDRESS]),
+               "PULLPRINT_MAIL_REPLY_FROM": f"pullprint@{MAIL_DOMAIN}"}
+        if self.tls:
+            cert, key = self.node_cert("mail", "mail", hosts=("127.0.0.1", "localhost"))
+            env.update({"PULLPRINT_MAIL_CA_FILE": self.ca_file, "PULLPRINT_MAIL_CERT_FILE": cert,
+                        "PULLPRINT_MAIL_KEY_FILE": key})
+        else:
+            env["PULLPRINT_MAIL_REQUIRE_STARTTLS"] = "0"
+        self.daemons["mail"] = daemons.start(
+            "mail gateway", [sys.executable, "-m", "pullprint.cli", "mail-gateway", "--bind", f"127.0.0.1:{port}"],
+            env=env, log_path=folder / "gateway.log", ready=lambda: daemons.port_open("127.0.0.1", port))
+        self.smtp = f"127.0.0.1:{port}"
+
+    @property
+    def mail_outbox(self) -> Path:
+        """Where the test relay keeps the gateway's replies (one .eml each)."""
+        return self.state_dir / "mail" / "outbox"
+
     def _start_cupsd(self) -> None:
         self.cupsd = PrivateCupsd.start(self.state_dir / "cupsd")
         self._install_queue()
@@ -453,6 +497,8 @@ class LocalCluster:
             "printer_control_url": self.sim.describe["control_url"] if self.sim else "",
             "users": self.users,
             "secrets_dir": str(self.state_dir / "secrets"),
+            **({"smtp": self.smtp, "print_address": PRINT_ADDRESS, "mail_outbox": str(self.mail_outbox)}
+               if self.smtp else {}),
             "console": {"url": f"{self.analyst_url}/console", "user": "admin",
                         "password": self.secret("console_password")},
         }
@@ -524,6 +570,9 @@ class LocalCluster:
         for process in reversed(list(self.collectors.values())):
             if process.daemon:
                 steps.append((f"collector {process.id}", process.daemon.stop))
+        for name in ("mail", "mail-relay"):
+            if name in self.daemons:
+                steps.append((name, self.daemons.pop(name).stop))
         if self.sim is not None:
             steps.append(("printer simulator", self.sim.stop))
         for name in ("analyst", "redis"):

@@ -22,6 +22,8 @@ def instructions(cluster: LocalCluster) -> str:
     p1 = info["printers"][0]
     lb = info["lb_url"]
     console = info["console"]
+    mail_text = (f"From: {alice['email']}\\r\\nTo: {info['print_address']}\\r\\nSubject: Quarterly report"
+                 "\\r\\n\\r\\nQ3 revenue up\\r\\n")
     return f"""
 pullprint demo is running — {len(info['collectors'])} collectors behind HAProxy at {lb}
   analyst        {info['analyst_url']}
@@ -45,6 +47,11 @@ Try it:
             -H 'Authorization: Bearer {target['terminal_token']}' -H 'Content-Type: application/json' \\
             -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{"all": true}}'
   4. See what the printer received:   ls -l {target['sink_dir']}
+  5. Print by mail (held for {alice['name']}, whose address is {alice['email']}; badge in as in 2 and 3):
+       printf '{mail_text}' > /tmp/mail.eml
+       curl -s --url smtp://{info['smtp']} --ssl-reqd --cacert {info['ca_file']} --mail-from {alice['email']} \\
+            --mail-rcpt {info['print_address']} --upload-file /tmp/mail.eml
+     The reply the gateway sent (what is held, what was not): ls {info['mail_outbox']}
   Or open the release station in a browser: {lb}/release?printer={p1['id']}
   (the browser does not know the demo's CA: accept its certificate, or import {info['ca_file']})
   Admin console:  {console['url']}  (user {console['user']}, password {console['password']})
@@ -67,7 +74,7 @@ def main(argv: list[str]) -> int:
         parser.error("need at least one collector and one printer")
 
     cluster = LocalCluster(Path(args.state_dir), n_collectors=args.collectors, n_printers=args.printers,
-                           ipp_printers=args.ipp_printers, release_mode=args.release_mode)
+                           ipp_printers=args.ipp_printers, release_mode=args.release_mode, with_mail=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops it even if started with SIGINT ignored
     print("starting the pullprint demo cluster…", file=sys.stderr)

@@ -12,6 +12,7 @@ COMMANDS = {
     "demo": ("localcluster.demo:main", "start a whole cluster on loopback and show what to try"),
     "analyst": ("analyst.cli:main", "run the analyst (central registry) under gunicorn"),
     "collector": ("collector.cli:main", "run one collector node under gunicorn"),
+    "mail-gateway": ("email_gateway.server:main", "take mail to the print address and hold each part as a job"),
     "printer-sim": ("printer_sim.cli:main", "run simulated printers (raw 9100 sink + SNMP agent)"),
     "queue": ("cups_backend.cli:main", "install the shared CUPS queue and the backend"),
     "doctor": ("cups_backend.doctor:main", "check cupsd for the 2.4.2-3+deb12u10 whitespace crash, clear poison jobs"),

@@ -30,9 +30,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pullprint.errors import BadRequest
 
-ROLES = ("collector", "analyst", "lb", "print-server", "admin", "redis", "database")
-# Roles that answer TLS connections (the others only call).
-SERVER_ROLES = ("collector", "analyst", "lb", "redis", "database")
+ROLES = ("collector", "analyst", "lb", "print-server", "mail", "admin", "redis", "database")
+# Roles that answer TLS connections (the others only call); mail: the mail gateway's STARTTLS.
+SERVER_ROLES = ("collector", "analyst", "lb", "mail", "redis", "database")
 POOLED_ROLES = ("analyst",)  # any one of them serves: callers check the pool name
 DOMAIN = "pullprint"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")

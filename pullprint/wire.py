@@ -32,6 +32,8 @@ from pullprint.errors import BadRequest
 
 API = "/api/v1"
 H_OWNER = "X-Pullprint-Owner"
+# Instead of the owner: the sender's address (mail, uploads); the collector asks the analyst whose it is.
+H_OWNER_EMAIL = "X-Pullprint-Owner-Email"
 H_TITLE = "X-Pullprint-Title"
 H_COPIES = "X-Pullprint-Copies"
 H_OPTIONS = "X-Pullprint-Options"
@@ -193,3 +195,27 @@ PRINT_OPTIONS = ("sides", "print-color-mode", "media", "number-up", "orientation
 def print_options(options: Mapping[str, str]) -> dict[str, str]:
     """The subset of submission options that affect the printed output."""
     return {k: v for k, v in options.items() if k in PRINT_OPTIONS}
+
+
+# IPP `sides` and the PPD `Duplex` option: the values that print on both sides of the sheet.
+_DUPLEX_SIDES = {"two-sided-long-edge", "two-sided-short-edge"}
+_DUPLEX_PPD = {"duplexnotumble", "duplextumble"}
+# IPP `print-color-mode` and the PPD `ColorModel` option: the values that print in colour.
+_COLOR_MODES = {"color", "highlight"}
+_COLOR_MODELS = {"rgb", "cmyk", "color", "rgbw", "cmy"}
+
+
+def is_duplex(options: Mapping[str, str] | None) -> bool:
+    """Two-sided by the job's options; a job that does not say is counted one-sided (the CUPS default)."""
+    options = options or {}
+    if "sides" in options:
+        return options["sides"].strip().lower() in _DUPLEX_SIDES
+    return options.get("Duplex", "").strip().lower() in _DUPLEX_PPD
+
+
+def is_color(options: Mapping[str, str] | None) -> bool:
+    """Colour by the job's options; `auto` or no option is counted monochrome (the printer decides per page)."""
+    options = options or {}
+    if "print-color-mode" in options:
+        return options["print-color-mode"].strip().lower() in _COLOR_MODES
+    return options.get("ColorModel", "").strip().lower() in _COLOR_MODELS

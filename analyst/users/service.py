@@ -4,6 +4,7 @@ authentication."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from analyst.events.service import record_event
 from analyst.terminals.service import is_active
 from analyst.users.models import LoginFailure, User
 from pullprint.credentials import badge_hash, pin_hash, verify_pin
-from pullprint.errors import BadRequest, Conflict, Locked, NotFound, PullprintError, TooManyRequests
+from pullprint.errors import BadRequest, Conflict, Forbidden, Locked, NotFound, PullprintError, TooManyRequests
 from pullprint.throttle import LoginLimits, LoginThrottle
 
 # Marks "leave this field as it is" in an upsert (None means "remove it").
@@ -77,7 +78,66 @@ def _check_pin(pin: str, user: str | None = None) -> str:
 
 def user_to_dict(user: User) -> dict[str, Any]:
     return {"name": user.name, "has_badge": user.badge_hash is not None, "has_pin": user.pin_hash is not None,
-            "email": user.email}
+            "email": user.email, "allowed": user.allowed}
+
+
+# -- users by email (mail and uploads) ------------------------------------------------------------------
+MAX_EMAIL = 254
+_EMAIL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+                    r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+)$")
+_NAME_CHARS = re.compile(r"[^a-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class EmailPolicy:
+    """Which addresses are served: those of the serviced domains (none listed: any), known users only
+    unless `auto_provision` makes a user of a new address on first use."""
+
+    serviced_domains: tuple[str, ...] = ()
+    auto_provision: bool = False
+
+    def serves(self, domain: str) -> bool:
+        return not self.serviced_domains or domain in self.serviced_domains
+
+
+def check_email(email: str, field: str = "email") -> tuple[str, str]:
+    """`email` normalised (trimmed, lower case) and its domain; 400 unless it is a plain address."""
+    normal = email.strip().lower()
+    match = _EMAIL.match(normal) if len(normal) <= MAX_EMAIL else None
+    if match is None or ".." in normal or normal.startswith("."):
+        raise BadRequest("bad-field", f"{field} must be a plain email address (user@example.org)", field=field)
+    return normal, match.group(1)
+
+
+def _free_name(session: Session, email: str) -> str:
+    """A user name for a new address: its local part in user-name characters, made unique."""
+    base = _NAME_CHARS.sub("-", email.split("@", 1)[0]).strip("-.")[:56] or "user"
+    name, n = base, 1
+    while find_user(session, name) is not None:
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def resolve_email(session: Session, email: str, *, policy: EmailPolicy, now: datetime) -> tuple[User, bool]:
+    """The user `email` belongs to, (user, provisioned now); 403 with the reason when it is not served."""
+    address, domain = check_email(email)
+    if not policy.serves(domain):
+        raise Forbidden("not-serviced", f"mail from {domain} is not served here", domain=domain)
+    user = session.scalars(select(User).where(User.email == address)).first()
+    provisioned = False
+    if user is None:
+        if not policy.auto_provision:
+            raise Forbidden("unknown-user", f"{address} is not a user here; ask IT to add you")
+        user = User(name=_free_name(session, address), badge_hash=None, pin_hash=None, email=address,
+                    allowed=True, created_at=now, updated_at=now)
+        session.add(user)
+        session.flush()
+        provisioned = True
+        record_event(session, "user-provisioned", now=now, user=user.name, detail={"source": "email"})
+    if not user.allowed:
+        raise Forbidden("user-denied", f"{user.name} may not print; ask IT", user=user.name)
+    return user, provisioned
 
 
 def find_user(session: Session, name: str) -> User | None:
@@ -85,8 +145,18 @@ def find_user(session: Session, name: str) -> User | None:
 
 
 def upsert_user(session: Session, name: str, *, pepper: bytes, now: datetime, badge: str | None = KEEP,
-                pin: str | None = KEEP, email: str | None = KEEP) -> tuple[User, bool]:
-    """Create or update a user; returns (user, created). A badge or PIN of None (or "") removes it."""
+                pin: str | None = KEEP, email: str | None = KEEP, allowed: bool | None = KEEP,
+                policy: EmailPolicy | None = None) -> tuple[User, bool]:
+    """Create or update a user; returns (user, created). A badge, PIN or email of None (or "") removes it.
+    An email must be unique and, with a `policy` of serviced domains, in one of them."""
+    if email is not KEEP and email:
+        email, domain = check_email(email)
+        if policy is not None and not policy.serves(domain):
+            served = ", ".join(policy.serviced_domains)
+            raise BadRequest("not-serviced", f"{domain} is not a serviced domain ({served})", field="email")
+        holder = session.scalars(select(User.name).where(User.email == email)).first()
+        if holder is not None and holder != name:
+            raise Conflict("email-taken", "this email address belongs to another user")
     new_badge_hash: str | None = KEEP
     if badge is not KEEP:
         new_badge_hash = badge_hash(_pepper(pepper), _check_badge(badge)) if badge else None
@@ -96,7 +166,8 @@ def upsert_user(session: Session, name: str, *, pepper: bytes, now: datetime, ba
     user = find_user(session, name)
     created = user is None
     if user is None:
-        user = User(name=name, badge_hash=None, pin_hash=None, email="", created_at=now, updated_at=now)
+        user = User(name=name, badge_hash=None, pin_hash=None, email="", allowed=True, created_at=now,
+                    updated_at=now)
         session.add(user)
     if new_badge_hash is not KEEP:
         if new_badge_hash is not None:
@@ -108,6 +179,8 @@ def upsert_user(session: Session, name: str, *, pepper: bytes, now: datetime, ba
         user.pin_hash = new_pin_hash
     if email is not KEEP:
         user.email = email or ""
+    if allowed is not KEEP and allowed is not None:
+        user.allowed = allowed
     user.updated_at = now
     session.flush()
     return user, created
@@ -127,7 +200,8 @@ def list_users(session: Session) -> list[User]:
 
 def sync_users(session: Session) -> list[dict[str, Any]]:
     """Users with their hashes, for the collectors' degraded-mode cache (hashes only, never secrets)."""
-    return [{"name": u.name, "badge_hash": u.badge_hash, "pin_hash": u.pin_hash} for u in list_users(session)]
+    return [{"name": u.name, "badge_hash": u.badge_hash, "pin_hash": u.pin_hash, "allowed": u.allowed}
+            for u in list_users(session)]
 
 
 class SqlFailures:
@@ -180,6 +254,7 @@ class AuthResult:
     retry_after: int | None = None
     locked: bool = False
     refused: bool = False
+    denied: bool = False  # the right credentials of a user who is denied (User.allowed false)
 
 
 def authenticate(db: Database, *, pepper: bytes, clock: Callable[[], datetime], limits: LoginLimits,
@@ -225,22 +300,31 @@ def authenticate(db: Database, *, pepper: bytes, clock: Callable[[], datetime], 
             assert isinstance(retry_after, int)
             return AuthResult(retry_after=retry_after, locked=isinstance(exc, Locked))
         if digest is not None:
-            found = session.scalars(select(User.name).where(User.badge_hash == digest)).first()
-            if found is None:
+            holder = session.scalars(select(User).where(User.badge_hash == digest)).first()
+            if holder is None:
                 throttle(session).failed(attempt)
                 record_event(session, "login-failed", now=now, **where, detail=detail)
                 return AuthResult()
             throttle(session).succeeded(attempt)
-            record_event(session, "login", now=now, user=found, **where, detail=detail)
-            return AuthResult(user=found)
+            if not holder.allowed:
+                record_event(session, "login-failed", now=now, user=holder.name, **where,
+                             detail={**detail, "reason": "user-denied"})
+                return AuthResult(user=holder.name, denied=True)
+            record_event(session, "login", now=now, user=holder.name, **where, detail=detail)
+            return AuthResult(user=holder.name)
         account = find_user(session, user or "")
         stored = account.pin_hash if account is not None else None
+        allowed = account.allowed if account is not None else True
     assert pin is not None and user is not None
     matched = verify_pin(pin, stored)  # no transaction open: no lock held while scrypt runs
     with db.session(write=True) as session:
         now = clock()
         if matched:
             throttle(session).succeeded(attempt)
+            if not allowed:
+                record_event(session, "login-failed", now=now, user=user, **where,
+                             detail={**detail, "reason": "user-denied"})
+                return AuthResult(user=user, denied=True)
             record_event(session, "login", now=now, user=user, **where, detail=detail)
         else:
             throttle(session).failed(attempt)

@@ -32,8 +32,22 @@ def upsert() -> ResponseReturnValue:
     with transaction() as session:
         user, created = service.upsert_user(
             session, name, pepper=analyst().pepper, now=now(), badge=_optional(body, "badge", service.MAX_BADGE),
-            pin=_optional(body, "pin", service.MAX_PIN), email=_optional(body, "email", 255))
+            pin=_optional(body, "pin", service.MAX_PIN), email=_optional(body, "email", service.MAX_EMAIL),
+            allowed=v.boolean(body, "allowed") if "allowed" in body else service.KEEP,
+            policy=analyst().email_policy)
         return {"user": service.user_to_dict(user)}, 201 if created else 200
+
+
+@bp.post("/identities/email")
+def resolve_email() -> ResponseReturnValue:
+    """The user a sender's address belongs to (mail and upload intake, through a collector): 403 with the
+    reason (not-serviced, unknown-user, user-denied) when it is not served; a new user when the policy
+    auto-provisions."""
+    body = json_body()
+    email = v.required_text(body, "email", max_len=service.MAX_EMAIL)
+    with transaction() as session:
+        user, provisioned = service.resolve_email(session, email, policy=analyst().email_policy, now=now())
+        return {"user": user.name, "email": user.email, "provisioned": provisioned}
 
 
 @bp.get("/users")
@@ -69,6 +83,8 @@ def auth() -> ResponseReturnValue:
                                   terminal=terminal, source=source)
     if result.refused:
         raise Forbidden("terminal-revoked", "this release station's enrollment was revoked")
+    if result.denied:
+        raise Forbidden("user-denied", "your account may not print at the moment; your jobs stay held. Ask IT")
     if result.retry_after is not None:
         raise refusal_of(Verdict(result.retry_after, result.locked))
     if result.user is None:

@@ -217,7 +217,7 @@ def test_sync_gives_hashes_and_printers(api: Api) -> None:
     assert set(users) == {"alice", "bob"}
     assert len(users["alice"]["badge_hash"]) == 64
     assert users["alice"]["pin_hash"].startswith("scrypt$")
-    assert users["bob"] == {"name": "bob", "badge_hash": None, "pin_hash": None}
+    assert users["bob"] == {"name": "bob", "badge_hash": None, "pin_hash": None, "allowed": True}
     assert "0012345678" not in str(sync) and "472913" not in str(sync)
     assert [p["id"] for p in sync["printers"]] == ["p1"]
 

@@ -56,6 +56,12 @@ def test_user_added_on_the_cli_can_log_in(cli_env: None, db_url: str) -> None:
         assert api.post("/auth", json={"badge": "777"}).json == {"user": "bob"}
         assert "removed user bob" in run_user("remove", "bob", "--db-url", db_url)
         assert api.post("/auth", json={"badge": "777"}).status_code == 401
+        # Denied from the CLI: refused at the terminal, listed as such; allowed again.
+        assert "DENIED" in run_user("add", "alice", "--deny", "--db-url", db_url)
+        assert run_user("list", "--db-url", db_url).splitlines() == ["alice\tbadge=yes\tpin=yes\ta@example.org\tDENIED"]
+        assert api.post("/auth", json={"badge": "0012345678"}).json["error"] == "user-denied"
+        run_user("add", "alice", "--allow", "--db-url", db_url)
+        assert api.post("/auth", json={"badge": "0012345678"}).json == {"user": "alice"}
     finally:
         app.extensions["pullprint.analyst"].db.dispose()
 

@@ -30,7 +30,8 @@ def test_user_upsert_stores_only_hashes(app: Flask, api: Api) -> None:
         assert "472913" not in (user.pin_hash or "")
     again = api.post("/users", json={"name": "alice", "email": "a@example.org"})
     assert again.status_code == 200
-    assert again.json == {"user": {"name": "alice", "has_badge": True, "has_pin": True, "email": "a@example.org"}}
+    assert again.json == {"user": {"name": "alice", "has_badge": True, "has_pin": True, "email": "a@example.org",
+                                   "allowed": True}}
     cleared = api.post("/users", json={"name": "alice", "pin": None})
     assert cleared.json["user"]["has_pin"] is False
     assert cleared.json["user"]["has_badge"] is True

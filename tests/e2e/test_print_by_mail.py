@@ -1,0 +1,170 @@
+"""Print by mail against a real cluster: a real SMTP conversation (smtplib → the gateway, STARTTLS with
+the cluster CA), each part held like an lp job, released by badge with its bytes at the printer, one
+reply through a real relay, and each bad mail refused with a clear SMTP answer and nothing held."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import shutil
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import pytest
+import requests
+
+from localcluster.cluster import PRINT_ADDRESS, LocalCluster
+from tests.e2e.conftest import analyst_call, cluster_state_dir, login, received_hashes, release, sha, tls, wait_for
+
+pytestmark = pytest.mark.e2e
+
+PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+       b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
+
+
+@pytest.fixture(scope="module")
+def mailed():
+    state = cluster_state_dir()
+    with LocalCluster(state, n_collectors=2, n_printers=1, with_cupsd=False, with_mail=True,
+                      extra_env={"PULLPRINT_MAIL_MAILS_PER_SENDER": "4",
+                                 "PULLPRINT_MAIL_REPLY_DELAY_SECONDS": "0.5"}) as running:
+        yield running
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def _mail(sender: str, *, attachments: list[tuple[str, str, bytes]] = (), body: str = "please print",
+          subject: str = "print this", header_from: str | None = None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = header_from or sender, PRINT_ADDRESS, subject
+    message["Message-ID"] = make_msgid(domain="client.example")
+    message.set_content(body)
+    for filename, content_type, data in attachments:
+        maintype, subtype = content_type.split("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return message
+
+
+def _smtp(cluster: LocalCluster, *, starttls: bool = True) -> smtplib.SMTP:
+    host, port = cluster.smtp.split(":")
+    client = smtplib.SMTP(host, int(port), timeout=30)
+    client.ehlo("workstation.client.example")
+    if starttls:
+        client.starttls(context=ssl.create_default_context(cafile=cluster.ca_file))
+        client.ehlo("workstation.client.example")
+    return client
+
+
+def _send(cluster: LocalCluster, message: EmailMessage, sender: str | None = None) -> tuple[int, str]:
+    """Send one mail; the SMTP answer to its DATA (or to the first command refused)."""
+    with _smtp(cluster) as client:
+        code, text = client.mail(sender or str(message["From"]))
+        if code != 250:
+            return code, text.decode()
+        code, text = client.rcpt(PRINT_ADDRESS)
+        if code != 250:
+            return code, text.decode()
+        code, text = client.data(message.as_bytes(policy=email.policy.SMTP))  # CRLF lines, as MTAs send
+        return code, text.decode()
+
+
+def _held(cluster: LocalCluster, user: dict, title: str) -> tuple[str, list[dict]]:
+    answer = login(cluster, cluster.printers[0]["id"], badge=user["badge"])
+    assert answer.status_code == 201, answer.text
+    return answer.json()["session"], [j for j in answer.json()["jobs"] if j["title"] == title]
+
+
+def _replies(cluster: LocalCluster, to: str) -> list[EmailMessage]:
+    found = []
+    for path in sorted(cluster.mail_outbox.glob("*.eml")):
+        reply = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if str(reply["To"]) == to:
+            found.append(reply)
+    return found
+
+
+def test_a_mailed_pdf_is_held_released_by_badge_and_the_sender_told(mailed: LocalCluster) -> None:
+    alice = next(u for u in mailed.users if u["name"] == "alice")
+    message = _mail(alice["email"], attachments=[("Quarterly report.pdf", "application/pdf", PDF),
+                                                 ("notes.docx", "application/vnd.openxmlformats-officedocument."
+                                                  "wordprocessingml.document", b"PK\x03\x04" + os.urandom(200))])
+    code, text = _send(mailed, message)
+    assert code == 250 and "1 held, 1 not printed" in text
+    token, jobs = _held(mailed, alice, "Quarterly report.pdf")
+    assert len(jobs) == 1 and jobs[0]["size"] == len(PDF)
+    # The same mail again (its MTA did not see the 250): nothing is held twice.
+    assert _send(mailed, message)[0] == 250
+    token, jobs = _held(mailed, alice, "Quarterly report.pdf")
+    assert len(jobs) == 1
+    result = release(mailed, token, {"jobs": [jobs[0]["id"]]}).json()
+    assert result["results"][0]["status"] == "printed"
+    assert received_hashes(mailed.printers[0]).count(sha(PDF)) == 1
+    replies = wait_for(lambda: _replies(mailed, alice["email"]), 15, "the reply to alice")
+    text = replies[0].get_content()
+    assert "Quarterly report.pdf" in text and "notes.docx" in text and "send it as PDF" in text
+    assert replies[0]["In-Reply-To"] == message["Message-ID"] and replies[0]["Auto-Submitted"] == "auto-replied"
+
+
+def test_a_mail_without_attachment_prints_its_text(mailed: LocalCluster) -> None:
+    carol = next(u for u in mailed.users if u["name"] == "carol")
+    code, _ = _send(mailed, _mail(carol["email"], subject="Shopping list", body="milk\neggs\n"))
+    assert code == 250
+    token, jobs = _held(mailed, carol, "Shopping list")
+    assert len(jobs) == 1
+    assert release(mailed, token, {"jobs": [jobs[0]["id"]]}).json()["results"][0]["status"] == "printed"
+    # The body's text, with CR LF line ends (a printer given bare LFs staircases the lines).
+    assert received_hashes(mailed.printers[0]).count(sha(b"milk\r\neggs\r\n")) == 1
+
+
+@pytest.mark.parametrize(("sender", "header_from", "expected"), [
+    ("dave@pullprint.example", None, "not a user here"),                # unknown address, no auto-provisioning
+    ("eve@elsewhere.example", None, "is not served here"),              # outside the serviced domains
+    ("alice@pullprint.example", "bob@pullprint.example", "envelope sender"),  # a forged From
+])
+def test_senders_that_are_not_served_are_refused_and_nothing_is_held(mailed: LocalCluster, sender: str,
+                                                                       header_from: str | None, expected: str) -> None:
+    before = analyst_call(mailed, "GET", "/jobs").json()["jobs"]
+    code, text = _send(mailed, _mail(sender, attachments=[("x.pdf", "application/pdf", PDF)],
+                                     header_from=header_from), sender=sender)
+    assert code == 550 and expected in text
+    assert analyst_call(mailed, "GET", "/jobs").json()["jobs"] == before
+
+
+def test_mail_before_starttls_and_to_other_addresses_is_refused(mailed: LocalCluster) -> None:
+    with _smtp(mailed, starttls=False) as client:
+        code, text = client.mail("alice@pullprint.example")
+        assert code == 530 and b"STARTTLS" in text
+    with _smtp(mailed) as client:
+        assert client.mail("alice@pullprint.example")[0] == 250
+        code, _ = client.rcpt("someone@pullprint.example")
+        assert code == 550
+
+
+def test_a_flood_from_one_sender_is_slowed_and_others_are_served(mailed: LocalCluster) -> None:
+    codes = []
+    for _ in range(6):
+        with _smtp(mailed) as client:
+            codes.append(client.mail("flood@elsewhere.example")[0])
+    assert codes[:4] == [250] * 4 and codes[4:] == [451, 451]  # mails_per_sender is 4 here
+    carol = next(u for u in mailed.users if u["name"] == "carol")
+    assert _send(mailed, _mail(carol["email"], subject="after the flood"))[0] == 250
+
+
+def test_a_denied_user_is_refused_at_mail_and_login_and_keeps_held_jobs(mailed: LocalCluster) -> None:
+    bob = next(u for u in mailed.users if u["name"] == "bob")
+    assert _send(mailed, _mail(bob["email"], subject="bob before"))[0] == 250
+    assert len(_held(mailed, bob, "bob before")[1]) == 1
+    assert analyst_call(mailed, "POST", "/users", json={"name": "bob", "allowed": False}).status_code == 200
+    try:
+        code, text = _send(mailed, _mail(bob["email"], subject="bob after"))
+        assert code == 550 and "may not print" in text
+        answer = login(mailed, mailed.printers[0]["id"], badge=bob["badge"])
+        assert answer.status_code == 403 and answer.json()["error"] == "user-denied"
+    finally:
+        analyst_call(mailed, "POST", "/users", json={"name": "bob", "allowed": True})
+    session, jobs = _held(mailed, bob, "bob before")
+    assert len(jobs) == 1  # still held, releasable again once allowed
+    assert not _held(mailed, bob, "bob after")[1]
+    requests.delete(f"{mailed.lb_url}/api/v1/sessions/{session}", timeout=10, **tls(mailed))
