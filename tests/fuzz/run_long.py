@@ -93,16 +93,24 @@ def merge(paths: list[Path], output: Path, goal: int) -> int:
         t["rate_per_second"] = round(t["inputs"] / t["seconds"], 1) if t["seconds"] else None
         t["seconds"] = round(t["seconds"], 1)
     total = sum(t["inputs"] for t in targets.values())
-    wall = max(run["seconds"] for run in runs)
+    # A summary merged before brings its own runs; the time is the span the runs cover (side by side
+    # they overlap, one after another they add up).
+    parts = [part for run in runs for part in run.get("runs", [run])]
+    spans = sorted((datetime.fromisoformat(r["started_at"]).timestamp(), r["seconds"]) for r in parts)
+    wall, end = 0.0, float("-inf")
+    for start, seconds in spans:
+        wall += max(0.0, start + seconds - max(start, end))
+        end = max(end, start + seconds)
     summary = {
-        **runs[0], "workers": len(runs), "started_at": min(run["started_at"] for run in runs), "seconds": wall,
+        **runs[0], "workers": max(len(runs), runs[0].get("workers", 1)),
+        "started_at": min(r["started_at"] for r in parts), "seconds": round(wall, 1),
         "total_inputs": total, "goal_inputs": goal, "reached_goal": total >= goal,
         "stopped": "; ".join(sorted({run["stopped"] for run in runs})),
         "inputs_per_second": round(total / wall, 1) if wall else None,
         "rounds": sum(run["rounds"] for run in runs),
         "failures_found": sum(f["outcome"] not in ("xfailed",) for t in targets.values() for f in t["failures"]),
         "known_failures_xfail": sum(f["outcome"] == "xfailed" for t in targets.values() for f in t["failures"]),
-        "runs": [{k: run[k] for k in ("started_at", "seconds", "total_inputs", "stopped", "machine")} for run in runs],
+        "runs": [{k: run[k] for k in ("started_at", "seconds", "total_inputs", "stopped", "machine")} for run in parts],
         "targets": dict(sorted(targets.items())),
     }
     output.write_text(json.dumps(summary, indent=2) + "\n")
