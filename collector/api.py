@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from collector import copies, intake, metrics, status, terminal
 from collector.release import release_jobs
@@ -96,6 +96,19 @@ def end_session(token: str) -> Response:
     return jsonify({"ended": True})
 
 
+@bp.delete("/api/v1/sessions/<token>/jobs/<job_id>")
+def delete_job(token: str, job_id: str) -> Response:
+    """The session's user deletes one of their own held jobs; every copy is crypto-shredded."""
+    session = terminal.session_for(sessions(), _caller(), token)
+    return jsonify(terminal.delete_job(node(), session, job_id))
+
+
+@bp.get("/api/v1/printers/<printer_id>/status")
+def printer_status(printer_id: str) -> Response:
+    """The printer's state from the SNMP cache, for the station's header (before and after login)."""
+    return jsonify(terminal.printer_status(node(), _caller(), printer_id))
+
+
 @bp.post("/api/v1/sessions/<token>/release")
 def release(token: str) -> Response:
     session = terminal.session_for(sessions(), _caller(), token)
@@ -109,18 +122,6 @@ def release(token: str) -> Response:
 def enroll_terminal() -> tuple[Response, int]:
     """Redeem a one-time enrollment code (at the analyst) for the terminal's credential, shown once."""
     return jsonify(terminal.enroll(node(), _throttle(), peer.client_address(), json_body())), 201
-
-
-@bp.get("/release")
-def release_station() -> str:
-    """The web release station for kiosks: badge field focused, job list, big buttons."""
-    return render_template("release.html", printer=request.args.get("printer", ""))
-
-
-@bp.get("/release/enroll")
-def enroll_station() -> str:
-    """Enrols this browser as a release station: its script redeems the code in the link's #fragment."""
-    return render_template("enroll.html")
 
 
 @bp.get("/openapi.json")

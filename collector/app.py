@@ -26,10 +26,11 @@ def create_app(config: CollectorConfig | None = None, node: Node | None = None, 
     app.config[peer.INSECURE] = config.insecure_plain_http
     app.extensions["pullprint.node"] = node or build_node(config)
 
-    from collector import api, internal_api
+    from collector import api, internal_api, station
 
     app.register_blueprint(api.bp)
     app.register_blueprint(internal_api.bp)
+    station.init_app(app, language=config.station_language)
 
     @app.errorhandler(PullprintError)
     def pullprint_error(exc: PullprintError) -> tuple[Response, int]:

@@ -9,6 +9,9 @@ _ERROR = {"type": "object", "required": ["error", "message"],
 _JOB = {"type": "object", "properties": {
     "id": {"type": "string"}, "title": {"type": "string"}, "pages": {"type": ["integer", "null"]},
     "size": {"type": "integer"}, "copies": {"type": "integer"}, "submitted_at": {"type": "string"},
+    "duplex": {"type": "boolean", "description": "two-sided by the job's options"},
+    "color": {"type": "boolean", "description": "colour by the job's options (auto or none: false)"},
+    "media": {"type": "string", "description": "the job's media option, \"\" when it named none"},
     "expires_at": {"type": "string"}, "state": {"type": "string"}, "available": {"type": "boolean"},
     "reason": {"type": "string"}, "message": {"type": "string"}}}
 _LISTING = {"type": "object", "properties": {
@@ -16,6 +19,7 @@ _LISTING = {"type": "object", "properties": {
     "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"},
              "description": "oldest first, at most terminal_job_limit (100) of them"},
     "jobs_total": {"type": "integer", "description": "all the user's open jobs; release all takes every one"},
+    "idle_seconds": {"type": "integer", "description": "the session ends after this long without a call"},
     "warnings": {"type": "array", "items": {"type": "string"}}}}
 _RESULT = {"type": "object", "required": ["id", "status"], "properties": {
     "id": {"type": "string"},
@@ -130,6 +134,37 @@ DOCUMENT: dict[str, Any] = {
                 "400": _error("malformed request; more than max_release_jobs (500) ids: too-many-jobs"),
                 "401": _error("session ended"), "403": _error(_WRONG_TERMINAL), "413": _error(_TOO_LARGE),
                 "409": _error("the same Idempotency-Key is being carried out")}}},
+        "/api/v1/sessions/{token}/jobs/{id}": {"delete": {
+            "summary": "Delete one of the session user's held jobs; every copy is crypto-shredded",
+            "description": "Recorded at the analyst first (state deleted, event delete), then the copies are "
+                           "shredded on every live holder (a holder that is away shreds its copy when it "
+                           "reconciles). Needs the analyst: 503 while it is unreachable.",
+            "security": [{"terminalToken": []}, {}],
+            "parameters": [TOKEN, {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": _json({"type": "object", "properties": {"id": {"type": "string"},
+                                                               "state": {"type": "string"}}}),
+                "401": _error("session ended"), "403": _error(_WRONG_TERMINAL),
+                "404": _error("not-found: no such job of this user"),
+                "409": _error("not-deletable: the job is being released or is printed"),
+                "503": _error("analyst-unreachable: the job is still held")}}},
+        "/api/v1/printers/{printer_id}/status": {"get": {
+            "summary": "The printer's state from the SNMP cache (the release station's header)",
+            "security": [{"terminalToken": []}, {}],
+            "parameters": [{"name": "printer_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": _json({"type": "object", "properties": {
+                    "printer": {"type": "string"}, "location": {"type": "string"},
+                    "state": {"type": "string", "enum": ["ok", "warning", "error", "unreachable", "out-of-service",
+                                                         "unmonitored"]},
+                    "allowed": {"type": "boolean"}, "reason": {"type": ["string", "null"]},
+                    "message": {"type": ["string", "null"]},
+                    "warnings": {"type": "array", "items": {"type": "string"}},
+                    "errors": {"type": "array", "items": {"type": "string"}}}}),
+                "401": _error("terminal-unknown or terminal-not-enrolled"),
+                "403": _error("wrong-printer: the terminal is enrolled for another printer"),
+                "404": _error("unknown printer"),
+                "503": _error("no directory synced yet (directory-not-synced)")}}},
         "/api/v1/terminals/enroll": {"post": {
             "summary": "Redeem a one-time enrollment code (the kiosk page's link) for the terminal's credential",
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -143,9 +178,13 @@ DOCUMENT: dict[str, Any] = {
                 "413": _error(_TOO_LARGE), "423": _error("this address is locked out (retry_after)"),
                 "429": _error("too-many-attempts (retry_after)"),
                 "503": _error("the analyst, which redeems codes, cannot be reached now")}}},
-        "/release": {"get": {"summary": "The kiosk release station (HTML)",
-                             "parameters": [{"name": "printer", "in": "query", "schema": {"type": "string"}}],
+        "/release": {"get": {"summary": "The kiosk release station (HTML; docs/terminals.md)",
+                             "parameters": [{"name": "printer", "in": "query", "schema": {"type": "string"}},
+                                            {"name": "lang", "in": "query", "schema": {"type": "string",
+                                                                                       "enum": ["en", "de"]}}],
                              "responses": {"200": {"description": "HTML page"}}}},
+        "/favicon.ico": {"get": {"summary": "The release station's icon (SVG)",
+                                 "responses": {"200": {"description": "image/svg+xml"}}}},
         "/release/enroll": {"get": {"summary": "Enrols the browser as a release station: the one-time code "
                                                 "comes in the link's #code= fragment, or is typed in (HTML)",
                                     "responses": {"200": {"description": "HTML page"}}}},

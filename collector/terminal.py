@@ -16,9 +16,11 @@ from collector.node import Node
 from collector.peers import PeerUnreachable
 from collector.sessions import Session, SessionStore
 from collector.throttle import limits_of
-from pullprint.errors import BadRequest, Forbidden, PullprintError, Unauthorized, Unavailable
+from pullprint.errors import BadRequest, Forbidden, NotFound, PullprintError, Unauthorized, Unavailable
+from pullprint.ids import valid_job_id
 from pullprint.states import INTERRUPTED, OPEN_STATES, RELEASABLE, JobState
 from pullprint.throttle import LoginThrottle
+from pullprint.wire import is_color, is_duplex
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +175,8 @@ def _availability(node: Node, job: dict[str, Any], members: dict[str, Member]) -
     live = [loc for loc in locations if loc == node.id or loc in members]
     entry = {k: job.get(k) for k in ("id", "title", "pages", "size", "copies", "submitted_at", "expires_at",
                                      "state", "state_reason")}
+    options = job.get("options") or {}
+    entry.update(duplex=is_duplex(options), color=is_color(options), media=options.get("media", ""))
     entry["available"] = bool(live) and job.get("state") in RELEASABLE
     if not live:
         entry["reason"] = "holder-unreachable"
@@ -217,4 +221,42 @@ def list_jobs(node: Node, session: Session, *, everything: bool = False) -> dict
         total = len(jobs)
         jobs = jobs[:limit]
     listed = [_availability(node, job, members) for job in jobs if job.get("state") in OPEN_STATES]
-    return {"jobs": listed, "jobs_total": total, "warnings": warnings}
+    # idle_seconds: how long the session lives without a call (the station's countdown).
+    return {"jobs": listed, "jobs_total": total, "warnings": warnings,
+            "idle_seconds": node.config.session_idle_seconds}
+
+
+def delete_job(node: Node, session: Session, job_id: str) -> dict[str, Any]:
+    """Delete one of the session user's held (or failed) jobs: the analyst's record first, then every
+    copy is crypto-shredded (its key destroyed, collector/spool.py), as when a job expires.
+
+    Only the analyst can say that nobody is printing the job at this moment, so deleting needs it
+    (503 while it is away). Another user's job is answered as no job at all."""
+    if not valid_job_id(job_id):
+        raise NotFound("not-found", "no such job")
+    try:
+        job = node.analyst.delete_job(job_id, user=session.user, reason="deleted at the release station")
+    except AnalystUnavailable:
+        raise Unavailable("analyst-unreachable", "deleting a job needs the central service, which cannot be "
+                          "reached now; the job is still held") from None
+    except PullprintError as exc:
+        if exc.status in (403, 404):
+            raise NotFound("not-found", "no such job") from None
+        raise
+    copies.discard_copies(node, job_id, job.get("locations", []))
+    log.info("job %s deleted by its owner at printer %s", job_id, session.printer)
+    return {"id": job_id, "state": job.get("state", JobState.DELETED)}
+
+
+def printer_status(node: Node, caller: Caller, printer_id: str) -> dict[str, Any]:
+    """The printer's state as the station shows it above the list: the cached SNMP reading, judged
+    as a release would be (ok, warning, error, unreachable, out-of-service, unmonitored)."""
+    from collector.health.cache import check_printer
+
+    if caller.terminal and printer_id != caller.printer:
+        raise Forbidden("wrong-printer", f"this release station is enrolled for printer {caller.printer}",
+                        printer=caller.printer)
+    printer = node.directory.printer(printer_id)
+    verdict = check_printer(node.directory.with_snmp_keys(printer), node.redis, max_age=node.config.health_max_age,
+                            timeout=node.config.health_timeout, seals=node.seals)
+    return {"printer": printer_id, "location": printer.get("location", ""), **verdict.to_json()}

@@ -14,33 +14,11 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from analyst.accounting.models import PrintRecord
-
-# IPP `sides` and the PPD `Duplex` option: the values that print on both sides of the sheet.
-_DUPLEX_SIDES = {"two-sided-long-edge", "two-sided-short-edge"}
-_DUPLEX_PPD = {"duplexnotumble", "duplextumble"}
-# IPP `print-color-mode` and the PPD `ColorModel` option: the values that print in colour.
-_COLOR_MODES = {"color", "highlight"}
-_COLOR_MODELS = {"rgb", "cmyk", "color", "rgbw", "cmy"}
+from pullprint.wire import is_color, is_duplex
 
 REPORT_KEYS = {"user": PrintRecord.user_name, "printer": PrintRecord.printer_id, "site": PrintRecord.site}
 REPORT_FIELDS = ("key", "jobs", "pages", "unknown_page_jobs", "copies", "impressions", "sheets",
                  "duplex_jobs", "color_jobs")
-
-
-def is_duplex(options: Mapping[str, str] | None) -> bool:
-    """Two-sided by the job's options; a job that does not say is counted one-sided (the CUPS default)."""
-    options = options or {}
-    if "sides" in options:
-        return options["sides"].strip().lower() in _DUPLEX_SIDES
-    return options.get("Duplex", "").strip().lower() in _DUPLEX_PPD
-
-
-def is_color(options: Mapping[str, str] | None) -> bool:
-    """Colour by the job's options; `auto` or no option is counted monochrome (the printer decides per page)."""
-    options = options or {}
-    if "print-color-mode" in options:
-        return options["print-color-mode"].strip().lower() in _COLOR_MODES
-    return options.get("ColorModel", "").strip().lower() in _COLOR_MODELS
 
 
 def _number_up(options: Mapping[str, str] | None) -> int:

@@ -167,7 +167,9 @@ def test_an_enrollment_link_enrols_a_kiosk_page_once(site):
     terminal_id, first_token = enrol(site, "p2")
     link = analyst_call(site, "POST", f"/terminals/{terminal_id}/enrollment").json()
     page = requests.get(f"{site.lb_url}{link['path'].split('#')[0]}", timeout=10, verify=site.ca_file or True)
-    assert page.status_code == 200 and "/api/v1/terminals/enroll" in page.text
+    assert page.status_code == 200 and '<script src="/static/enroll.js"' in page.text
+    script = requests.get(f"{site.lb_url}/static/enroll.js", timeout=10, verify=site.ca_file or True)
+    assert script.status_code == 200 and "/api/v1/terminals/enroll" in script.text  # the page redeems the code
     redeemed = terminal_call(site, "POST", "/terminals/enroll", None, json={"code": link["code"]})
     assert redeemed.status_code == 201, redeemed.text
     assert (redeemed.json()["terminal"]["id"], redeemed.json()["terminal"]["printer"]) == (terminal_id, "p2")

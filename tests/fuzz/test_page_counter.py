@@ -13,7 +13,10 @@ from tests.fuzz.profile import fuzz
 MARKERS = [b"%PDF-1.7\n", b"%!PS-Adobe-3.0\n", b"\x1b%-12345X@PJL JOB\n", b"/Type /Page", b"/Type/Pages",
            b"/Type /Page ", b"/Count ", b"/Count 3", b"%%Pages: ", b"%%Pages: 7\n", b"%%Page: 1 1\n",
            b"@PJL SET PAGES=", b'@PJL JOBATTR="TOTALPAGES=', b"@PJL SET TOTALPAGES = 2\n", b">>", b"<<",
-           b" ", b"\n", b"\t", b"0", b"9", b"s", b"X"]
+           b" ", b"\n", b"\t", b"0", b"9", b"s", b"X",
+           b"\x1bE", b"\x0c", b"\x1b*b4W", b"\x1b*b", b"W", b"\x1b&l1o2A", b"\x1b%-12345X",
+           b"@PJL ENTER LANGUAGE=PCL\n",
+           b"@PJL ENTER LANGUAGE=PCLXL\n", b"\x1b"]
 # Documents made of the markers the counter looks for, with noise between them.
 piece = st.one_of(st.sampled_from(MARKERS), st.binary(max_size=12), st.integers(0, 10**12).map(lambda n: b"%d" % n))
 document = st.lists(piece, max_size=40).map(b"".join)

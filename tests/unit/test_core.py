@@ -90,6 +90,17 @@ def test_pages_of_pdf_postscript_and_pjl():
     assert feed(b"%!PS-Adobe-3.0\n%%Pages: 12\n%%EndComments\n") == 12
     assert feed(b"%!PS-Adobe-3.0\n%%Page: 1 1\nshowpage\n%%Page: 2 2\nshowpage\n") == 2
     assert feed(b"\x1b%-12345X@PJL SET PAGES=4\r\n") == 4
+    # PCL 5: form feeds and a page left marked at a reset; the form feeds and escapes inside raster
+    # data (ESC *b#W) are data, not pages; PJL lines around it print nothing.
+    raster = b"\x1b*r1A" + b"\x1b*b4W\x0c\x0c\x1b\x0c" * 3 + b"\x1b*rC"
+    pcl = b"\x1bE\x1b&l26A" + (raster + b"\x0c") * 3 + b"\x1bE"
+    assert feed(pcl) == feed(pcl, step=1) == 3
+    wrapped = (b"\x1b%-12345X@PJL JOB\r\n@PJL ENTER LANGUAGE=PCL\r\n" + pcl
+               + b"\x1b%-12345X@PJL EOJ\r\n\x1b%-12345X")
+    assert feed(wrapped) == feed(wrapped, step=1) == 3
+    assert feed(b"\x1bEPage one\x0cPage two\x1bE") == 2
+    # PCL XL (binary, its own page operators) is not read as PCL 5: unknown
+    assert feed(b"\x1b%-12345X@PJL ENTER LANGUAGE=PCLXL\r\n) HP-PCL XL;2;0\r\n" + bytes(range(256))) is None
     assert feed(b"plain text, no page information") is None
 
 
