@@ -56,6 +56,7 @@ def demo_users() -> list[dict[str, str]]:
             badges.append(badge)
     return [{**user, "badge": badge} for user, badge in zip(DEMO_USERS, badges, strict=True)]
 
+KIOSK_LINK_MINUTES = 24 * 60  # the longest an enrolment link may be valid (analyst/terminals/service.py)
 SUBMIT_HOST = "demo-cupsd"  # the submitting host the demo's cupsd is (its jobs' origin_host)
 PROGRAMS = ("redis-server", "haproxy", "cupsd", "lp", "lpadmin")
 
@@ -245,6 +246,7 @@ class LocalCluster:
             for index in range(1, self.n_collectors + 1):
                 self.start_collector(f"c{index}")
             self._start_lb()
+            self._enrol_kiosks()
             if self.with_mail:
                 self._start_mail()
             if self.with_cupsd:
@@ -343,6 +345,19 @@ class LocalCluster:
         with os.fdopen(fd, "w") as fh:
             fh.write(issued["token"])
         self.secrets["submit_token"] = path
+
+    def _enrol_kiosks(self) -> None:
+        """A web release station per printer, to be enrolled by opening its one-time link:
+        `printers[i]["kiosk_url"]`. Its own terminal, so that redeeming the link (which gives that
+        terminal a fresh credential) leaves `terminal_token` working. The code rides in the #fragment,
+        which browsers never send to a server; the link is good for one use within a day."""
+        context = self.client_context()
+        for printer in self.printers:
+            added = _http("POST", f"{self.analyst_url}/api/v1/terminals", context,
+                          {"printer": printer["id"], "description": f"demo web release station at {printer['id']}"})
+            link = _http("POST", f"{self.analyst_url}/api/v1/terminals/{added['terminal']['id']}/enrollment",
+                         context, {"valid_minutes": KIOSK_LINK_MINUTES})
+            printer["kiosk_url"] = f"{self.lb_url}{link['path']}"
 
     def start_collector(self, collector_id: str, release_mode: str | None = None) -> CollectorProcess:
         existing = self.collectors.get(collector_id)

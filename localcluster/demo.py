@@ -52,7 +52,8 @@ Try it:
        curl -s --url smtp://{info['smtp']} --ssl-reqd --cacert {info['ca_file']} --mail-from {alice['email']} \\
             --mail-rcpt {info['print_address']} --upload-file /tmp/mail.eml
      The reply the gateway sent (what is held, what was not): ls {info['mail_outbox']}
-  Or open the release station in a browser: {lb}/release?printer={p1['id']}
+  Or open printer {p1['id']}'s release station in a browser (a one-time enrolment link; cluster.json has
+  each printer's kiosk_url): {p1['kiosk_url']}
   (the browser does not know the demo's CA: accept its certificate, or import {info['ca_file']})
   Admin console:  {console['url']}  (user {console['user']}, password {console['password']})
   Jam a printer:  curl -s -X POST {info['printer_control_url']}/printers/{p1['id']}/faults -d '{{"set": ["jam"]}}'

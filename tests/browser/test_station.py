@@ -387,3 +387,36 @@ def test_over_plain_http_the_station_logs_in_and_releases(cluster, playwright, t
     finally:
         context.close()
         front.close()
+
+
+def test_the_kiosk_url_in_cluster_json_opens_an_enrolled_station_once(cluster, browser, playwright, tmp_path):
+    """printers[i]["kiosk_url"] (what `pullprint demo` writes): one link per printer, good once."""
+    from tests.browser.conftest import launch
+
+    described = {p["id"]: p for p in cluster.describe()["printers"]}
+    alice = user(cluster, "alice")
+    link = described["p2"]["kiosk_url"]
+    assert link.startswith(f"{cluster.lb_url}/release/enroll#code=")
+    page = browser.new_page()
+    page.goto(link)
+    page.wait_for_url("**/release", timeout=15000)
+    assert page.locator("#printer-name").inner_text() == "p2"
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/sessions") and r.status == 201) as created:
+        badge_in(page, alice["badge"])
+    assert created.value.json()["printer"] == "p2"
+    # Its own terminal: the printer's terminal_token (the API's credential) still works.
+    answer = requests.post(f"{cluster.lb_url}/api/v1/sessions", json={"badge": alice["badge"]}, timeout=10,
+                           headers={"Authorization": f"Bearer {described['p2']['terminal_token']}"}, **tls(cluster))
+    assert answer.status_code == 201 and answer.json()["printer"] == "p2"
+    # The same link again: on this station it says so and leads back; anywhere else it enrols nothing.
+    page.goto(link)
+    page.wait_for_selector("#open-station:not([hidden])")
+    assert "already used" in page.locator("#message").inner_text()
+    other = launch(playwright, str(tmp_path / "other"))
+    try:
+        stranger = other.new_page()
+        stranger.goto(link)
+        stranger.wait_for_selector("#message.error")
+        assert stranger.evaluate("localStorage.getItem('pullprint.terminal')") is None
+    finally:
+        other.close()

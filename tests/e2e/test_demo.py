@@ -128,6 +128,24 @@ def test_the_demo_opens_its_console_and_an_ipp_printer(demo) -> None:
 
 
 @pytest.mark.e2e
+def test_each_printer_has_a_kiosk_link_that_enrols_its_release_station(demo) -> None:
+    """printers[i]["kiosk_url"]: the one-time enrolment link of that printer's web release station
+    (tests/browser opens one in Chromium); the code redeems once, for that printer."""
+    lb = demo.info["lb_url"]
+    printers = demo.info["printers"]
+    assert all(p["kiosk_url"].startswith(f"{lb}/release/enroll#code=") for p in printers)
+    assert printers[0]["kiosk_url"] in demo.console()  # what to try names the first one
+    page, _, fragment = printers[-1]["kiosk_url"].partition("#")
+    assert requests.get(page, timeout=10, verify=demo.info["ca_file"]).status_code == 200
+    code = fragment.removeprefix("code=")
+    enrol = lambda: requests.post(f"{lb}/api/v1/terminals/enroll", json={"code": code}, timeout=10,  # noqa: E731
+                                  verify=demo.info["ca_file"])
+    first = enrol()
+    assert first.status_code == 201 and first.json()["terminal"]["printer"] == printers[-1]["id"]
+    assert enrol().status_code == 403
+
+
+@pytest.mark.e2e
 def test_file_names_with_accents_and_quotes_are_held(demo, tmp_path) -> None:
     document = tmp_path / "Bericht_für_Zürich's_\"Q3\".txt"
     document.write_text("umlauts and quotes\n")
