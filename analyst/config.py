@@ -61,6 +61,9 @@ class AnalystConfig:
     # (none listed: any domain); a new address becomes a user on first use only with auto_provision.
     serviced_domains: list[str] = field(default_factory=list)
     auto_provision: bool = False
+    # Mail from outside the serviced domains is held for a guest, each job with a release code mailed
+    # to the sender (HP's job PIN); off: refused as not-serviced.
+    guest_printing: bool = False
     # --- TLS (docs/security.md): mutual TLS; callers are authorised by the role in their certificate ---
     ca_file: str = ""           # the cluster CA (`pullprint ca init`)
     cert_file: str = ""         # this analyst's certificate, role analyst (`pullprint ca issue`)

@@ -181,6 +181,8 @@ JOB_REGISTRATION = _body({
     "site": _text(64), "submitted_at": _or_null(TIME), "expires_at": _or_null(TIME), "received_by": _text(64),
     "locations": _or_null({"type": "array", "maxItems": 64, "items": ID,
                            "description": "collectors holding a copy (duplicates dropped)"}),
+    "release_code_hash": _text(64, pattern="^$|^[0-9a-f]{64}$",
+                               description="a guest's job: the HMAC of its release code (POST /auth {code})"),
     **_REPLAY}, required=("owner",))
 _LEASE = _or_null({"type": "number", "minimum": 0.001,
                    "description": "default default_lease_seconds (120), at most max_lease_seconds (3600)"})
@@ -209,6 +211,7 @@ USER_REQUEST = _body({
 EMAIL_REQUEST = _body({"email": _text(254, minLength=1)}, required=("email",))
 AUTH_REQUEST = _body({
     "badge": _text(MAX_BADGE), "user": _text(64), "pin": _text(MAX_PIN),
+    "code": _text(32, description="a guest job's release code (it releases that job alone)"),
     "printer": _text(64), "collector": _text(64),
     "terminal": _or_null({**TERMINAL, "description": "the enrolled terminal the login came through"}),
     "source": _text(64, description="the client address the collector saw")},
@@ -335,7 +338,8 @@ OPERATIONS: list[Operation] = [
     ("post", "/api/v1/identities/email", "users.resolve_email",
      "The user a sender's address belongs to (mail and upload intake); auto-provisioned when the policy says so",
      [], _request(EMAIL_REQUEST), {
-         "200": _json(_closed({"user": _STRING, "email": _STRING, "provisioned": {"type": "boolean"}})),
+         "200": _json(_closed({"user": _STRING, "email": _STRING, "provisioned": {"type": "boolean"},
+                               "guest": {"type": "boolean", "description": "no account: a guest (guest_printing)"}})),
          "400": _error("not a plain email address"),
          "403": _error("not-serviced (`domain`), unknown-user, user-denied (`user`); or the caller's role may not")}),
     ("get", "/api/v1/users", "users.list_users", "Every user (no hashes)", [], None, {"200": _list("users", "User")}),
@@ -344,7 +348,7 @@ OPERATIONS: list[Operation] = [
     ("post", "/api/v1/auth", "users.auth",
      "Check a badge, or a user name and PIN (throttled per terminal, source address and user)", [],
      _request(AUTH_REQUEST), {
-         "200": _json(_closed({"user": _STRING})),
+         "200": _json(_closed({"user": _STRING, "job": _STRING}, optional=("job",))),
          "401": _error("bad-credentials: unknown badge, unknown user and wrong PIN alike; or no certificate"),
          "403": _error("terminal-revoked; user-denied (the right credentials of a denied user); or the caller's "
                        "role may not"),

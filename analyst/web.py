@@ -47,7 +47,7 @@ class Analyst:
 
     @property
     def email_policy(self) -> EmailPolicy:
-        return EmailPolicy(tuple(self.config.serviced_domains), self.config.auto_provision)
+        return EmailPolicy(tuple(self.config.serviced_domains), self.config.auto_provision, self.config.guest_printing)
 
     @property
     def login_limits(self) -> LoginLimits:

@@ -174,17 +174,19 @@ class AnalystClient:
             raise refusal from None
 
     def auth(self, credentials: dict[str, str], *, printer: str, collector: str, terminal: str = "",
-             source: str = "") -> str:
-        """The user the credentials name; the analyst throttles by `terminal`, `source` and user, and
-        refuses a terminal revoked since this collector's last sync (403)."""
+             source: str = "") -> tuple[str, str]:
+        """(user, job) the credentials name, job "" but for a guest's release code (the one job it
+        releases); the analyst throttles by `terminal`, `source` and user, and refuses a terminal
+        revoked since this collector's last sync (403)."""
         body = self._decision("POST", f"{self.base}/auth", json={
             **credentials, "printer": printer, "collector": collector, "terminal": terminal, "source": source})
-        return str(body["user"])
+        return str(body["user"]), str(body.get("job") or "")
 
-    def user_for_email(self, email: str) -> str:
-        """The user a sender's address belongs to (the analyst's policy: serviced domains, auto-provisioning,
-        denied users); its refusals (403 not-serviced, unknown-user, user-denied) come back as they are."""
-        return str(self._decision("POST", f"{self.base}/identities/email", json={"email": email})["user"])
+    def sender(self, email: str) -> dict[str, Any]:
+        """Whose a sender's address is, ``{"user", "email", "provisioned", "guest"}`` (the analyst's policy:
+        serviced domains, auto-provisioning, guests, denied users); its refusals (403 not-serviced,
+        unknown-user, user-denied) come back as they are."""
+        return self._decision("POST", f"{self.base}/identities/email", json={"email": email})
 
     def terminal(self, token_hash: str) -> dict[str, str] | None:
         """The active terminal (``{"id", "printer"}``) whose token has this digest; None: no such one."""

@@ -55,8 +55,11 @@ def submit_job() -> tuple[Response, int]:
                            "revoked); issue one with `pullprint submitter add HOST`")
     job, created = intake.submit(node(), request.headers, _document_chunks(), submitter=host)
     metrics.count(node().redis, node().id, "jobs_received" if created else "jobs_repeated")
-    return jsonify({"id": job["id"], "state": job.get("state", JobState.HELD),
-                    "locations": job.get("locations", [])}), 201 if created else 200
+    answer = {"id": job["id"], "state": job.get("state", JobState.HELD), "locations": job.get("locations", []),
+              "pages": job.get("pages")}
+    if "release_code" in job:  # a guest's job: its code, shown this once (the mail gateway mails it)
+        answer["release_code"] = job["release_code"]
+    return jsonify(answer), 201 if created else 200
 
 
 def _throttle() -> LoginThrottle:

@@ -8,6 +8,7 @@ import json
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,16 @@ from pullprint.credentials import badge_hash, token_digest, verify_pin
 from pullprint.errors import Forbidden, NotFound, Unauthorized, Unavailable
 
 BAD_CREDENTIALS = ("bad-credentials", "badge or PIN not recognised")
+
+
+@dataclass(frozen=True)
+class Login:
+    """Who logged in: the user, whether only the synced directory said so, and for a guest's release
+    code the one job it releases."""
+
+    user: str
+    offline: bool = False
+    job: str = ""
 USER_DENIED = ("user-denied", "your account may not print at the moment; your jobs stay held. Ask IT")
 MASKED = "***"  # how the analyst's printer answers (all but the sync) show an SNMPv3 key that is set
 SNMP_SECRETS = ("snmp_v3_auth_key", "snmp_v3_priv_key")
@@ -79,17 +90,23 @@ class DirectoryCache:
 
     # -- lookups -----------------------------------------------------------------------------------
     def authenticate(self, credentials: dict[str, str], *, printer: str, collector: str, terminal: str = "",
-                     source: str = "") -> tuple[str, bool]:
-        """The user name for a badge or user+PIN; (name, offline). Raises Unauthorized alike for all misses.
+                     source: str = "") -> Login:
+        """Who the badge, user + PIN or release code name. Raises Unauthorized alike for all misses.
 
         The analyst throttles too, by the `terminal` and `source` address reported here and by user;
         its 429/423 (and a 403 for a terminal revoked since the last sync) come back as they are.
+        Offline, badges and PINs are checked against the synced directory; a guest's release code
+        only the analyst knows (503 until it is back).
         """
         try:
-            return self.analyst.auth(credentials, printer=printer, collector=collector, terminal=terminal,
-                                     source=source), False
+            user, job = self.analyst.auth(credentials, printer=printer, collector=collector, terminal=terminal,
+                                          source=source)
+            return Login(user, job=job)
         except AnalystUnavailable:
-            return self._authenticate_offline(credentials), True
+            if "code" in credentials:
+                raise Unavailable("analyst-unreachable", "a release code can be checked only while the central "
+                                  "service is reachable; try again in a moment") from None
+            return Login(self._authenticate_offline(credentials), offline=True)
 
     def denied(self, user: str) -> bool:
         """Whether the last synced directory says `user` is denied (held jobs stay, nothing new is taken)."""

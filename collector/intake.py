@@ -15,6 +15,7 @@ from collector.node import Node
 from collector.pages import PageCounter
 from collector.spool import new_job_id
 from pullprint import keys
+from pullprint.credentials import new_release_code, release_code_hash
 from pullprint.errors import BadRequest, Conflict, Unavailable
 from pullprint.states import JobState
 from pullprint.wire import H_OWNER, H_OWNER_EMAIL, HeaderSource, JobSubmission
@@ -61,22 +62,23 @@ def _check_offline_quota(node: Node, job: JobSubmission) -> None:
                        limit="max_held_bytes_per_user")
 
 
-def _with_owner(node: Node, headers: HeaderSource | Mapping[str, str]) -> HeaderSource | Mapping[str, str]:
-    """`headers`, with the owner named: the sender's address (H_OWNER_EMAIL) resolved by the analyst.
+def _with_owner(node: Node, headers: HeaderSource | Mapping[str, str]) -> tuple[HeaderSource | Mapping[str, str], bool]:
+    """`headers` with the owner named, and whether the owner is a guest: the sender's address
+    (H_OWNER_EMAIL) resolved by the analyst.
 
     The analyst's refusal (403 not-serviced, unknown-user, user-denied) is the answer; while it is
     away a mail cannot be given an owner, so the sender retries (503, as for too few copies)."""
     email = (headers.get(H_OWNER_EMAIL) or "").strip()
     if not email:
-        return headers
+        return headers, False
     if (headers.get(H_OWNER) or "").strip():
         raise BadRequest("owner-and-email", f"send {H_OWNER} or {H_OWNER_EMAIL}, not both")
     try:
-        owner = node.analyst.user_for_email(email)
+        sender = node.analyst.sender(email)
     except AnalystUnavailable:
         raise Unavailable("analyst-unreachable", "the owner of a mail cannot be found while the analyst is "
                           "unreachable; try again later") from None
-    return _Owned(headers, owner)
+    return _Owned(headers, str(sender["user"])), bool(sender.get("guest"))
 
 
 class _Owned:
@@ -95,7 +97,12 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
 
     Raises PullprintError for bad input: a malformed header, too many copies, a full quota.
     """
-    submission = replace(JobSubmission.from_headers(_with_owner(node, headers)), origin_host=submitter)
+    owned, guest = _with_owner(node, headers)
+    submission = replace(JobSubmission.from_headers(owned), origin_host=submitter)
+    # A guest has no badge or PIN: the job's own release code releases it (shown once, in this answer).
+    code = new_release_code() if guest else ""
+    if code:
+        submission = replace(submission, release_code_hash=release_code_hash(node.config.badge_pepper.encode(), code))
     _check_copies(node, submission)
     if node.directory.denied(submission.owner):
         raise Conflict("user-denied", f"{submission.owner} may not print at the moment (ask IT); nothing new "
@@ -151,4 +158,6 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
                 node.redis.set(seen_key, sealed, ex=ttl)  # a planted value was there: ours replaces it
     log.info("job %s from %s: %d bytes, %s pages, copies on %s", answer["id"], submission.owner, stored.size,
              stored.pages, ",".join(locations))
+    if code and created:
+        answer = {**answer, "release_code": code}
     return answer, created

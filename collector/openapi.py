@@ -75,14 +75,23 @@ DOCUMENT: dict[str, Any] = {
             "security": [{"submitToken": []}],
             "parameters": [{"name": h, "in": "header", "schema": {"type": "string"}} for h in (
                 "X-Pullprint-Owner", "X-Pullprint-Title", "X-Pullprint-Copies", "X-Pullprint-Options",
-                "X-Pullprint-Origin-Host", "X-Pullprint-Cups-Job-Id", "Idempotency-Key")],
+                "X-Pullprint-Origin-Host", "X-Pullprint-Cups-Job-Id", "Idempotency-Key",
+                "X-Pullprint-Owner-Email")],
             "requestBody": {"required": True, "content": {"application/octet-stream": {}}},
             "responses": {
-                "201": _json({"type": "object", "properties": {"id": {"type": "string"}}}, "stored"),
+                "201": _json({"type": "object", "properties": {
+                    "id": {"type": "string"}, "state": {"type": "string"},
+                    "locations": {"type": "array", "items": {"type": "string"}},
+                    "pages": {"type": ["integer", "null"]},
+                    "release_code": {"type": "string", "description": "a guest's job (X-Pullprint-Owner-Email "
+                                     "outside the serviced domains, guest_printing on): the code that releases "
+                                     "it, shown this once"}}}, "stored"),
                 "200": _json({"type": "object", "properties": {"id": {"type": "string"}}}, "repeated key"),
                 "400": _error("bad headers, a truncated upload, or more than max_copies (too-many-copies)"),
                 "401": _error("no valid submitting-host credential (unknown-submitter: unknown or revoked)"),
-                "409": _error("the owner's quota of held jobs or bytes is full (quota-exceeded; `limit` names it)"),
+                "403": _error("X-Pullprint-Owner-Email not served: not-serviced, unknown-user, user-denied"),
+                "409": _error("the owner's quota of held jobs or bytes is full (quota-exceeded; `limit` names it); "
+                              "the owner is denied (user-denied)"),
                 "413": _error("larger than max_job_bytes"),
                 "503": _error("cannot keep the copies a job needs now (too-few-copies, replication-failed), or no "
                                "directory synced yet (directory-not-synced); retry")}}},
@@ -97,7 +106,9 @@ DOCUMENT: dict[str, Any] = {
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "properties": {
                     "printer": {"type": "string"}, "badge": {"type": "string"},
-                    "user": {"type": "string"}, "pin": {"type": "string"}}}}}},
+                    "user": {"type": "string"}, "pin": {"type": "string"},
+                    "code": {"type": "string", "description": "a guest job's release code: a session for that "
+                                                              "job alone"}}}}}},
             "responses": {
                 "201": _json({"allOf": [{"$ref": "#/components/schemas/Listing"},
                                         {"type": "object", "properties": {"session": {"type": "string"}}}]}),
@@ -161,6 +172,7 @@ DOCUMENT: dict[str, Any] = {
                     "message": {"type": ["string", "null"]},
                     "warnings": {"type": "array", "items": {"type": "string"}},
                     "errors": {"type": "array", "items": {"type": "string"}}}}),
+                "400": _error("bad-field: not a printer id"),
                 "401": _error("terminal-unknown or terminal-not-enrolled"),
                 "403": _error("wrong-printer: the terminal is enrolled for another printer"),
                 "404": _error("unknown printer"),

@@ -123,6 +123,8 @@ def _release(node: Node, session: Session, wanted: list[str] | None,
     if wanted is None:
         listing = list_jobs(node, session, everything=True)["jobs"]
         wanted = [j["id"] for j in listing if j.get("available")]
+    elif session.only:  # a release code releases its own job, no other of the same guest
+        wanted = [job_id for job_id in wanted if job_id == session.only]
     allowed, reason, warnings, message = _check_printer(node, printer)
     if not allowed:
         # The printer cannot take jobs: nothing is claimed, every job stays held.

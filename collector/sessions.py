@@ -37,6 +37,7 @@ class Session:
     created_at: float
     offline: bool = False
     bound_to: str = ""  # "t:<terminal id>" or "a:<address>" (collector/terminal.py Caller.binding)
+    only: str = ""  # a guest's release-code session: the one job it may see and release
 
     @property
     def terminal(self) -> str:
@@ -62,16 +63,18 @@ class SessionStore:
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
-    def create(self, user: str, printer: str, *, bound_to: str, offline: bool = False) -> Session:
+    def create(self, user: str, printer: str, *, bound_to: str, offline: bool = False, only: str = "") -> Session:
         created = time.time()
         record = {"u": user, "p": printer, "t": created, "o": offline, "b": bound_to, "n": secrets.token_hex(8)}
+        if only:
+            record["j"] = only
         body = _b64(json.dumps(record, separators=(",", ":")).encode())
         token = f"{body}.{self._sign(body)}"
         try:
             self.redis.set(keys.session(token_digest(token)), "1", ex=self.idle_seconds)
         except Exception as exc:  # noqa: BLE001 - the signed token stands on its own for a while
             log.warning("session not recorded in redis (%s); the signed token serves alone", type(exc).__name__)
-        return Session(token, user, printer, created, offline, bound_to)
+        return Session(token, user, printer, created, offline, bound_to, only)
 
     def get(self, token: str) -> Session:
         """The live session for `token`, its inactivity timer restarted; 401 when it ended."""
@@ -81,7 +84,7 @@ class SessionStore:
         try:
             record = json.loads(_unb64(body))
             session = Session(token, str(record["u"]), str(record["p"]), float(record["t"]), bool(record.get("o")),
-                              str(record.get("b", "")))
+                              str(record.get("b", "")), str(record.get("j", "")))
         except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
             # Only a holder of the key can sign a record; one of another shape (another version, a bug,
             # a 400-digit time, [[[[…) is still just not a session.

@@ -91,10 +91,15 @@ def parse_credentials(body: dict[str, Any], caller: Caller) -> tuple[str, dict[s
         if not isinstance(badge, str) or not badge.strip() or len(badge) > _BADGE_MAX:
             raise BadRequest("bad-badge", "the badge must be a non-empty string")
         return printer.strip(), {"badge": badge.strip()}
+    if "code" in body:  # a guest's release code, as the mail gave it (digits; spaces and dashes ignored)
+        code = body["code"]
+        if not isinstance(code, str) or len(code) > 32 or not any(c.isdigit() for c in code):
+            raise BadRequest("bad-code", "the release code is the number the mail gave")
+        return printer.strip(), {"code": code.strip()}
     user, pin = body.get("user"), body.get("pin")
     if (not isinstance(user, str) or not isinstance(pin, str) or not user.strip() or not pin
             or len(user) > _USER_MAX or len(pin) > _PIN_MAX):
-        raise BadRequest("missing-credentials", "log in with a badge, or with a user name and a PIN")
+        raise BadRequest("missing-credentials", "log in with a badge, a release code, or a user name and a PIN")
     return printer.strip(), {"user": user.strip(), "pin": pin}
 
 
@@ -127,8 +132,8 @@ def login(node: Node, sessions: SessionStore, throttle: LoginThrottle, caller: C
     attempt = throttle.admit(limits_of(node.config).subjects(
         terminal=caller.terminal or None, address=caller.address, user=credentials.get("user")))
     try:
-        user, offline = node.directory.authenticate(credentials, printer=printer_id, collector=node.id,
-                                                    terminal=caller.terminal, source=caller.address)
+        who = node.directory.authenticate(credentials, printer=printer_id, collector=node.id,
+                                          terminal=caller.terminal, source=caller.address)
     except Unauthorized:
         throttle.failed(attempt)
         raise
@@ -137,8 +142,8 @@ def login(node: Node, sessions: SessionStore, throttle: LoginThrottle, caller: C
         raise
     throttle.succeeded(attempt)
     node.directory.printer(printer_id)  # an unknown printer is a 404 before a session exists
-    session = sessions.create(user, printer_id, bound_to=caller.binding, offline=offline)
-    return {"session": session.token, "user": user, "printer": printer_id, **list_jobs(node, session)}
+    session = sessions.create(who.user, printer_id, bound_to=caller.binding, offline=who.offline, only=who.job)
+    return {"session": session.token, "user": who.user, "printer": printer_id, **list_jobs(node, session)}
 
 
 def session_for(sessions: SessionStore, caller: Caller, token: str) -> Session:
@@ -220,6 +225,9 @@ def list_jobs(node: Node, session: Session, *, everything: bool = False) -> dict
         jobs = _jobs_from_peers(node, session.user, members, node.config.peer_timeout)
         total = len(jobs)
         jobs = jobs[:limit]
+    if session.only:  # a release code's session: its one job
+        jobs = [job for job in jobs if job.get("id") == session.only]
+        total = len(jobs)
     listed = [_availability(node, job, members) for job in jobs if job.get("state") in OPEN_STATES]
     # idle_seconds: how long the session lives without a call (the station's countdown).
     return {"jobs": listed, "jobs_total": total, "warnings": warnings,

@@ -19,7 +19,7 @@ class Outcome:
     sender: str
     subject: str
     message_id: str
-    held: list[tuple[str, int | None]] = field(default_factory=list)  # (title, pages)
+    held: list[tuple[str, int | None, str]] = field(default_factory=list)  # (title, pages, release code or "")
     refused: list[tuple[str, str]] = field(default_factory=list)      # (title, reason)
 
 
@@ -39,9 +39,15 @@ def compose(outcome: Outcome, *, sender: str, release_hint: str) -> EmailMessage
     lines = []
     if outcome.held:
         lines.append("Held for you:")
-        lines += [f"  - {title}" + (f" ({pages} page{'s' if pages != 1 else ''})" if pages else "")
-                  for title, pages in outcome.held]
-        lines += ["", release_hint, ""]
+        for title, pages, code in outcome.held:
+            lines.append(f"  - {title}" + (f" ({pages} page{'s' if pages != 1 else ''})" if pages else ""))
+            if code:
+                lines.append(f"    release code: {code[:3]} {code[3:6]} {code[6:]}")
+        if any(code for _, _, code in outcome.held):
+            lines += ["", "At any pullprint printer, choose \"Release code\" and type the code of the document: "
+                      "it prints that document, once.", ""]
+        else:
+            lines += ["", release_hint, ""]
     if outcome.refused:
         lines.append("Not printed:")
         lines += [f"  - {title}: {reason}" for title, reason in outcome.refused]

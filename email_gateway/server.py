@@ -117,7 +117,7 @@ class PrintByMail:
                     return f"550 5.7.1 {exc.message}"
                 outcome.refused.append((part.title, exc.message))
                 continue
-            outcome.held.append((part.title, held.pages))
+            outcome.held.append((part.title, held.pages, held.release_code))
             log.info("mail part held as job %s (%d bytes, %s)", held.job_id, len(part.data), part.content_type)
         self.replier.send_later(outcome)
         return f"250 OK: {len(outcome.held)} held, {len(outcome.refused)} not printed"

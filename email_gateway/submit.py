@@ -30,6 +30,7 @@ _FINAL = {400, 403, 409, 411, 413, 415}
 class Held:
     job_id: str
     pages: int | None
+    release_code: str = ""  # a guest's job: the code that releases it (only in this answer)
 
 
 class Refused(Exception):
@@ -95,7 +96,8 @@ class ClusterClient:
                 continue
             if status in (200, 201):
                 pages = answer.get("pages")
-                return Held(str(answer.get("id", "")), pages if isinstance(pages, int) else None)
+                return Held(str(answer.get("id", "")), pages if isinstance(pages, int) else None,
+                            str(answer.get("release_code") or ""))
             message = str(answer.get("message") or f"HTTP {status}")
             if status in _FINAL:
                 raise Refused(str(answer.get("error") or f"http-{status}"), message)

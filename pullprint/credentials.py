@@ -23,6 +23,18 @@ def badge_hash(pepper: bytes, badge: str) -> str:
     return hmac.new(pepper, badge.strip().encode(), hashlib.sha256).hexdigest()
 
 
+def release_code_hash(pepper: bytes, code: str) -> str:
+    """The stored, looked-up form of a guest job's release code (HMAC-SHA256, apart from badges'),
+    digits only: spaces and dashes as the code was printed in the mail do not count."""
+    digits = "".join(c for c in code if c.isdigit())
+    return hmac.new(pepper, b"release-code:" + digits.encode(), hashlib.sha256).hexdigest()
+
+
+def new_release_code() -> str:
+    """A fresh guest release code: 10 random digits (as throttled as PINs; the analyst stores its HMAC)."""
+    return f"{secrets.randbelow(10**10):010d}"
+
+
 def pin_hash(pin: str, *, salt: bytes | None = None) -> str:
     """The stored form of a PIN: ``scrypt$<salt b64>$<hash b64>``."""
     salt = salt or os.urandom(16)

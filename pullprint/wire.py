@@ -91,6 +91,9 @@ class JobSubmission:
     sha256: str = ""
     pages: int | None = None
     locations: tuple[str, ...] = ()  # the collectors holding a copy
+    # A guest's job (mail from outside the serviced domains): the HMAC of its release code, which
+    # alone releases it at any terminal (the code itself is only in the submit's answer).
+    release_code_hash: str = ""
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
@@ -113,6 +116,7 @@ class JobSubmission:
             site=text("site"), received_by=text("received_by"), submitted_at=record.get("submitted_at"),
             expires_at=record.get("expires_at"), size=int(record.get("size") or 0), sha256=text("sha256"),
             pages=None if pages is None else int(pages), locations=tuple(record.get("locations") or ()),
+            release_code_hash=text("release_code_hash"),
         )
 
     def to_headers(self) -> dict[str, str]:

@@ -14,7 +14,8 @@ from analyst.db import Base, UTCDateTime
 class Job(Base):
     __tablename__ = "jobs"
     # A retried submission (same CUPS job-uuid) finds the first job instead of creating a second one.
-    __table_args__ = (UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),)
+    __table_args__ = (UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
+                      UniqueConstraint("release_code_hash", name="uq_jobs_release_code_hash"))
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(64), index=True)
@@ -39,6 +40,8 @@ class Job(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claim_printer: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A guest's job: the HMAC (badge pepper) of its release code; unique, so a code finds one job.
+    release_code_hash: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     locations: Mapped[list[JobLocation]] = relationship(

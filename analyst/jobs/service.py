@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,7 +66,15 @@ def registration(body: Mapping[str, Any]) -> JobSubmission:
         expires_at=body.get("expires_at"),
         received_by=v.text(body, "received_by", default="", max_len=64) or "",
         locations=tuple(v.text_list(body, "locations", default=[], pattern=v.ID_PATTERN) or []),
+        release_code_hash=_code_hash(body),
     )
+
+
+def _code_hash(body: Mapping[str, Any]) -> str:
+    digest = v.text(body, "release_code_hash", default="", max_len=64) or ""
+    if digest and not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise BadRequest("bad-field", "release_code_hash must be 64 hex digits", field="release_code_hash")
+    return digest
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:
@@ -167,6 +176,7 @@ def register_job(session: Session, reg: JobSubmission, *, now: datetime, lifetim
         site=reg.site, state=JobState.HELD.value, state_reason="", submitted_at=submitted,
         expires_at=_time(reg.expires_at) or submitted + lifetime, received_by=reg.received_by, claim_token=0,
         updated_at=now, locations=[JobLocation(collector_id=c, added_at=now) for c in reg.locations],
+        release_code_hash=reg.release_code_hash or None,
     )
     try:
         # A savepoint, so that losing a race with a concurrent registration of the same job

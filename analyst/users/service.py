@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 
 from analyst.db import Database
 from analyst.events.service import record_event
+from analyst.jobs.models import Job
 from analyst.terminals.service import is_active
 from analyst.users.models import LoginFailure, User
-from pullprint.credentials import badge_hash, pin_hash, verify_pin
+from pullprint.credentials import badge_hash, pin_hash, release_code_hash, verify_pin
 from pullprint.errors import BadRequest, Conflict, Forbidden, Locked, NotFound, PullprintError, TooManyRequests
+from pullprint.states import RELEASABLE
 from pullprint.throttle import LoginLimits, LoginThrottle
 
 # Marks "leave this field as it is" in an upsert (None means "remove it").
@@ -95,9 +97,25 @@ class EmailPolicy:
 
     serviced_domains: tuple[str, ...] = ()
     auto_provision: bool = False
+    guest_printing: bool = False  # outside the serviced domains: a guest, each job with its release code
 
     def serves(self, domain: str) -> bool:
         return not self.serviced_domains or domain in self.serviced_domains
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Whose a sender's address is: a user (`provisioned` on this call), or a guest (no account)."""
+
+    user: str
+    email: str
+    provisioned: bool = False
+    guest: bool = False
+
+
+def guest_name(address: str) -> str:
+    """The owner a guest's jobs are held under: stable per address (accounting), not the address itself."""
+    return "guest-" + hashlib.sha256(address.encode()).hexdigest()[:16]
 
 
 def check_email(email: str, field: str = "email") -> tuple[str, str]:
@@ -119,10 +137,12 @@ def _free_name(session: Session, email: str) -> str:
     return name
 
 
-def resolve_email(session: Session, email: str, *, policy: EmailPolicy, now: datetime) -> tuple[User, bool]:
-    """The user `email` belongs to, (user, provisioned now); 403 with the reason when it is not served."""
+def resolve_email(session: Session, email: str, *, policy: EmailPolicy, now: datetime) -> Sender:
+    """Whose `email` is under `policy`; 403 with the reason when it is not served."""
     address, domain = check_email(email)
     if not policy.serves(domain):
+        if policy.guest_printing:
+            return Sender(guest_name(address), address, guest=True)
         raise Forbidden("not-serviced", f"mail from {domain} is not served here", domain=domain)
     user = session.scalars(select(User).where(User.email == address)).first()
     provisioned = False
@@ -137,7 +157,7 @@ def resolve_email(session: Session, email: str, *, policy: EmailPolicy, now: dat
         record_event(session, "user-provisioned", now=now, user=user.name, detail={"source": "email"})
     if not user.allowed:
         raise Forbidden("user-denied", f"{user.name} may not print; ask IT", user=user.name)
-    return user, provisioned
+    return Sender(user.name, user.email, provisioned)
 
 
 def find_user(session: Session, name: str) -> User | None:
@@ -255,12 +275,13 @@ class AuthResult:
     locked: bool = False
     refused: bool = False
     denied: bool = False  # the right credentials of a user who is denied (User.allowed false)
+    job: str | None = None  # a release code's login: the one job it releases
 
 
 def authenticate(db: Database, *, pepper: bytes, clock: Callable[[], datetime], limits: LoginLimits,
                  badge: str | None = None, user: str | None = None, pin: str | None = None,
-                 printer: str | None = None, collector: str | None = None, terminal: str | None = None,
-                 source: str | None = None) -> AuthResult:
+                 code: str | None = None, printer: str | None = None, collector: str | None = None,
+                 terminal: str | None = None, source: str | None = None) -> AuthResult:
     """Check a badge, or a user name and PIN; logs `login` / `login-failed` (never the badge or PIN).
 
     Throttled (pullprint/throttle.py) per terminal and source address as the collector reports them,
@@ -270,9 +291,9 @@ def authenticate(db: Database, *, pepper: bytes, clock: Callable[[], datetime], 
     names without one). The scrypt runs outside any transaction: its ~50 ms holding SQLite's write
     lock would make PIN guesses under invented names queue every registration and claim.
     """
-    if badge is None and (user is None or pin is None):
-        raise BadRequest("missing-field", "send a badge, or a user and a PIN")
-    method = "badge" if badge is not None else "pin"
+    if badge is None and code is None and (user is None or pin is None):
+        raise BadRequest("missing-field", "send a badge, a release code, or a user and a PIN")
+    method = "badge" if badge is not None else "code" if code is not None else "pin"
     where: dict[str, Any] = {"printer": printer, "collector": collector}
     detail: dict[str, Any] = {"method": method, **({"terminal": terminal} if terminal else {})}
     subjects = limits.subjects(terminal=terminal or None, address=source or None,
@@ -283,6 +304,7 @@ def authenticate(db: Database, *, pepper: bytes, clock: Callable[[], datetime], 
         return LoginThrottle(SqlFailures(session, rows), clock=lambda: clock().timestamp())
 
     digest = badge_hash(_pepper(pepper), badge) if badge is not None else None
+    code_digest = release_code_hash(_pepper(pepper), code) if code is not None else None
     oldest = timedelta(seconds=max(limits.terminal.window, limits.address.window, limits.user.window))
     with db.session(write=True) as session:
         now = clock()
@@ -299,6 +321,17 @@ def authenticate(db: Database, *, pepper: bytes, clock: Callable[[], datetime], 
             retry_after = exc.details["retry_after"]
             assert isinstance(retry_after, int)
             return AuthResult(retry_after=retry_after, locked=isinstance(exc, Locked))
+        if code_digest is not None:
+            # A guest's job code: one lookup, like a badge; it releases that job only, while it is open.
+            job = session.scalars(select(Job).where(Job.release_code_hash == code_digest,
+                                                    Job.state.in_([s.value for s in RELEASABLE]))).first()
+            if job is None:
+                throttle(session).failed(attempt)
+                record_event(session, "login-failed", now=now, **where, detail=detail)
+                return AuthResult()
+            throttle(session).succeeded(attempt)
+            record_event(session, "login", now=now, user=job.owner, job=job.id, **where, detail=detail)
+            return AuthResult(user=job.owner, job=job.id)
         if digest is not None:
             holder = session.scalars(select(User).where(User.badge_hash == digest)).first()
             if holder is None:

@@ -46,8 +46,8 @@ def resolve_email() -> ResponseReturnValue:
     body = json_body()
     email = v.required_text(body, "email", max_len=service.MAX_EMAIL)
     with transaction() as session:
-        user, provisioned = service.resolve_email(session, email, policy=analyst().email_policy, now=now())
-        return {"user": user.name, "email": user.email, "provisioned": provisioned}
+        sender = service.resolve_email(session, email, policy=analyst().email_policy, now=now())
+        return {"user": sender.user, "email": sender.email, "provisioned": sender.provisioned, "guest": sender.guest}
 
 
 @bp.get("/users")
@@ -69,6 +69,7 @@ def auth() -> ResponseReturnValue:
     badge = v.text(body, "badge", max_len=service.MAX_BADGE)
     user = v.text(body, "user", max_len=64)
     pin = v.text(body, "pin", max_len=service.MAX_PIN)
+    code = v.text(body, "code", max_len=32)
     printer = v.text(body, "printer", max_len=64)
     collector = v.text(body, "collector", max_len=64)
     # Where the attempt came from, as the collector saw it: the enrolled terminal and the address.
@@ -79,7 +80,7 @@ def auth() -> ResponseReturnValue:
     state = analyst()
     # Not in a request-wide transaction: the service opens short ones around its PIN check.
     result = service.authenticate(state.db, pepper=state.pepper, clock=state.clock, limits=state.login_limits,
-                                  badge=badge, user=user, pin=pin, printer=printer, collector=collector,
+                                  badge=badge, user=user, pin=pin, code=code, printer=printer, collector=collector,
                                   terminal=terminal, source=source)
     if result.refused:
         raise Forbidden("terminal-revoked", "this release station's enrollment was revoked")
@@ -89,4 +90,4 @@ def auth() -> ResponseReturnValue:
         raise refusal_of(Verdict(result.retry_after, result.locked))
     if result.user is None:
         raise Unauthorized("bad-credentials", BAD_CREDENTIALS)
-    return {"user": result.user}
+    return {"user": result.user, **({"job": result.job} if result.job else {})}

@@ -46,7 +46,7 @@ def test_a_collector_resolves_a_sender_and_hears_why_not(papi: Api) -> None:
     collector = papi.as_("collector", "c1")
     found = collector.post("/identities/email", json={"email": "ALICE@example.org"})
     assert found.status_code == 200 and found.json == {"user": "alice", "email": "alice@example.org",
-                                                       "provisioned": False}
+                                                       "provisioned": False, "guest": False}
     unknown = collector.post("/identities/email", json={"email": "dave@example.org"})
     assert unknown.status_code == 403 and unknown.json["error"] == "unknown-user"
     outside = collector.post("/identities/email", json={"email": "eve@elsewhere.example"})
@@ -64,7 +64,7 @@ def test_auto_provisioning_makes_one_user_per_new_address_of_a_serviced_domain(p
     first = collector.post("/identities/email", json={"email": "dave@example.org"})
     assert first.status_code == 200 and first.json["provisioned"] is True and first.json["user"] == "dave-2"
     again = collector.post("/identities/email", json={"email": "Dave@example.org"})
-    assert again.json == {"user": "dave-2", "email": "dave@example.org", "provisioned": False}
+    assert again.json == {"user": "dave-2", "email": "dave@example.org", "provisioned": False, "guest": False}
     assert collector.post("/identities/email", json={"email": "eve@elsewhere.example"}).status_code == 403
     events = papi.get("/events?kind=user-provisioned").json["events"]
     assert [e["user"] for e in events] == ["dave-2"]
@@ -87,3 +87,40 @@ def test_a_denied_user_cannot_log_in_or_be_resolved_and_keeps_held_jobs(papi: Ap
     assert next(u for u in collector.get("/sync").json["users"] if u["name"] == "alice")["allowed"] is False
     papi.post("/users", json={"name": "alice", "allowed": True})
     assert collector.post("/auth", json={"badge": "0012345678", "printer": "p1"}).json == {"user": "alice"}
+
+
+@pytest.fixture
+def guest_api(db_url: str, clock: Clock) -> Iterator[Api]:
+    app = create_app(make_config(db_url, serviced_domains=["example.org"], guest_printing=True))
+    app.extensions[EXTENSION].clock = clock
+    yield Api(app.test_client())
+    app.extensions[EXTENSION].db.dispose()
+
+
+def test_guests_outside_the_serviced_domains_release_one_job_by_its_code(guest_api: Api) -> None:
+    from analyst.users.service import guest_name
+    from pullprint.credentials import release_code_hash
+    from tests.analyst.conftest import PEPPER
+
+    collector = guest_api.as_("collector", "c1")
+    sender = collector.post("/identities/email", json={"email": "Visitor@Partner.example"}).json
+    assert sender == {"user": guest_name("visitor@partner.example"), "email": "visitor@partner.example",
+                      "provisioned": False, "guest": True}
+    assert guest_api.get("/users").json["users"] == []  # a guest is no account
+    digest = release_code_hash(PEPPER.encode(), "4045698253")
+    body = job_body("g1", owner=sender["user"], release_code_hash=digest)
+    assert collector.post("/jobs", json=body).status_code == 201
+    assert collector.post("/jobs", json=job_body("g2", owner=sender["user"])).status_code == 201
+    bad = collector.post("/jobs", json=job_body("g3", owner=sender["user"], release_code_hash="not-hex"))
+    assert bad.status_code == 400
+    # The code, however it is spaced, names the one job; a wrong one is an ordinary miss.
+    assert collector.post("/auth", json={"code": "404 569 8253", "printer": "p1"}).json == {
+        "user": sender["user"], "job": "g1"}
+    assert collector.post("/auth", json={"code": "4045698254", "printer": "p1"}).status_code == 401
+    # It dies with the job: printed (or expired, deleted), the code opens nothing.
+    claim = collector.post("/jobs/g1/claim", json={"collector": "c1", "printer": "p1", "user": sender["user"]}).json
+    collector.post("/jobs/g1/finish", json={"token": claim["token"], "state": "printed", "printer": "p1",
+                                            "collector": "c1"})
+    assert collector.post("/auth", json={"code": "4045698253", "printer": "p1"}).status_code == 401
+    # The site's own domains are still users only.
+    assert collector.post("/identities/email", json={"email": "dave@example.org"}).json["error"] == "unknown-user"

@@ -168,3 +168,57 @@ def test_a_denied_user_is_refused_at_mail_and_login_and_keeps_held_jobs(mailed: 
     assert len(jobs) == 1  # still held, releasable again once allowed
     assert not _held(mailed, bob, "bob after")[1]
     requests.delete(f"{mailed.lb_url}/api/v1/sessions/{session}", timeout=10, **tls(mailed))
+
+
+# --- guests (HP's job PIN): mail from outside the serviced domains, a release code per job ----------------------
+
+@pytest.fixture(scope="module")
+def guests():
+    state = cluster_state_dir()
+    with LocalCluster(state, n_collectors=2, n_printers=1, with_cupsd=False, with_mail=True,
+                      extra_env={"PULLPRINT_ANALYST_GUEST_PRINTING": "1",
+                                 "PULLPRINT_MAIL_REPLY_DELAY_SECONDS": "0.2"}) as running:
+        yield running
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def _code_for(cluster: LocalCluster, guest: str, title: str) -> str:
+    def find() -> str | None:
+        for reply in _replies(cluster, guest):
+            text = reply.get_content()
+            lines = text.splitlines()
+            for i, line in enumerate(lines):
+                if line.strip().startswith(f"- {title}") and i + 1 < len(lines) and "release code:" in lines[i + 1]:
+                    return "".join(c for c in lines[i + 1] if c.isdigit())
+        return None
+    return wait_for(find, 15, f"the release code of {title}")
+
+
+def test_a_guest_releases_each_mailed_document_with_its_own_code_once(guests: LocalCluster) -> None:
+    guest = "visitor@partner.example"
+    first, second = PDF + b"% first\n", PDF + b"% second\n"
+    assert _send(guests, _mail(guest, attachments=[("Boarding pass.pdf", "application/pdf", first)]))[0] == 250
+    assert _send(guests, _mail(guest, attachments=[("Agenda.pdf", "application/pdf", second)]))[0] == 250
+    code = _code_for(guests, guest, "Boarding pass.pdf")
+    other = _code_for(guests, guest, "Agenda.pdf")
+    assert len(code) == 10 and code != other
+    # No analyst record or log holds the code itself.
+    assert code not in (guests.state_dir / "mail" / "gateway.log").read_text()
+    assert all(code not in (c.spool_dir.parent / "collector.log").read_text() for c in guests.collectors.values())
+    # The code alone, at any terminal: a session for that one job (not the guest's other one).
+    answer = login(guests, guests.printers[0]["id"], code=f"{code[:3]} {code[3:6]} {code[6:]}")
+    assert answer.status_code == 201, answer.text
+    assert [j["title"] for j in answer.json()["jobs"]] == ["Boarding pass.pdf"]
+    result = release(guests, answer.json()["session"], {"all": True}).json()
+    assert [r["status"] for r in result["results"]] == ["printed"]
+    hashes = received_hashes(guests.printers[0])
+    assert hashes.count(sha(first)) == 1 and sha(second) not in hashes
+    # Single use: the printed job's code opens nothing; the other code still opens the other job.
+    again = login(guests, guests.printers[0]["id"], code=code)
+    assert again.status_code == 401 and again.json()["error"] == "bad-credentials"
+    assert [j["title"] for j in login(guests, guests.printers[0]["id"], code=other).json()["jobs"]] == ["Agenda.pdf"]
+
+
+def test_guessing_release_codes_is_throttled(guests: LocalCluster) -> None:
+    statuses = [login(guests, guests.printers[0]["id"], code=f"{n:010d}").status_code for n in range(12)]
+    assert statuses[0] == 401 and statuses[-1] in (423, 429)

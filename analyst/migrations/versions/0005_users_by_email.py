@@ -1,4 +1,5 @@
-"""Users by email: a unique address per user (when set), and the allow/deny switch.
+"""Print by mail: users by email (a unique address per user, when set), the allow/deny switch, and
+guests' jobs with a release code (its HMAC).
 
 Revision ID: 0005
 Revises: 0004
@@ -26,9 +27,15 @@ def upgrade() -> None:
                "(SELECT MIN(id) FROM users WHERE email != '' GROUP BY email)")
     op.create_index("ix_users_email", "users", ["email"], unique=True, sqlite_where=sa.text("email != ''"),
                     postgresql_where=sa.text("email != ''"))
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("release_code_hash", sa.String(64), nullable=True))
+        batch.create_unique_constraint("uq_jobs_release_code_hash", ["release_code_hash"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_constraint("uq_jobs_release_code_hash", type_="unique")
+        batch.drop_column("release_code_hash")
     op.drop_index("ix_users_email", table_name="users")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("allowed")
