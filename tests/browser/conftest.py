@@ -24,6 +24,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SESSION_IDLE_SECONDS = 20  # short enough for the countdown test to watch it run out
+RELEASE_WAIT_SECONDS = 5
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is installed by scripts/run (dev group)")
 if not Path(CHROMIUM).exists():
@@ -36,6 +37,8 @@ def cluster() -> Iterator[LocalCluster]:
     with LocalCluster(state, n_collectors=2, n_printers=2, with_cupsd=False,
                       extra_env={"PULLPRINT_COLLECTOR_SESSION_IDLE_SECONDS": str(SESSION_IDLE_SECONDS),
                                  "PULLPRINT_COLLECTOR_HEALTH_MAX_AGE": "0.5",
+                                 # A release answers within 5 s; a slower printer's jobs are "queued".
+                                 "PULLPRINT_COLLECTOR_RELEASE_WAIT_SECONDS": str(RELEASE_WAIT_SECONDS),
                                  "PULLPRINT_COLLECTOR_POLL_INTERVAL_SECONDS": "1",
                                  # A lease that lapses within a test: the interrupted release.
                                  "PULLPRINT_COLLECTOR_LEASE_SECONDS": "4",

@@ -218,6 +218,31 @@ def test_a_jammed_printer_refuses_and_the_station_suggests_the_one_nearby(cluste
         cluster.sim.control.clear("p1")
 
 
+def test_a_slow_printer_leaves_the_job_queued_and_it_prints_shortly(cluster, browser):
+    from tests.browser.conftest import RELEASE_WAIT_SECONDS
+
+    clear_jobs(cluster, "carol")
+    carol = user(cluster, "carol")
+    data = pdf(6, "slow")
+    job_id = submit_job(cluster, "carol", data, "Long handbook")
+    page = open_station(browser, cluster, "p1")
+    badge_in(page, carol["badge"])
+    cluster.sim.control.sink("p1", delay_seconds=RELEASE_WAIT_SECONDS + 3)  # takes the bytes late
+    try:
+        page.click("#release-all")
+        page.wait_for_selector(f'#result-list li[data-job="{job_id}"]', timeout=(RELEASE_WAIT_SECONDS + 10) * 1000)
+        result = page.locator(f'#result-list li[data-job="{job_id}"]')
+        assert result.get_attribute("data-status") == "queued"
+        assert result.locator(".what").inner_text() == "Queued: prints shortly"
+        assert job_record(cluster, job_id)["state"] == "releasing"  # really still going out
+        # The list says so too: the job is being released, not offered again.
+        assert "being released" in row(page, job_id).locator(".tag").inner_text()
+        wait_for(lambda: job_record(cluster, job_id)["state"] == "printed", 30, "the queued job to print")
+    finally:
+        cluster.sim.control.sink("p1", delay_seconds=0)
+    assert received_hashes(cluster.printers[0]).count(sha(data)) == 1
+
+
 def test_an_interrupted_release_waits_for_the_users_confirmation(cluster, browser):
     clear_jobs(cluster, "bob")
     bob = user(cluster, "bob")
