@@ -26,11 +26,13 @@ def create_app(config: CollectorConfig | None = None, node: Node | None = None, 
     app.config[peer.INSECURE] = config.insecure_plain_http
     app.extensions["pullprint.node"] = node or build_node(config)
 
-    from collector import api, internal_api, station
+    from collector import api, internal_api, metrics, station, uploads
 
     app.register_blueprint(api.bp)
     app.register_blueprint(internal_api.bp)
+    app.register_blueprint(uploads.bp)
     station.init_app(app, language=config.station_language)
+    metrics.init_app(app, config.id)
 
     @app.errorhandler(PullprintError)
     def pullprint_error(exc: PullprintError) -> tuple[Response, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -74,7 +75,7 @@ def main(argv: list[str]) -> int:
     argv, tls_env = gunicorn_command("collector.app:create_app()", bind=cfg.bind, workers=cfg.workers,
                                      threads=cfg.threads, tls=cfg.tls(),
                                      extra=("--timeout", "300", "--name", f"pullprint-collector-{cfg.id}"))
-    gunicorn = subprocess.Popen(argv, env={**env, **tls_env})
+    gunicorn = subprocess.Popen(argv, env={**env, **tls_env, **_metrics_dir(cfg)})
     housekeeper = Housekeeper(node)
     housekeeper.start()
     poller = _start_poller(node)
@@ -106,6 +107,15 @@ def main(argv: list[str]) -> int:
     if output_cupsd is not None:
         output_cupsd.stop()
     return 0 if stopping.is_set() else 1
+
+
+def _metrics_dir(cfg: CollectorConfig) -> dict[str, str]:
+    """An empty folder for the workers' Prometheus figures (collector/metrics.py), wiped at each start:
+    a count from a previous run must not be added to this one's."""
+    folder = Path(cfg.spool_dir) / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700, parents=True)
+    return {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
 
 
 def _start_output_cupsd(cfg: CollectorConfig) -> LocalCupsd | None:

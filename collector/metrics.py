@@ -1,18 +1,56 @@
-"""Prometheus metrics for a collector: counters kept in Redis so every worker process adds to the same numbers."""
+"""Prometheus metrics of a collector, with prometheus_client: counters, latency histograms, live gauges.
+
+Under gunicorn the client runs in multiprocess mode: `pullprint collector` points
+PROMETHEUS_MULTIPROC_DIR at an empty folder of the node's (collector/cli.py), every worker writes
+its figures there, and a scrape of any worker sums them all (nodeserver/gunicorn_conf.py drops a
+dead worker's live files). Without it (a test's app in one process) the default registry serves.
+Gauges that describe the node now (spool, journal, replication) are read when scraped.
+"""
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
-from pullprint import keys
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+disable_created_metrics()  # no *_created series beside each counter
 
-def count(redis: Any, collector_id: str, name: str, amount: int = 1) -> None:
-    try:
-        redis.hincrby(keys.collector_metrics(collector_id), name, amount)
-    except Exception:  # noqa: BLE001 - metrics never fail a request
-        pass
+COUNTER_HELP = {
+    "jobs_received": "Jobs stored and acknowledged (201).",
+    "jobs_repeated": "Submissions answered with an existing job (the same Idempotency-Key).",
+    "jobs_refused_too_few_copies": "Submissions refused because the copies a job needs could not be kept.",
+    "logins": "Terminal logins that opened a session.",
+    "logins_failed": "Terminal logins refused: wrong credentials, throttled or locked out.",
+    "jobs_printed": "Jobs released and printed through this collector.",
+}
+_COUNTERS = {name: Counter(f"pullprint_collector_{name}", text, ["collector"]) for name, text in COUNTER_HELP.items()}
 
+# From a fast login on a LAN (~10 ms) to a release that waits for a busy printer (release_wait_seconds).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+_LATENCY = {
+    "api.submit_job": Histogram("pullprint_collector_submit_seconds", "Job submissions, from the request to the "
+                                "answer (the whole upload, fsync, replica and registration).",
+                                ["collector", "status"], buckets=LATENCY_BUCKETS),
+    "api.create_session": Histogram("pullprint_collector_login_seconds", "Terminal logins, from the request to the "
+                                    "answer with the user's jobs.", ["collector", "status"], buckets=LATENCY_BUCKETS),
+    "api.release": Histogram("pullprint_collector_release_seconds", "Release requests, from the request to the "
+                             "answer (at most release_wait_seconds; later jobs are queued).",
+                             ["collector", "status"], buckets=LATENCY_BUCKETS),
+}
 
 GAUGE_HELP = {
     "spool_jobs": "Job copies in this collector's spool.",
@@ -24,18 +62,51 @@ GAUGE_HELP = {
 }
 
 
+def count(redis: Any, collector_id: str, name: str, amount: int = 1) -> None:
+    """Add `amount` to the counter `name` (COUNTER_HELP). `redis` is not used any more: kept so that
+    callers need not change."""
+    counter = _COUNTERS.get(name)
+    if counter is not None and amount:
+        counter.labels(collector=collector_id).inc(amount)
+
+
+def init_app(app: Flask, collector_id: str) -> None:
+    """Time the submit, login and release views (histograms above) and show every counter from 0."""
+    for counter in _COUNTERS.values():
+        counter.labels(collector=collector_id)
+
+    @app.before_request
+    def start_timer() -> None:
+        if request.endpoint in _LATENCY:
+            g.pullprint_started = time.perf_counter()
+
+    @app.after_request
+    def observe(response: Response) -> Response:
+        started = g.pop("pullprint_started", None)
+        if started is not None and request.endpoint in _LATENCY:
+            _LATENCY[request.endpoint].labels(collector=collector_id, status=str(response.status_code)).observe(
+                time.perf_counter() - started)
+        return response
+
+
+class _Live(Collector):
+    def __init__(self, collector_id: str, gauges: dict[str, float]) -> None:
+        self.collector_id, self.gauges = collector_id, gauges
+
+    def collect(self) -> Any:
+        for name, value in sorted(self.gauges.items()):
+            family = GaugeMetricFamily(f"pullprint_collector_{name}", GAUGE_HELP.get(name, name), labels=["collector"])
+            family.add_metric([self.collector_id], value)
+            yield family
+
+
 def render(redis: Any, collector_id: str, gauges: dict[str, float]) -> str:
-    lines = []
-    try:
-        counters = redis.hgetall(keys.collector_metrics(collector_id))
-    except Exception:  # noqa: BLE001
-        counters = {}
-    for name, value in sorted(counters.items()):
-        metric = f"pullprint_collector_{name}_total"
-        lines += [f"# TYPE {metric} counter", f'{metric}{{collector="{collector_id}"}} {value}']
-    for name, value in sorted(gauges.items()):
-        metric = f"pullprint_collector_{name}"
-        if name in GAUGE_HELP:
-            lines.append(f"# HELP {metric} {GAUGE_HELP[name]}")
-        lines += [f"# TYPE {metric} gauge", f'{metric}{{collector="{collector_id}"}} {value}']
-    return "\n".join(lines) + "\n"
+    """The /metrics page: every worker's counters and histograms, then the live gauges."""
+    if os.environ.get(MULTIPROCESS_DIR_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    live = CollectorRegistry()
+    live.register(_Live(collector_id, gauges))
+    return (generate_latest(registry) + generate_latest(live)).decode()

@@ -19,3 +19,12 @@ worker_class = "nodeserver.worker.PeerCertWorker"
 def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     files = TlsFiles(conf.ca_certs, conf.certfile, conf.keyfile, os.environ.get("PULLPRINT_TLS_CRL_FILE", ""))
     return server_context(files, ssl.VerifyMode(conf.cert_reqs))
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker that exits leaves its Prometheus figures behind for the others to sum; its live
+    gauges go (prometheus_client multiprocess mode, collector/metrics.py)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
