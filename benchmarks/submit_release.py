@@ -154,6 +154,51 @@ def run_pool(count: int, workers: int, fn: Any) -> tuple[float, list[Any]]:
     return time.perf_counter() - start, results
 
 
+class TreeCpu:
+    """CPU seconds (user + system) spent by this process's descendants, benchmark process excluded.
+
+    Summed from /proc: each live descendant's own time plus the time of the children it has reaped
+    (cupsd reaps its backends, so their CPU is counted). Read before and after a phase, the
+    difference is what the servers spent on it; the load generator (this process, and the `lp`
+    clients it reaps) is not in it.
+    """
+
+    TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    @staticmethod
+    def _stat(pid: int) -> tuple[int, int] | None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            # after the command: state ppid ... utime(12) stime(13) cutime(14) cstime(15)
+            return int(fields[1]), sum(int(x) for x in fields[11:15])
+        return None
+
+    @classmethod
+    def seconds(cls) -> float:
+        me = os.getpid()
+        parents: dict[int, int] = {}
+        ticks: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                info = cls._stat(int(entry))
+                if info is not None:
+                    parents[int(entry)], ticks[int(entry)] = info
+        total = 0
+        for pid, tick in ticks.items():
+            ancestor, hops = parents.get(pid), 0
+            while ancestor and ancestor != me and hops < 64:
+                ancestor, hops = parents.get(ancestor), hops + 1
+            if ancestor == me:
+                total += tick
+        return total / cls.TICK
+
+    @classmethod
+    def measure(cls, fn: Any) -> tuple[Any, float]:
+        before = cls.seconds()
+        result = fn()
+        return result, cls.seconds() - before
+
+
 # -- reference: plain CUPS ---------------------------------------------------------------------------
 
 def reference_run(base: Path, docs: list[tuple[Path, str]], submitters: int) -> dict[str, Any]:
@@ -179,7 +224,7 @@ def reference_run(base: Path, docs: list[tuple[Path, str]], submitters: int) -> 
                 raise RuntimeError(f"lp said {out!r}")
             return int(match.group(1))
 
-        elapsed, job_ids = run_pool(len(docs), submitters, submit)
+        (elapsed, job_ids), cpu = TreeCpu.measure(lambda: run_pool(len(docs), submitters, submit))
         conn = cups.Connection(host=cupsd.host, port=cupsd.port)
         held = [j for j, attrs in conn.getJobs(which_jobs="not-completed", requested_attributes=[
             "job-id", "job-state"]).items() if attrs.get("job-state") == cups.IPP_JOB_HELD]
@@ -196,6 +241,7 @@ def reference_run(base: Path, docs: list[tuple[Path, str]], submitters: int) -> 
             "what": "private cupsd, raw queue -> socket:// sink; lp -H indefinite; pycups setJobHoldUntil no-hold",
             "submit": {"jobs": len(docs), "submitters": submitters, "seconds": round(elapsed, 3),
                        "jobs_per_s": round(len(docs) / elapsed, 2),
+                       "server_cpu_ms_per_job": round(cpu * 1000 / len(docs), 2),
                        "until": "every lp has returned (cupsd holds the job)"},
             "release": {"jobs": len(latencies), "latency": percentiles(latencies)},
         }
@@ -217,10 +263,17 @@ class Client:
         self.tls = {"verify": cluster.ca_file, "cert": cluster.admin_cert}
         self.local = threading.local()
 
+    def new_session(self) -> requests.Session:
+        """A session that trusts the cluster CA and presents the operator's certificate. Not from the
+        environment: requests lets REQUESTS_CA_BUNDLE override a session's own `verify`."""
+        session = requests.Session()
+        session.trust_env = False
+        session.verify, session.cert = self.tls["verify"] or True, self.tls["cert"]
+        return session
+
     def session(self) -> requests.Session:
         if not hasattr(self.local, "s"):
-            self.local.s = requests.Session()
-            self.local.s.verify, self.local.s.cert = self.tls["verify"], self.tls["cert"]
+            self.local.s = self.new_session()
         return self.local.s  # type: ignore[no-any-return]
 
     def submit(self, owner: str, path: Path) -> str:
@@ -277,6 +330,7 @@ def pullprint_run(base: Path, docs: list[tuple[Path, str]], lp_docs: int, submit
             subprocess.run(["lp", "-d", "SecurePrint", "-U", "alice", "-t", subset[i][0].name, str(subset[i][0])],
                            check=True, capture_output=True, env=env)
 
+        cpu_before = TreeCpu.seconds()
         start = time.perf_counter()
         lp_elapsed, _ = run_pool(len(subset), submitters, lp)
         deadline = time.monotonic() + 600
@@ -285,16 +339,20 @@ def pullprint_run(base: Path, docs: list[tuple[Path, str]], lp_docs: int, submit
                 raise RuntimeError("the lp jobs did not all reach the cluster")
             time.sleep(0.05)
         total = time.perf_counter() - start
+        lp_cpu = TreeCpu.seconds() - cpu_before
         result["submit_lp"] = {
             "jobs": len(subset), "submitters": submitters, "lp_returned_s": round(lp_elapsed, 3),
             "seconds": round(total, 3), "jobs_per_s": round(len(subset) / total, 2),
+            "server_cpu_ms_per_job": round(lp_cpu * 1000 / len(subset), 2),
             "until": "the analyst lists every job held (each one acknowledged by a collector: spooled, "
                      "replicated, registered)"}
 
         # (b) direct POSTs through HAProxy, as the backend sends them (owner bob), several submitters.
-        elapsed, ids = run_pool(len(docs), submitters, lambda i: client.submit("bob", docs[i][0]))
+        (elapsed, ids), http_cpu = TreeCpu.measure(
+            lambda: run_pool(len(docs), submitters, lambda i: client.submit("bob", docs[i][0])))
         result["submit_http"] = {"jobs": len(docs), "submitters": submitters, "seconds": round(elapsed, 3),
                                  "jobs_per_s": round(len(docs) / elapsed, 2),
+                                 "server_cpu_ms_per_job": round(http_cpu * 1000 / len(docs), 2),
                                  "until": "every POST /api/v1/jobs through HAProxy has answered 201"}
 
         # Release bob's jobs one at a time at p1: request -> last byte in the sink.
@@ -415,7 +473,7 @@ def scenario_login_one_dead(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter() + 0.2
 
         def worker() -> None:
-            session = requests.Session()
+            session = client.new_session()
             while True:
                 with lock:
                     i = next(counter, None)
@@ -438,7 +496,7 @@ def scenario_login_one_dead(args: argparse.Namespace) -> dict[str, Any]:
                 except requests.RequestException as exc:
                     outcome = f"error-{type(exc).__name__}"
                     errors.setdefault(outcome, str(exc)[:300])
-                    session = requests.Session()
+                    session = client.new_session()
                 ended = time.perf_counter()
                 took = ended - started
                 if outcome == "ok" and took > LOGIN_BUDGET:
