@@ -5,18 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from collector import copies, intake, metrics, status, terminal
 from collector.release import release_jobs
 from collector.sessions import SessionStore
 from collector.spool import TruncatedUpload
-from collector.throttle import site_throttle
-from collector.web import json_body, node
+from collector.web import json_body, login_throttle, node
 from nodeserver import peer
 from pullprint.errors import Locked, TooManyRequests, Unauthorized
 from pullprint.states import JobState
-from pullprint.throttle import LoginThrottle, MemoryFailures
+from pullprint.throttle import LoginThrottle
 
 bp = Blueprint("api", __name__)
 READ_SIZE = 64 * 1024
@@ -62,21 +61,15 @@ def submit_job() -> tuple[Response, int]:
     return jsonify(answer), 201 if created else 200
 
 
-def _throttle() -> LoginThrottle:
-    # The memory beside Redis lives as long as this worker's app: it is what limits with Redis away.
-    memory = current_app.extensions.setdefault("pullprint.login_memory", MemoryFailures())
-    return site_throttle(node().redis, memory)
-
-
 def _caller(throttle: LoginThrottle | None = None) -> terminal.Caller:
-    return terminal.identify(node(), throttle or _throttle(), request.headers.get("Authorization"),
+    return terminal.identify(node(), throttle or login_throttle(), request.headers.get("Authorization"),
                              peer.client_address())
 
 
 @bp.post("/api/v1/sessions")
 def create_session() -> tuple[Response, int]:
     n = node()
-    throttle = _throttle()
+    throttle = login_throttle()
     try:
         answer = terminal.login(n, sessions(), throttle, _caller(throttle), json_body())
     except (Unauthorized, TooManyRequests, Locked):
@@ -124,7 +117,7 @@ def release(token: str) -> Response:
 @bp.post("/api/v1/terminals/enroll")
 def enroll_terminal() -> tuple[Response, int]:
     """Redeem a one-time enrollment code (at the analyst) for the terminal's credential, shown once."""
-    return jsonify(terminal.enroll(node(), _throttle(), peer.client_address(), json_body())), 201
+    return jsonify(terminal.enroll(node(), login_throttle(), peer.client_address(), json_body())), 201
 
 
 @bp.get("/openapi.json")

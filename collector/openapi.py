@@ -63,6 +63,8 @@ DOCUMENT: dict[str, Any] = {
                             # enrollment code redeemed at POST /api/v1/terminals/enroll). Optional only
                             # where the site allows unenrolled terminals (allow_unenrolled_terminals).
                             "terminalToken": {"type": "http", "scheme": "bearer"},
+                            # A user's own name (or email) and PIN: uploads (docs/email.md).
+                            "userPin": {"type": "http", "scheme": "basic"},
                             # Node calls (/internal/): mutual TLS, a certificate from the cluster CA whose role
                             # is collector; the collector's port takes no connection without a cluster
                             # certificate (the public calls reach it through HAProxy's, role lb).
@@ -195,6 +197,43 @@ DOCUMENT: dict[str, Any] = {
                                             {"name": "lang", "in": "query", "schema": {"type": "string",
                                                                                        "enum": ["en", "de"]}}],
                              "responses": {"200": {"description": "HTML page"}}}},
+        "/upload": {"get": {"summary": "The upload page for phones and laptops (HTML; docs/email.md)",
+                            "responses": {"200": {"description": "HTML page"}}}},
+        "/api/v1/uploads": {"post": {
+            "summary": "A user's upload: each file held as a job of theirs (their own credential, not a submit token)",
+            "description": "HTTP Basic with the user's name (or email address) and PIN, throttled like terminal "
+                           "logins. Each file becomes a job through the same intake as the CUPS backend's; what "
+                           "it is comes from its bytes (PDF, PostScript, PCL, plain text).",
+            "security": [{"userPin": []}],
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"], "properties": {
+                    "file": {"type": "array", "maxItems": 10, "items": {"type": "string", "format": "binary"}},
+                    "copies": {"type": "integer", "minimum": 1, "maximum": 99},
+                    "sides": {"type": "string", "enum": ["one-sided", "two-sided"]},
+                    "color": {"type": "string", "enum": ["monochrome", "color"]}}}}}},
+            "responses": {
+                "201": _json({"type": "object", "properties": {
+                    "user": {"type": "string"},
+                    "held": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "string"}, "title": {"type": "string"},
+                        "pages": {"type": ["integer", "null"]}, "copies": {"type": "integer"}}}},
+                    "refused": {"type": "array", "items": {"type": "object", "properties": {
+                        "title": {"type": "string"}, "reason": {"type": "string"}}}}}}, "held"),
+                "400": _error("missing-file, too-many-files, bad-field, length-required"),
+                "401": _error("credentials-required, bad-credentials"),
+                "403": _error("user-denied"),
+                "413": _error("larger than max_job_bytes"),
+                "422": _error("no file could be held (each refused by name)"),
+                "423": _error("locked (`retry_after`)"), "429": _error("too-many-attempts (`retry_after`)"),
+                "503": _error("cannot keep the copies a job needs now; retry")}}},
+        "/api/v1/printers": {"get": {
+            "summary": "Printers for people: in service, every word of q in the id, location, building, room or tags",
+            "parameters": [{"name": "q", "in": "query", "schema": {"type": "string"}},
+                           {"name": "tag", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}}],
+            "responses": {"200": _json({"type": "object", "properties": {"printers": {"type": "array", "items": {
+                "type": "object", "properties": {"id": {"type": "string"}, "location": {"type": "string"},
+                                                 "tags": {"type": "array", "items": {"type": "string"}}}}}}})}}},
         "/favicon.ico": {"get": {"summary": "The release station's icon (SVG)",
                                  "responses": {"200": {"description": "image/svg+xml"}}}},
         "/release/enroll": {"get": {"summary": "Enrols the browser as a release station: the one-time code "

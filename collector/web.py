@@ -1,4 +1,4 @@
-"""What both of the collector's blueprints read from Flask: this app's Node and a request's JSON object body."""
+"""What the collector's blueprints read from Flask: this app's Node, its login throttle, a request's JSON body."""
 
 from __future__ import annotations
 
@@ -8,13 +8,22 @@ from typing import Any
 from flask import current_app, request
 
 from collector.node import Node
+from collector.throttle import site_throttle
 from pullprint.errors import BadRequest, TooLarge
+from pullprint.throttle import LoginThrottle, MemoryFailures
 
 
 def node() -> Node:
     """The Node `create_app` built for this app."""
     built: Node = current_app.extensions["pullprint.node"]
     return built
+
+
+def login_throttle() -> LoginThrottle:
+    """The site's login throttle: counts in Redis, and in this worker's memory beside it (what limits
+    while Redis is away; it lives as long as this worker's app)."""
+    memory = current_app.extensions.setdefault("pullprint.login_memory", MemoryFailures())
+    return site_throttle(node().redis, memory)
 
 
 def json_body() -> dict[str, Any]:

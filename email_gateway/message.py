@@ -15,9 +15,8 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 
-# What printers take as they are (rendering other kinds is not done yet: docs/email.md).
-KINDS = {"application/pdf": "PDF", "application/postscript": "PostScript", "application/vnd.hp-pcl": "PCL",
-         "text/plain": "text"}
+from pullprint.documents import kind_of
+
 _TITLE_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -45,26 +44,6 @@ class Mail:
 
 class BadMail(Exception):
     """A mail that cannot be read at all (the SMTP answer is a 550 with this text)."""
-
-
-def sniff(data: bytes) -> str | None:
-    """The printable kind of `data` by its first bytes, or None."""
-    head = data[:1024].lstrip(b"\r\n\t ")
-    if head.startswith(b"%PDF-"):
-        return "application/pdf"
-    if head.startswith(b"%!PS") or head.startswith(b"\x04%!PS"):
-        return "application/postscript"
-    if head.startswith((b"\x1bE", b"\x1b%-12345X")):
-        return "application/vnd.hp-pcl"
-    return None
-
-
-def _is_text(data: bytes) -> bool:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return not any(c in text for c in "\x00\x1b")
 
 
 def _title(name: str | None, fallback: str) -> str:
@@ -108,8 +87,7 @@ def parse(raw: bytes, *, max_parts: int) -> Mail:
                     continue
                 payload = attachment.get_payload(decode=True)
                 data = payload if isinstance(payload, bytes) else b""
-                kind = sniff(data) or ("text/plain" if attachment.get_content_type() == "text/plain"
-                                       and _is_text(data) else None)
+                kind = kind_of(data, "text/plain" if attachment.get_content_type() == "text/plain" else "other")
                 if not data:
                     refused.append(Refusal(title, "the attachment is empty"))
                 elif kind is None:

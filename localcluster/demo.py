@@ -52,6 +52,7 @@ Try it:
        curl -s --url smtp://{info['smtp']} --ssl-reqd --cacert {info['ca_file']} --mail-from {alice['email']} \\
             --mail-rcpt {info['print_address']} --upload-file /tmp/mail.eml
      The reply the gateway sent (what is held, what was not): ls {info['mail_outbox']}
+  6. Or upload from a phone or laptop (user alice or {alice['email']}, PIN {alice['pin']}): {lb}/upload
   Or open printer {p1['id']}'s release station in a browser (a one-time enrolment link; cluster.json has
   each printer's kiosk_url): {p1['kiosk_url']}
   (the browser does not know the demo's CA: accept its certificate, or import {info['ca_file']})

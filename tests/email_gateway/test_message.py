@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from email_gateway.message import BadMail, parse, sniff
+from email_gateway.message import BadMail, parse
 from email_gateway.server import SenderLimit
+from pullprint.documents import sniff
 
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n%%EOF\n"
 
