@@ -32,7 +32,7 @@ def create_app(config: CollectorConfig | None = None, node: Node | None = None, 
     app.register_blueprint(internal_api.bp)
     app.register_blueprint(uploads.bp)
     station.init_app(app, language=config.station_language)
-    metrics.init_app(app, config.id)
+    metrics.init_app(app, config.id, config.spool_dir)
 
     @app.errorhandler(PullprintError)
     def pullprint_error(exc: PullprintError) -> tuple[Response, int]:

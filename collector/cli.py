@@ -87,10 +87,14 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    reported_cycle: object = None
     while not stopping.is_set() and gunicorn.poll() is None:
         stopping.wait(0.5)
         if output_cupsd is not None and not stopping.is_set():
             output_cupsd.check()
+        if poller.last_cycle.get("at") != reported_cycle:
+            reported_cycle = poller.last_cycle.get("at")
+            _record_poll_cycle(node, poller)
     housekeeper.stop_event.set()
     poller.stop()
     try:
@@ -128,6 +132,18 @@ def _start_output_cupsd(cfg: CollectorConfig) -> LocalCupsd | None:
     except Exception as exc:  # noqa: BLE001 - socket:// printers still work; the watch retries
         logging.getLogger(__name__).error("the local cupsd for ipp/lpd output could not start: %s", exc)
     return output_cupsd
+
+
+def _record_poll_cycle(node: Node, poller: HealthPoller) -> None:
+    """The poller's last cycle and its printers' states, for the workers' /metrics (collector/status.py)."""
+    from collector.health.policy import judge
+    from collector.status import record_poll_cycle
+
+    printers = {str(p.get("id")): p for p in node.directory.printers()}
+    states = {pid: judge(health, {**printers.get(pid, {"snmp_host": "-"}), "in_service": True}, now=time.time(),
+                         max_age=float("inf")).state
+              for pid, health in poller.last_readings.items()}
+    record_poll_cycle(node, poller.last_cycle, states)
 
 
 def _start_poller(node: Node) -> HealthPoller:

@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, has_app_context, request
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -70,10 +70,12 @@ def count(redis: Any, collector_id: str, name: str, amount: int = 1) -> None:
         counter.labels(collector=collector_id).inc(amount)
 
 
-def init_app(app: Flask, collector_id: str) -> None:
-    """Time the submit, login and release views (histograms above) and show every counter from 0."""
+def init_app(app: Flask, collector_id: str, spool_dir: str = "") -> None:
+    """Time the submit, login and release views (histograms above), show every counter from 0, and
+    read the SNMP poller's last cycle from the node's status folder (`spool_dir`) at each scrape."""
     for counter in _COUNTERS.values():
         counter.labels(collector=collector_id)
+    app.config["PULLPRINT_METRICS_SPOOL_DIR"] = spool_dir
 
     @app.before_request
     def start_timer() -> None:
@@ -89,15 +91,42 @@ def init_app(app: Flask, collector_id: str) -> None:
         return response
 
 
+POLLER_HELP = {
+    "snmp_cycle_seconds": "How long this collector's last SNMP poll cycle took (its share of the site's printers).",
+    "snmp_cycle_age_seconds": "Seconds since this collector's last SNMP poll cycle ended.",
+    "snmp_printers_polled": "Printers this collector polled in its last cycle.",
+    "snmp_printers_unreachable": "Printers that did not answer this collector's last poll.",
+}
+PRINTER_STATE_HELP = ("The state of each printer this collector polled in its last cycle (1 for the state it is "
+                      "in): ok, warning, error, unreachable. Each printer is polled by one collector of its site.")
+
+
 class _Live(Collector):
-    def __init__(self, collector_id: str, gauges: dict[str, float]) -> None:
-        self.collector_id, self.gauges = collector_id, gauges
+    def __init__(self, collector_id: str, gauges: dict[str, float], cycle: dict[str, Any] | None) -> None:
+        self.collector_id, self.gauges, self.cycle = collector_id, gauges, cycle
 
     def collect(self) -> Any:
         for name, value in sorted(self.gauges.items()):
             family = GaugeMetricFamily(f"pullprint_collector_{name}", GAUGE_HELP.get(name, name), labels=["collector"])
             family.add_metric([self.collector_id], value)
             yield family
+        if not self.cycle:
+            return
+        values = {"snmp_cycle_seconds": self.cycle.get("seconds"),
+                  "snmp_cycle_age_seconds": max(0.0, time.time() - float(self.cycle.get("at") or 0)),
+                  "snmp_printers_polled": self.cycle.get("polled"),
+                  "snmp_printers_unreachable": self.cycle.get("unreachable")}
+        for name, figure in values.items():
+            if isinstance(figure, int | float):
+                family = GaugeMetricFamily(f"pullprint_collector_{name}", POLLER_HELP[name], labels=["collector"])
+                family.add_metric([self.collector_id], float(figure))
+                yield family
+        states = GaugeMetricFamily("pullprint_printer_state", PRINTER_STATE_HELP,
+                                   labels=["collector", "printer", "state"])
+        for printer, state in sorted((self.cycle.get("states") or {}).items()):
+            for candidate in ("ok", "warning", "error", "unreachable"):
+                states.add_metric([self.collector_id, str(printer), candidate], 1.0 if state == candidate else 0.0)
+        yield states
 
 
 def render(redis: Any, collector_id: str, gauges: dict[str, float]) -> str:
@@ -107,6 +136,9 @@ def render(redis: Any, collector_id: str, gauges: dict[str, float]) -> str:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
+    from collector.status import last_poll_cycle
+
+    spool_dir = current_app.config.get("PULLPRINT_METRICS_SPOOL_DIR", "") if has_app_context() else ""
     live = CollectorRegistry()
-    live.register(_Live(collector_id, gauges))
+    live.register(_Live(collector_id, gauges, last_poll_cycle(spool_dir) if spool_dir else None))
     return (generate_latest(registry) + generate_latest(live)).decode()

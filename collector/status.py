@@ -119,3 +119,18 @@ def last_census(node: Node) -> ReplicationCensus | None:
         return ReplicationCensus(**data)
     except TypeError:
         return None  # written by another version: the next count replaces it
+
+
+def record_poll_cycle(node: Node, cycle: dict[str, Any], states: dict[str, str]) -> None:
+    """The SNMP poller's last cycle (collector/health/poller.py `last_cycle`) and the state of each
+    printer it polled then (collector/health/policy.py STATES), for /metrics."""
+    with contextlib.suppress(OSError):
+        _write(node, "poller.json", {**cycle, "states": states})
+
+
+def last_poll_cycle(spool_dir: str) -> dict[str, Any] | None:
+    """What record_poll_cycle last wrote under `spool_dir` (any process of the node); None before."""
+    try:
+        return dict(json.loads((Path(spool_dir) / STATUS_DIR / "poller.json").read_text()))
+    except (OSError, ValueError):
+        return None

@@ -66,6 +66,7 @@ class HealthPoller:
         self.seals = seals  # collector/state_mac.py: readings decide releases, so they are sealed
         self.cycles = 0
         self.last_cycle: dict[str, Any] = {}
+        self.last_readings: dict[str, PrinterHealth] = {}  # the readings of the last cycle (its printers)
         self._known: dict[str, PrinterHealth] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,6 +136,7 @@ class HealthPoller:
                     self.report(pid, readings[pid])
                 except Exception:  # the analyst being away must not stop polling
                     log.exception("health report for %s failed", pid)
+        self.last_readings = dict(readings)
         self.last_cycle = {"printers": len(printers), "candidates": len(candidates), "polled": len(readings),
                            "unreachable": sum(not h.reachable for h in readings.values()),
                            "changed": len(changed), "seconds": round(time.monotonic() - started, 3),
