@@ -4,9 +4,11 @@
 name or email address, and their PIN; throttled per address and user exactly as terminal logins
 are), fields ``file`` (one or more), ``copies``, ``sides`` and ``color``. Each file is a job through
 the same intake as the CUPS backend's (durable on two collectors, registered or journalled, before
-the answer); what it is comes from its bytes (PDF, PostScript, PCL, plain text). Files are parsed in
-memory, never written to disk in clear. ``GET /upload`` is the page a phone's browser shows;
-``GET /api/v1/printers`` finds printers by keyword or tag for it. docs/email.md ("Upload").
+the answer); what it is comes from its bytes (PDF, PostScript, PCL and plain text print as they are;
+images and office documents are rendered to PDF first, pullprint/render.py). Files are parsed in
+memory, never written to disk in clear (but an office document, in the renderer's private folder
+while it runs). ``GET /upload`` is the page a phone's browser shows; ``GET /api/v1/printers``
+finds printers by keyword or tag for it. docs/email.md ("Upload").
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from collector.station import STATION_HEADERS
 from collector.throttle import limits_of
 from collector.web import login_throttle, node
 from nodeserver import peer
-from pullprint.documents import KINDS, kind_of
+from pullprint.documents import KINDS
 from pullprint.errors import BadRequest, TooLarge, Unauthorized
+from pullprint.render import RenderError, printable
 from pullprint.wire import MAX_COPIES, JobSubmission
 
 bp = Blueprint("uploads", __name__)
@@ -128,11 +131,10 @@ def upload() -> tuple[Response, int]:
     refused: list[dict[str, str]] = []
     for index, item in enumerate(uploaded, 1):
         title = (item.filename or f"upload {index}").replace("\\", "/").rsplit("/", 1)[-1][:255] or f"upload {index}"
-        data = item.stream.read()
-        kind = kind_of(data, "text/plain" if (item.mimetype or "") == "text/plain" else "other") if data else None
-        if kind is None:
-            refused.append({"title": title, "reason": "this kind of file cannot be printed from the web yet; "
-                                                      "send it as PDF" if data else "the file is empty"})
+        try:
+            data, kind = printable(item.stream.read(), title, item.mimetype or "")
+        except RenderError as exc:
+            refused.append({"title": title, "reason": exc.reason})
             continue
         headers = JobSubmission(owner=user, title=title, copies=copies, options=options, content_type=kind,
                                 idempotency_key=f"{key}-{index}" if key else "").to_headers()

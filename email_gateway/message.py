@@ -1,9 +1,10 @@
 """A mail, as the parts pullprint can hold: each attachment, or the text body when there is none.
 
-What a part *is* comes from its bytes, not from what the sender declared (a PDF sent as
+Each part keeps the type its sender declared; what it *is*, and whether it prints as it is or is
+rendered first, `pullprint.render.printable` decides from its bytes (a PDF sent as
 application/octet-stream is a PDF; an "application/pdf" that is a ZIP is not). Nothing is
-decompressed or rendered here, so there is no zip bomb to defuse: a part is at most as large as
-the mail, which SMTP already capped. Unsupported parts are refused with a reason the reply repeats.
+decompressed here, so there is no zip bomb to defuse: a part is at most as large as the mail,
+which SMTP already capped.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from dataclasses import dataclass
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses
-
-from pullprint.documents import kind_of
 
 _TITLE_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -87,14 +86,10 @@ def parse(raw: bytes, *, max_parts: int) -> Mail:
                     continue
                 payload = attachment.get_payload(decode=True)
                 data = payload if isinstance(payload, bytes) else b""
-                kind = kind_of(data, "text/plain" if attachment.get_content_type() == "text/plain" else "other")
                 if not data:
                     refused.append(Refusal(title, "the attachment is empty"))
-                elif kind is None:
-                    refused.append(Refusal(title, f"{attachment.get_content_type()} cannot be printed from mail "
-                                                  f"yet; send it as PDF"))
-                else:
-                    parts.append(Part(title, kind, data))
+                else:  # what it is, and whether it prints or renders, is decided from its bytes (render.printable)
+                    parts.append(Part(title, attachment.get_content_type(), data))
         else:
             body = message.get_body(preferencelist=("plain",))
             text = body.get_content() if body is not None else ""

@@ -27,11 +27,12 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from email_gateway.config import GatewayConfig
-from email_gateway.message import BadMail, Mail, parse
+from email_gateway.message import BadMail, Mail, Part, parse
 from email_gateway.reply import Outcome, Replier
 from email_gateway.submit import ClusterClient, Refused, TryLater
 from pullprint import config as pp_config
 from pullprint.log import setup
+from pullprint.render import RenderError, printable
 
 log = logging.getLogger("pullprint.mail")
 
@@ -107,7 +108,12 @@ class PrintByMail:
                           refused=[(r.title, r.reason) for r in mail.refused])
         for index, part in enumerate(mail.parts, 1):
             try:
-                held = self.cluster.submit(mail.sender, part, f"mail-{digest}-{index}")
+                data, kind = printable(part.data, part.title, part.content_type)
+            except RenderError as exc:
+                outcome.refused.append((part.title, exc.reason))
+                continue
+            try:
+                held = self.cluster.submit(mail.sender, Part(part.title, kind, data), f"mail-{digest}-{index}")
             except TryLater as exc:
                 log.warning("a mail from a sender could not be taken now: %s", exc)
                 return "451 4.3.0 the print service cannot take this mail now; it will be tried again"

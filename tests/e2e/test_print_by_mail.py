@@ -12,6 +12,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 
 import pytest
 import requests
@@ -105,6 +106,20 @@ def test_a_mailed_pdf_is_held_released_by_badge_and_the_sender_told(mailed: Loca
     text = replies[0].get_content()
     assert "Quarterly report.pdf" in text and "notes.docx" in text and "send it as PDF" in text
     assert replies[0]["In-Reply-To"] == message["Message-ID"] and replies[0]["Auto-Submitted"] == "auto-replied"
+
+
+def test_a_mailed_image_is_rendered_to_pdf_once_and_counted(mailed: LocalCluster) -> None:
+    from tests.unit.test_render import png
+
+    carol = next(u for u in mailed.users if u["name"] == "carol")
+    code, text = _send(mailed, _mail(carol["email"], attachments=[("whiteboard.png", "image/png", png())]))
+    assert code == 250 and "1 held" in text
+    token, jobs = _held(mailed, carol, "whiteboard.png")
+    assert len(jobs) == 1 and jobs[0]["pages"] == 1  # the rendered PDF's page count
+    assert release(mailed, token, {"jobs": [jobs[0]["id"]]}).json()["results"][0]["status"] == "printed"
+    sink = Path(mailed.printers[0]["sink_dir"])
+    printed = [p for p in sink.iterdir() if p.suffix != ".json" and p.read_bytes()[:5] == b"%PDF-"]
+    assert printed, "the printer received the image rendered as PDF"
 
 
 def test_a_mail_without_attachment_prints_its_text(mailed: LocalCluster) -> None:

@@ -12,6 +12,7 @@ import requests
 
 from localcluster.cluster import LocalCluster
 from tests.e2e.conftest import cluster_state_dir, login, received, release, sha, tls
+from tests.unit.test_render import png
 
 pytestmark = pytest.mark.e2e
 
@@ -40,12 +41,14 @@ def _upload(cluster: LocalCluster, user: str | None, pin: str | None, files: lis
 def test_a_users_upload_is_held_and_released_by_badge(site: LocalCluster) -> None:
     alice = _user(site, "alice")
     big = PDF + os.urandom(1_500_000)  # larger than HAProxy's cap on JSON bodies: documents pass
-    files = [("Quarterly report.pdf", big, "application/pdf"), ("photo.png", b"\x89PNG\r\n\x1a\n", "image/png")]
+    files = [("Quarterly report.pdf", big, "application/pdf"), ("photo.png", b"\x89PNG\r\n\x1a\n", "image/png"),
+             ("chart.png", png(), "image/png")]
     answer = _upload(site, alice["name"], alice["pin"], files, copies="2", sides="two-sided", color="monochrome")
     assert answer.status_code == 201, answer.text
     held, refused = answer.json()["held"], answer.json()["refused"]
-    assert [(h["title"], h["copies"]) for h in held] == [("Quarterly report.pdf", 2)]
-    assert refused[0]["title"] == "photo.png" and "send it as PDF" in refused[0]["reason"]
+    assert [(h["title"], h["copies"], h["pages"]) for h in held] == [("Quarterly report.pdf", 2, 1),
+                                                                     ("chart.png", 2, 1)]  # rendered to PDF
+    assert refused[0]["title"] == "photo.png" and "could not be rendered" in refused[0]["reason"]
     session = login(site, site.printers[0]["id"], badge=alice["badge"]).json()
     jobs = {j["id"]: j for j in session["jobs"]}
     job = jobs[held[0]["id"]]

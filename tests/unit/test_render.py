@@ -1,0 +1,89 @@
+"""Rendering what printers do not speak, with the real tools (cups-filters, Ghostscript to check the result),
+in a box: time, memory and user limits that hold when a document misbehaves."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from pullprint import render
+from pullprint.render import Limits, RenderError, printable
+
+
+def png(width: int = 40, height: int = 30) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    rows = b"".join(b"\x00" + b"\x20\x60\xc0" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def pages_of(pdf: bytes, tmp_path: Path) -> int:
+    """What Ghostscript counts in a PDF (a real reader, not our own page counter)."""
+    path = tmp_path / "out.pdf"
+    path.write_bytes(pdf)
+    done = subprocess.run(["gs", "-q", "-dNODISPLAY", "-dNOSAFER", "-c",
+                           f"({path}) (r) file runpdfbegin pdfpagecount = quit"], capture_output=True, text=True,
+                          check=True)
+    return int(done.stdout.strip())
+
+
+def test_an_image_becomes_a_one_page_pdf(tmp_path: Path) -> None:
+    data, kind = printable(png(), "holiday.png", "image/png")
+    assert kind == "application/pdf" and data.startswith(b"%PDF-")
+    assert pages_of(data, tmp_path) == 1
+
+
+@pytest.mark.parametrize(("data", "declared", "kind"), [
+    (b"%PDF-1.7\n%%EOF\n", "application/octet-stream", "application/pdf"),
+    (b"%!PS-Adobe-3.0\nshowpage\n", "", "application/postscript"),
+    (b"\x1bE\x1b&l0O text", "application/octet-stream", "application/vnd.hp-pcl"),
+    (b"just words\n", "text/plain", "text/plain"),
+])
+def test_what_printers_speak_passes_unchanged(data: bytes, declared: str, kind: str) -> None:
+    assert printable(data, "x", declared) == (data, kind)
+
+
+@pytest.mark.parametrize(("data", "name", "reason"), [
+    (b"", "x.pdf", "empty"),
+    (b"MZ\x90\x00\x03", "setup.exe", "send it as PDF"),
+    (b"just words but labelled otherwise\n", "x.bin", "send it as PDF"),
+    (b"\x89PNG\r\n\x1a\n not really an image", "broken.png", "could not be rendered"),
+])
+def test_what_cannot_print_is_refused_with_a_reason(data: bytes, name: str, reason: str) -> None:
+    with pytest.raises(RenderError, match=reason):
+        printable(data, name, "application/octet-stream")
+
+
+def test_office_documents_need_libreoffice(tmp_path: Path) -> None:
+    document = b"PK\x03\x04" + os.urandom(64)
+    if render.office_available():
+        with pytest.raises(RenderError, match="could not be rendered"):  # a damaged one, rendered in the box
+            printable(document, "notes.docx")
+    else:
+        with pytest.raises(RenderError, match="LibreOffice is not installed"):
+            printable(document, "notes.docx")
+
+
+def test_the_box_stops_a_renderer_that_hangs(tmp_path: Path) -> None:
+    with pytest.raises(RenderError, match="within 0.5 s"):
+        render._boxed(["sleep", "30"], tmp_path, Limits(seconds=0.5))
+
+
+def test_the_box_caps_the_renderers_memory(tmp_path: Path) -> None:
+    tmp_path.chmod(0o777)
+    hog = ["python3", "-c", "x = bytearray(1 << 30)"]
+    with pytest.raises(RenderError, match="could not be rendered"):
+        render._boxed(hog, tmp_path, Limits(memory_bytes=256 * 1024 ** 2))
+    assert render._boxed(["python3", "-c", "print(len(bytearray(1 << 20)))"], tmp_path, Limits()) == b"1048576\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a service running as root has privileges to give up")
+def test_the_box_runs_the_renderer_as_nobody(tmp_path: Path) -> None:
+    tmp_path.chmod(0o777)
+    assert render._boxed(["id", "-u"], tmp_path, Limits()).strip() == b"65534"
