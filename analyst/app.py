@@ -108,7 +108,7 @@ def _add_health(app: Flask) -> None:
         from analyst.jobs.service import count_by_state
 
         with transaction() as session:
-            text = metrics.render(count_by_state(session), count_by_kind(session), analyst().requests.snapshot())
+            text = metrics.render(count_by_state(session), count_by_kind(session))
         return Response(text, mimetype="text/plain; version=0.0.4")
 
 
@@ -140,10 +140,7 @@ def _add_auth_and_errors(app: Flask) -> None:
             g.caller = identity
         return None
 
-    @app.after_request
-    def count_request(response: Response) -> Response:
-        analyst().requests.add(request.method, request.endpoint or "unknown", response.status_code)
-        return response
+    metrics.init_app(app)
 
     @app.errorhandler(PullprintError)
     def pullprint_error(exc: PullprintError) -> ResponseReturnValue:

@@ -9,6 +9,7 @@ import argparse
 import getpass
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -76,7 +77,10 @@ def main(argv: list[str]) -> int:
         raise BadRequest("bad-config", "; ".join(problems))
     # Once here, before the workers fork, so they do not race each other through the migrations.
     upgrade(config.db_url, config.db_password)
-    os.execvpe(sys.executable, gunicorn_argv(config), gunicorn_env(config, args.config))  # noqa: S606
+    env = gunicorn_env(config, args.config)
+    # The workers' Prometheus figures (analyst/metrics.py): a folder of this run's own.
+    env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pullprint-analyst-metrics-")
+    os.execvpe(sys.executable, gunicorn_argv(config), env)  # noqa: S606
     return 0  # not reached
 
 

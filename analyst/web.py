@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,6 @@ from analyst import validate as v
 from analyst.config import AnalystConfig
 from analyst.db import Database
 from analyst.events.service import Replay
-from analyst.metrics import RequestCounter
 from analyst.users.service import EmailPolicy
 from pullprint.errors import BadRequest
 from pullprint.throttle import LoginLimits, login_limits
@@ -35,7 +34,6 @@ class Analyst:
     config: AnalystConfig
     db: Database
     clock: Callable[[], datetime] = utc_now
-    requests: RequestCounter = field(default_factory=RequestCounter)
 
     @property
     def pepper(self) -> bytes:

@@ -149,18 +149,35 @@ def test_a_secret_from_a_file(tmp_path: Path) -> None:
     assert (config.job_lifetime_hours, config.collector_dead_after, config.default_lease_seconds) == (8, 5.0, 120)
 
 
+def _sample(text: str, line_start: str) -> float:
+    """The value of the sample whose line starts with `line_start` (name and labels), 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def test_metrics(app: Flask, api: Api) -> None:
+    # Request counts live in the process (prometheus_client), so other tests' apps add to them: deltas.
+    before = app.test_client().get("/metrics").get_data(as_text=True)
     api.post("/jobs", json=job_body("a"))
     api.post("/jobs", json=job_body("b"))
     api.post("/jobs/b/claim", json={"user": "alice", "collector": "c1", "printer": "p1"})
     app.test_client().get("/api/v1/jobs")  # no certificate
     text = app.test_client().get("/metrics").get_data(as_text=True)
-    assert 'pullprint_analyst_jobs{state="held"} 1' in text
-    assert 'pullprint_analyst_jobs{state="releasing"} 1' in text
-    assert 'pullprint_analyst_jobs{state="printed"} 0' in text
-    assert 'pullprint_analyst_events_total{kind="submit"} 2' in text
-    assert 'pullprint_analyst_requests_total{method="POST",endpoint="jobs.register",status="201"} 2' in text
-    assert 'pullprint_analyst_requests_total{method="GET",endpoint="jobs.search",status="401"} 1' in text
+    assert _sample(text, 'pullprint_analyst_jobs{state="held"}') == 1
+    assert _sample(text, 'pullprint_analyst_jobs{state="releasing"}') == 1
+    assert 'pullprint_analyst_jobs{state="printed"} 0.0' in text
+    assert _sample(text, 'pullprint_analyst_events_total{kind="submit"}') == 2
+
+    def grew(line_start: str) -> float:
+        return _sample(text, line_start) - _sample(before, line_start)
+
+    assert grew('pullprint_analyst_requests_total{endpoint="jobs.register",method="POST",status="201"}') == 2
+    assert grew('pullprint_analyst_requests_total{endpoint="jobs.search",method="GET",status="401"}') == 1
+    assert grew('pullprint_analyst_request_seconds_count{endpoint="jobs.register",method="POST"}') == 2
+    assert grew('pullprint_analyst_request_seconds_bucket{endpoint="jobs.register",le="+Inf",method="POST"}') == 2
+    assert "# TYPE pullprint_analyst_request_seconds histogram" in text
 
 
 def test_printers_upsert_get_and_remove(api: Api) -> None:

@@ -94,6 +94,9 @@ def test_prometheus_scrapes_every_service_and_the_dashboard_and_rules_work(clust
     p99 = query(prometheus, 'histogram_quantile(0.99, sum by (le) (rate(pullprint_collector_login_seconds_bucket'
                             '{status="201"}[1m])))')
     assert p99 and 0 < float(p99[0]["value"][1]) <= 120
+    # The analyst times its answers too (the collectors' logins asked it for the users and their jobs).
+    wait_for(lambda: query(prometheus, 'sum(rate(pullprint_analyst_request_seconds_count{job="pullprint-analyst"}'
+                                       '[1m])) > 0'), 30, "the analyst's request histogram")
     # The SNMP poller's figures and every printer's state reach Prometheus too.
     wait_for(lambda: {r["metric"]["printer"] for r in query(prometheus, "max by (printer) (pullprint_printer_state)")}
              == {p["id"] for p in cluster.printers}, 30, "every printer's state")
