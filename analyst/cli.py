@@ -206,6 +206,7 @@ def _read_key_file(path: str, option: str) -> str:
 def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
     """`pullprint printer add|list|remove`."""
     from analyst.printers import service
+    from pullprint.documents import LANGUAGES
 
     out = out or sys.stdout
     parser = argparse.ArgumentParser(prog="pullprint printer", description="add, list and remove printers")
@@ -233,6 +234,9 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
     add.add_argument("--unreachable-policy", choices=service.UNREACHABLE_POLICIES)
     add.add_argument("--document-filter", choices=service.DOCUMENT_FILTERS,
                      help="device-changing PJL/PostScript in a job: strip it (default), refuse the job, or off")
+    add.add_argument("--language", dest="languages", action="extend", nargs="+", choices=LANGUAGES, metavar="L",
+                     help="what it takes: pdf, postscript, pcl, text (repeatable; default all; a job in another is "
+                          "converted at release)")
     add.add_argument("--out-of-service", action="store_true", help="take the printer out of service")
     add.add_argument("--service-reason", help="why it is out of service (shown to people)")
     _database_options(add)
@@ -254,7 +258,7 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
                 print(f"{p['id']}\t{p['uri']}\tsnmp={snmp}\tsite={p['site']}\t{p['location']}\t"
                       f"tags={','.join(p['tags'])}\t{'in service' if p['in_service'] else 'out of service'}\t"
                       f"place={place or '-'}\tcapabilities={','.join(p['capabilities'])}\t"
-                      f"filter={p['document_filter']}", file=out)
+                      f"filter={p['document_filter']}\tlanguages={','.join(p['languages'])}", file=out)
         return 0
     if args.command == "remove":
         with _session(config) as session:
@@ -269,7 +273,7 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
                             "capabilities": args.capabilities, "service_reason": args.service_reason,
                             "snmp_v3_user": args.snmp_v3_user, "snmp_v3_auth_protocol": args.snmp_v3_auth_protocol,
                             "snmp_v3_priv_protocol": args.snmp_v3_priv_protocol,
-                            "document_filter": args.document_filter}
+                            "document_filter": args.document_filter, "languages": args.languages}
     for name in ("snmp_v3_auth_key", "snmp_v3_priv_key"):
         path = getattr(args, f"{name}_file")
         if path:

@@ -11,6 +11,7 @@ from analyst.printers import service as printers
 from analyst.submitters.service import HOST_PATTERN
 from analyst.terminals.service import TERMINAL_ID
 from analyst.users.service import MAX_BADGE, MAX_PIN
+from pullprint.documents import LANGUAGES
 from pullprint.states import FINISH_STATES, JobState
 from pullprint.wire import MAX_COPIES, MAX_TITLE
 
@@ -111,7 +112,8 @@ PRINTER = _closed({
     "snmp_v3_priv_protocol": _STRING,
     "snmp_v3_priv_key": {"type": "string", "description": f"{printers.MASK!r} when set (in clear in GET /sync only)"},
     "status": {"anyOf": [_ref("PrinterStatus"), {"type": "null"}]},
-    "document_filter": {"type": "string", "enum": list(printers.DOCUMENT_FILTERS)}})
+    "document_filter": {"type": "string", "enum": list(printers.DOCUMENT_FILTERS)},
+    "languages": {"type": "array", "items": {"type": "string", "enum": list(LANGUAGES)}}})
 USER_RECORD = _closed({"name": _STRING, "has_badge": {"type": "boolean"}, "has_pin": {"type": "boolean"},
                        "email": _STRING, "allowed": {"type": "boolean"}})
 COLLECTOR = _closed({"id": _STRING, "url": _STRING, "site": _STRING, "last_seen": _ANSWER_TIME,
@@ -232,7 +234,11 @@ PRINTER_REQUEST = _body({
     "floor": _text(32), "room": _text(64), "tags": _TAGS, "capabilities": _TAGS, "in_service": _bool(),
     "service_reason": _text(255),
     "unreachable_policy": _or_null({"type": "string", "enum": list(printers.UNREACHABLE_POLICIES)}),
-    "document_filter": _or_null({"type": "string", "enum": list(printers.DOCUMENT_FILTERS)})}, required=("id",))
+    "document_filter": _or_null({"type": "string", "enum": list(printers.DOCUMENT_FILTERS)}),
+    "languages": _or_null({"type": "array", "minItems": 1, "maxItems": 4,
+                           "items": {"type": "string", "enum": list(LANGUAGES)},
+                           "description": "what the printer takes; a job in another is converted at release"})},
+    required=("id",))
 _READINGS = _or_null({"type": "array", "maxItems": 64, "items": {"type": "string", "minLength": 1, "maxLength": 128}})
 STATUS_REQUEST = _body({
     "state": {"type": "string", "enum": list(printers.STATES)}, "reason": _text(255), "warnings": _READINGS,

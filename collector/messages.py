@@ -24,6 +24,9 @@ MESSAGES = {
     "print-failed": N_("The printer reported a failure."),
     "analyst-unreachable": N_("The release could not be recorded; the job is still held."),
     "corrupt-spool": N_("The stored job failed its integrity check and cannot be printed."),
+    # {detail}: why the held document cannot be put in a language the printer takes (pullprint/render.py).
+    "cannot-convert": N_("This printer cannot print this document ({detail}); it is still held: release it "
+                         "at another printer."),
     # {command}: what the printer's document filter refused (collector/output/document_filter.py).
     "document-refused": N_("This printer does not accept documents with printer commands ({command}); "
                            "the job was not printed."),

@@ -26,7 +26,8 @@ from collector.peers import PeerUnreachable
 from collector.printer_lock import PrinterLock
 from collector.sessions import Session
 from collector.terminal import ReleaseRequest, list_jobs
-from pullprint import keys
+from pullprint import keys, render
+from pullprint.documents import KIND_OF, LANGUAGE_OF, LANGUAGES
 from pullprint.errors import BadRequest, Conflict, PullprintError
 from pullprint.ids import valid_job_id
 from pullprint.states import INTERRUPTED, JobState
@@ -237,9 +238,24 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
             log.warning("job %s refused for printer %s: it holds %s", job_id, printer["id"], command)
             _finish(node, claim, JobState.FAILED, reason=reason, printer=printer["id"])
             return _result(job_id, reason, MESSAGES["document-refused"].format(command=command))
-    job = OutputJob(title=record.title, user=record.owner, copies=record.copies, options=dict(record.options),
-                    content_type=record.content_type, size=record.size,
-                    open_stream=lambda: document_filter.filtered(node.spool.plaintext(job_id), filter_mode))
+    # A document in a language the printer does not take is converted once, here (pullprint/render.py);
+    # one it takes goes as it is, streamed from the spool.
+    languages = list(printer.get("languages") or LANGUAGES)
+    language = LANGUAGE_OF.get(record.content_type)
+    if language is not None and language not in languages:
+        try:
+            converted, target = render.for_printer(b"".join(node.spool.plaintext(job_id)), language, languages)
+        except render.RenderError as exc:
+            log.warning("job %s cannot be converted for printer %s: %s", job_id, printer["id"], exc.reason)
+            _finish(node, claim, JobState.HELD, reason="cannot-convert", printer=printer["id"])
+            return _result(job_id, "cannot-convert", MESSAGES["cannot-convert"].format(detail=exc.reason))
+        job = OutputJob(title=record.title, user=record.owner, copies=record.copies, options=dict(record.options),
+                        content_type=KIND_OF[target], size=len(converted),
+                        open_stream=lambda: document_filter.filtered(iter([converted]), filter_mode))
+    else:
+        job = OutputJob(title=record.title, user=record.owner, copies=record.copies, options=dict(record.options),
+                        content_type=record.content_type, size=record.size,
+                        open_stream=lambda: document_filter.filtered(node.spool.plaintext(job_id), filter_mode))
     lock = PrinterLock(node.redis, printer["id"], node.id)
     try:
         lock.acquire(node.config.printer_lock_wait_seconds)

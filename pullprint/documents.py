@@ -5,6 +5,12 @@ from __future__ import annotations
 # The printable kinds and what people call them (rendering other kinds is not done yet: docs/email.md).
 KINDS = {"application/pdf": "PDF", "application/postscript": "PostScript", "application/vnd.hp-pcl": "PCL",
          "text/plain": "text"}
+# The page description languages a printer record may list (analyst printers.languages), and the
+# language of each kind (what intake knows a held job as).
+LANGUAGES = ("pdf", "postscript", "pcl", "text")
+LANGUAGE_OF = {"application/pdf": "pdf", "application/postscript": "postscript",
+               "application/vnd.hp-pcl": "pcl", "text/plain": "text"}
+KIND_OF = {language: kind for kind, language in LANGUAGE_OF.items()}
 
 
 def sniff(data: bytes) -> str | None:

@@ -145,3 +145,41 @@ def printable(data: bytes, filename: str, declared: str = "", *, limits: Limits 
     if rendered is None:
         raise RenderError("this kind of file cannot be printed; send it as PDF")
     return rendered, "application/pdf"
+
+
+def _ghostscript(device: str) -> list[str]:
+    # Ghostscript's own messages go to stderr: stdout is the document.
+    return ["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sstdout=%stderr", f"-sDEVICE={device}",
+            "-sOutputFile=%stdout", "-"]
+
+
+# How a document in each language starts: a conversion's output is checked against it.
+_HEADS = {"pdf": (b"%PDF-",), "postscript": (b"%!PS",), "pcl": (b"\x1bE", b"\x1b%-12345X")}
+# How each language is turned into another the printer takes, in order of preference.
+_CONVERSIONS: dict[str, list[tuple[str, list[str]]]] = {
+    "pdf": [("postscript", _ghostscript("ps2write")), ("pcl", _ghostscript("ljet4"))],
+    "postscript": [("pdf", _ghostscript("pdfwrite")), ("pcl", _ghostscript("ljet4"))],
+    "text": [("pdf", [str(CUPS_FILTERS / "texttopdf"), "1", "pullprint", "document", "1", ""])],
+}
+
+
+def for_printer(data: bytes, language: str, languages: tuple[str, ...] | list[str], *,
+                limits: Limits = Limits()) -> tuple[bytes, str]:
+    """`data` (in `language`) in one of the printer's `languages`: as it is when the printer takes it,
+    else converted once (text to PDF with cups-filters; PDF and PostScript to each other or to PCL 5
+    with Ghostscript). RenderError when there is no way (PCL for a printer without PCL)."""
+    if language in languages:
+        return data, language
+    for target, argv in _CONVERSIONS.get(language, []):
+        via_pdf = target == "pdf" and "pdf" not in languages
+        if target in languages or via_pdf:
+            folder = _private_folder()
+            try:
+                output = _boxed(argv, folder, limits, stdin=data,
+                                env={"CONTENT_TYPE": "text/plain", "CHARSET": "utf-8"} if language == "text" else None)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            if not output.startswith(_HEADS[target]):
+                raise RenderError(f"it could not be converted from {language} to {target} (damaged?)")
+            return for_printer(output, target, languages, limits=limits) if via_pdf else (output, target)
+    raise RenderError(f"this printer takes {', '.join(languages)}, and {language} cannot be converted to them")

@@ -37,6 +37,9 @@ class Printer(Base):
     # What the collectors do with device-changing PJL/PostScript in a job for this printer: strip it
     # (default), refuse the job, or send it as it is (collector/output/document_filter.py; migration 0003).
     document_filter: Mapped[str] = mapped_column(String(16), default="strip", server_default="strip")
+    # The page description languages the printer takes (pullprint.render.LANGUAGES); a job in another is
+    # converted at release with Ghostscript or cups-filters (collector/release.py; migration 0005).
+    languages: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["pdf", "postscript", "pcl", "text"])
     # SNMPv3 (USM) credentials; the keys are secrets that only collectors get back (GET /sync).
     snmp_v3_user: Mapped[str] = mapped_column(String(64), default="")
     snmp_v3_auth_protocol: Mapped[str] = mapped_column(String(8), default="")

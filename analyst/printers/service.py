@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from analyst import validate as v
 from analyst.events.service import record_event
 from analyst.printers.models import Printer
+from pullprint.documents import LANGUAGES
 from pullprint.errors import BadRequest, NotFound
 
 SNMP_VERSIONS = ("1", "2c", "3")
@@ -81,6 +82,7 @@ def parse_printer(body: Mapping[str, Any], *, partial: bool = False) -> dict[str
         "service_reason": lambda: v.text(body, "service_reason", max_len=255),
         "unreachable_policy": lambda: v.text(body, "unreachable_policy", max_len=8),
         "document_filter": lambda: v.text(body, "document_filter", max_len=16),
+        "languages": lambda: v.text_list(body, "languages", max_len=16),
     }
     for name, read in readers.items():
         value = read()
@@ -93,6 +95,10 @@ def parse_printer(body: Mapping[str, Any], *, partial: bool = False) -> dict[str
     if fields.get("document_filter", "strip") not in DOCUMENT_FILTERS:
         raise BadRequest("bad-field", f"document_filter must be one of {', '.join(DOCUMENT_FILTERS)}",
                          field="document_filter")
+    if "languages" in fields:
+        if not fields["languages"] or not set(fields["languages"]) <= set(LANGUAGES):
+            raise BadRequest("bad-field", f"languages: one or more of {', '.join(LANGUAGES)}", field="languages")
+        fields["languages"] = [lang for lang in LANGUAGES if lang in fields["languages"]]
     return fields
 
 
@@ -101,7 +107,7 @@ _DEFAULTS: dict[str, Any] = {"snmp_host": "", "snmp_port": 161, "snmp_version": 
                              "snmp_v3_priv_protocol": "", "snmp_v3_priv_key": "", "site": "main", "location": "",
                              "building": "", "floor": "", "room": "", "tags": [], "capabilities": [],
                              "in_service": True, "service_reason": "", "unreachable_policy": "allow",
-                             "document_filter": "strip"}
+                             "document_filter": "strip", "languages": list(LANGUAGES)}
 
 
 def _check_snmp_v3(printer: Printer) -> None:
@@ -198,7 +204,8 @@ def printer_to_dict(printer: Printer, *, secrets: bool = False) -> dict[str, Any
               "snmp_v3_user": printer.snmp_v3_user, "snmp_v3_auth_protocol": printer.snmp_v3_auth_protocol,
               "snmp_v3_auth_key": printer.snmp_v3_auth_key, "snmp_v3_priv_protocol": printer.snmp_v3_priv_protocol,
               "snmp_v3_priv_key": printer.snmp_v3_priv_key, "status": printer.status,
-              "document_filter": printer.document_filter or "strip"}
+              "document_filter": printer.document_filter or "strip",
+              "languages": list(printer.languages or LANGUAGES)}
     if not secrets:
         for name in SECRET_FIELDS:
             answer[name] = MASK if answer[name] else ""

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import requests
 
 from localcluster.cluster import LocalCluster
+from pullprint.render import printable
 from tests.e2e.conftest import cluster_state_dir, login, received, release, sha, tls
 from tests.unit.test_render import png
 
@@ -115,3 +117,33 @@ def test_the_page_is_served_with_a_strict_policy(site: LocalCluster) -> None:
     for asset in ("upload.js", "upload.css", "favicon.svg"):
         assert requests.get(f"{site.lb_url}/static/{asset}", timeout=10, verify=site.ca_file).status_code == 200
     _ = tls  # the public address needs no client certificate
+
+
+def test_a_printer_that_takes_only_postscript_gets_the_pdf_converted_at_release(site: LocalCluster) -> None:
+    from tests.e2e.conftest import analyst_call
+
+    alice = _user(site, "alice")
+    printer = site.printers[0]
+    assert analyst_call(site, "POST", "/printers", json={"id": printer["id"], "languages": ["postscript"]}) \
+        .json()["printer"]["languages"] == ["postscript"]
+    try:
+        slides = printable(png(), "slides.png")[0]  # a whole PDF (the module's PDF is only a sketch of one)
+        held = _upload(site, alice["name"], alice["pin"], [("Slides.pdf", slides, "application/pdf"),
+                                                           ("Form.pcl", b"\x1bE\x1b&l0O form\x1bE", "")]).json()["held"]
+        session = login(site, printer["id"], badge=alice["badge"]).json()
+        ids = {h["title"]: h["id"] for h in held}
+        answer = release(site, session["session"], {"jobs": list(ids.values())}).json()
+        results = {r["id"]: r for r in answer["results"]}
+        assert results[ids["Slides.pdf"]]["status"] == "printed"
+        sink = Path(printer["sink_dir"])
+        assert any(p.read_bytes().startswith(b"%!PS-Adobe-3.0") for p in sink.iterdir() if p.suffix != ".json"), \
+            [p.read_bytes()[:20] for p in sink.iterdir() if p.suffix != ".json"]
+        # PCL cannot become PostScript: the job stays held, to be released at another printer.
+        refused = results[ids["Form.pcl"]]
+        assert refused["status"] == "cannot-convert" and "another printer" in refused["message"]
+        assert analyst_call(site, "GET", f"/jobs/{ids['Form.pcl']}").json()["job"]["state"] == "held"
+    finally:
+        analyst_call(site, "POST", "/printers", json={"id": printer["id"], "languages": ["pdf", "postscript", "pcl",
+                                                                                         "text"]})
+    assert analyst_call(site, "POST", "/printers", json={"id": printer["id"], "languages": ["braille"]}) \
+        .status_code == 400

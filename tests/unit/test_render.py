@@ -87,3 +87,30 @@ def test_the_box_caps_the_renderers_memory(tmp_path: Path) -> None:
 def test_the_box_runs_the_renderer_as_nobody(tmp_path: Path) -> None:
     tmp_path.chmod(0o777)
     assert render._boxed(["id", "-u"], tmp_path, Limits()).strip() == b"65534"
+
+
+@pytest.mark.parametrize(("language", "languages", "target", "head"), [
+    ("pdf", ["postscript"], "postscript", b"%!PS-Adobe-3.0"),
+    ("pdf", ["pcl", "text"], "pcl", b"\x1bE"),
+    ("postscript", ["pdf", "pcl"], "pdf", b"%PDF-"),
+    ("text", ["pdf"], "pdf", b"%PDF-"),
+    ("text", ["postscript"], "postscript", b"%!PS-Adobe-3.0"),  # text to PDF, then to PostScript
+    ("pdf", ["pdf", "postscript"], "pdf", b"%PDF-"),             # what it takes passes unchanged
+])
+def test_a_document_is_put_in_a_language_the_printer_takes(language: str, languages: list[str], target: str,
+                                                            head: bytes, tmp_path: Path) -> None:
+    source = {"pdf": printable(png(), "x.png")[0], "text": b"Quarterly report\r\nQ3 revenue up\r\n",
+              "postscript": b"%!PS-Adobe-3.0\n/Helvetica findfont 20 scalefont setfont 72 720 moveto (Q3) show "
+                            b"showpage\n"}[language]
+    data, got = render.for_printer(source, language, languages)
+    assert got == target and data.startswith(head)
+    if language == target:
+        assert data == source
+    if target == "pdf":
+        assert pages_of(data, tmp_path) == 1
+
+
+@pytest.mark.parametrize(("language", "languages"), [("pcl", ["pdf", "postscript"]), ("pdf", ["text"])])
+def test_no_way_to_the_printers_language_is_a_clear_refusal(language: str, languages: list[str]) -> None:
+    with pytest.raises(RenderError, match=f"this printer takes {', '.join(languages)}"):
+        render.for_printer(b"\x1bE whatever" if language == "pcl" else b"%PDF-1.4\n%%EOF\n", language, languages)

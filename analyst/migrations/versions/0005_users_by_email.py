@@ -1,5 +1,5 @@
 """Print by mail: users by email (a unique address per user, when set), the allow/deny switch, and
-guests' jobs with a release code (its HMAC).
+guests' jobs with a release code (its HMAC), and the languages each printer takes.
 
 Revision ID: 0005
 Revises: 0004
@@ -30,9 +30,14 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("release_code_hash", sa.String(64), nullable=True))
         batch.create_unique_constraint("uq_jobs_release_code_hash", ["release_code_hash"])
+    with op.batch_alter_table("printers") as batch:
+        batch.add_column(sa.Column("languages", sa.JSON(), nullable=True))
+    op.execute("""UPDATE printers SET languages = '["pdf", "postscript", "pcl", "text"]'""")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("printers") as batch:
+        batch.drop_column("languages")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_constraint("uq_jobs_release_code_hash", type_="unique")
         batch.drop_column("release_code_hash")
