@@ -160,6 +160,8 @@ def render(cluster: dict[str, object], settings: LbSettings) -> str:
             "    stats enable\n"
             "    stats uri /stats\n"
             "    stats refresh 5s\n"
+            "    # HAProxy's own Prometheus exporter (docs/monitoring.md): servers' state, checks, responses.\n"
+            "    http-request use-service prometheus-exporter if { path /metrics }\n"
         )
 
     inter, fast, down, check = (_ms(settings.inter), _ms(settings.fastinter), _ms(settings.downinter),

@@ -117,6 +117,7 @@ class LocalCluster:
     analyst_url: str = ""
     lb_url: str = ""
     lb_socket: str = ""
+    lb_stats_url: str = ""  # HAProxy's loopback stats page (/stats) and Prometheus exporter (/metrics)
     sim: Any = None
     cupsd: Any = None
     printers: list[dict[str, Any]] = field(default_factory=list)
@@ -430,9 +431,12 @@ class LocalCluster:
         self.lb_socket = str(self.state_dir / "lb" / "admin.sock")
         (self.state_dir / "lb").mkdir(exist_ok=True)
         bundle = str(self.state_dir / "lb" / "lb-bundle.pem") if self.tls else None
+        stats_port = daemons.free_port()
+        self.lb_stats_url = f"http://127.0.0.1:{stats_port}"  # /stats, and /metrics for Prometheus
         settings = haproxy.LbSettings(bind=f"127.0.0.1:{port}", socket_path=self.lb_socket, tls_cert=bundle,
                                       backend_ca_file=self.ca_file or None, backend_client_cert=bundle,
-                                      backend_crl_file=str(self.ca.crl_file) if self.ca else None)
+                                      backend_crl_file=str(self.ca.crl_file) if self.ca else None,
+                                      stats_bind=f"127.0.0.1:{stats_port}")
         cluster: dict[str, object] = {"collectors": [{"id": c.id, "url": c.url} for c in self.collectors.values()]}
         config_path = self.state_dir / "lb" / "haproxy.cfg"
         config_path.write_text(haproxy.render(cluster, settings))
@@ -502,6 +506,7 @@ class LocalCluster:
             "ca_file": self.ca_file,
             "admin_cert": dict(zip(("cert", "key"), self.admin_cert, strict=True)) if self.admin_cert else None,
             "lb_socket": self.lb_socket,
+            "lb_stats_url": self.lb_stats_url,
             "analyst_url": self.analyst_url,
             "collectors": [{"id": c.id, "url": c.url, "pid": c.daemon.pid if c.daemon else 0,
                             "spool_dir": str(c.spool_dir)} for c in self.collectors.values()],

@@ -45,7 +45,10 @@ def prometheus(cluster):
 
     config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "rule_files": [str(RULES)],
               "scrape_configs": [job("pullprint-collector", [c.url for c in cluster.collectors.values()]),
-                                 job("pullprint-analyst", [cluster.analyst_url])]}
+                                 job("pullprint-analyst", [cluster.analyst_url]),
+                                 # HAProxy's own exporter, on its loopback stats port (plain HTTP)
+                                 {"job_name": "haproxy", "scrape_interval": "1s",
+                                  "static_configs": [{"targets": [cluster.lb_stats_url.split("://", 1)[1]]}]}]}
     (folder / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
     port = daemons.free_port()
     log = (folder / "prometheus.log").open("w")
@@ -80,7 +83,7 @@ def query(url: str, expr: str) -> list[dict]:
 
 
 def test_prometheus_scrapes_every_service_and_the_dashboard_and_rules_work(cluster, prometheus):
-    targets = len(cluster.collectors) + 1
+    targets = len(cluster.collectors) + 2
     wait_for(lambda: len([r for r in query(prometheus, "up == 1")]) == targets, 30, "every target up")
     alice = user(cluster, "alice")
     # A series Prometheus has seen once, then growing: rate() needs the rise between two scrapes.
@@ -97,6 +100,9 @@ def test_prometheus_scrapes_every_service_and_the_dashboard_and_rules_work(clust
     # The analyst times its answers too (the collectors' logins asked it for the users and their jobs).
     wait_for(lambda: query(prometheus, 'sum(rate(pullprint_analyst_request_seconds_count{job="pullprint-analyst"}'
                                        '[1m])) > 0'), 30, "the analyst's request histogram")
+    # HAProxy says which collectors it sends to (1: UP).
+    serving = query(prometheus, 'haproxy_server_status{job="haproxy", state="UP"} == 1')
+    assert {r["metric"]["server"] for r in serving} == set(cluster.collectors)
     # The SNMP poller's figures and every printer's state reach Prometheus too.
     wait_for(lambda: {r["metric"]["printer"] for r in query(prometheus, "max by (printer) (pullprint_printer_state)")}
              == {p["id"] for p in cluster.printers}, 30, "every printer's state")

@@ -31,7 +31,8 @@ def test_rendered_config_passes_haproxy_check_without_warnings(tmp_path: Path) -
                  "option httpchk GET /readyz", "http-request disable-l7-retry unless METH_GET || METH_HEAD",
                  "default-server inter 300ms fastinter 200ms downinter 500ms fall 2 rise 2",
                  "timeout check 500ms", "timeout server 180s", "timeout http-request 10s",
-                 "server c3 10.0.0.3:8081 check", "level admin", "log stdout"):
+                 "server c3 10.0.0.3:8081 check", "level admin", "log stdout",
+                 "http-request use-service prometheus-exporter if { path /metrics }"):
         assert line in text
     assert "slowstart" not in text.replace("No slowstart", "")
 
