@@ -237,6 +237,9 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
     add.add_argument("--language", dest="languages", action="extend", nargs="+", choices=LANGUAGES, metavar="L",
                      help="what it takes: pdf, postscript, pcl, text (repeatable; default all; a job in another is "
                           "converted at release)")
+    add.add_argument("--direct-mail", action=argparse.BooleanOptionalAction, default=None,
+                     help="mail to this printer's own address (PRINTER@mail.printer_address_domain) prints "
+                          "at once, without a badge: only where that is acceptable (default: off)")
     add.add_argument("--out-of-service", action="store_true", help="take the printer out of service")
     add.add_argument("--service-reason", help="why it is out of service (shown to people)")
     _database_options(add)
@@ -258,7 +261,8 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
                 print(f"{p['id']}\t{p['uri']}\tsnmp={snmp}\tsite={p['site']}\t{p['location']}\t"
                       f"tags={','.join(p['tags'])}\t{'in service' if p['in_service'] else 'out of service'}\t"
                       f"place={place or '-'}\tcapabilities={','.join(p['capabilities'])}\t"
-                      f"filter={p['document_filter']}\tlanguages={','.join(p['languages'])}", file=out)
+                      f"filter={p['document_filter']}\tlanguages={','.join(p['languages'])}\t"
+                      f"direct_mail={'on' if p['direct_mail'] else 'off'}", file=out)
         return 0
     if args.command == "remove":
         with _session(config) as session:
@@ -273,7 +277,8 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
                             "capabilities": args.capabilities, "service_reason": args.service_reason,
                             "snmp_v3_user": args.snmp_v3_user, "snmp_v3_auth_protocol": args.snmp_v3_auth_protocol,
                             "snmp_v3_priv_protocol": args.snmp_v3_priv_protocol,
-                            "document_filter": args.document_filter, "languages": args.languages}
+                            "document_filter": args.document_filter, "languages": args.languages,
+                            "direct_mail": args.direct_mail}
     for name in ("snmp_v3_auth_key", "snmp_v3_priv_key"):
         path = getattr(args, f"{name}_file")
         if path:

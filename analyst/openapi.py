@@ -113,7 +113,8 @@ PRINTER = _closed({
     "snmp_v3_priv_key": {"type": "string", "description": f"{printers.MASK!r} when set (in clear in GET /sync only)"},
     "status": {"anyOf": [_ref("PrinterStatus"), {"type": "null"}]},
     "document_filter": {"type": "string", "enum": list(printers.DOCUMENT_FILTERS)},
-    "languages": {"type": "array", "items": {"type": "string", "enum": list(LANGUAGES)}}})
+    "languages": {"type": "array", "items": {"type": "string", "enum": list(LANGUAGES)}},
+    "direct_mail": {"type": "boolean", "description": "mail to the printer's own address prints at once"}})
 USER_RECORD = _closed({"name": _STRING, "has_badge": {"type": "boolean"}, "has_pin": {"type": "boolean"},
                        "email": _STRING, "allowed": {"type": "boolean"}})
 COLLECTOR = _closed({"id": _STRING, "url": _STRING, "site": _STRING, "last_seen": _ANSWER_TIME,
@@ -237,7 +238,9 @@ PRINTER_REQUEST = _body({
     "document_filter": _or_null({"type": "string", "enum": list(printers.DOCUMENT_FILTERS)}),
     "languages": _or_null({"type": "array", "minItems": 1, "maxItems": 4,
                            "items": {"type": "string", "enum": list(LANGUAGES)},
-                           "description": "what the printer takes; a job in another is converted at release"})},
+                           "description": "what the printer takes; a job in another is converted at release"}),
+    "direct_mail": _or_null({"type": "boolean", "description": "mail to this printer's own address prints at once, "
+                                                               "without a badge (default false)"})},
     required=("id",))
 _READINGS = _or_null({"type": "array", "maxItems": 64, "items": {"type": "string", "minLength": 1, "maxLength": 128}})
 STATUS_REQUEST = _body({

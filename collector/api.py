@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, jsonify, request
 
 from collector import copies, intake, metrics, status, terminal
-from collector.release import release_jobs
+from collector.release import mail_printer, print_on_arrival, release_jobs
 from collector.sessions import SessionStore
 from collector.spool import TruncatedUpload
 from collector.web import json_body, login_throttle, node
@@ -16,6 +16,7 @@ from nodeserver import peer
 from pullprint.errors import Locked, TooManyRequests, Unauthorized
 from pullprint.states import JobState
 from pullprint.throttle import LoginThrottle
+from pullprint.wire import H_PRINT_AT
 
 bp = Blueprint("api", __name__)
 READ_SIZE = 64 * 1024
@@ -52,12 +53,21 @@ def submit_job() -> tuple[Response, int]:
     if host is None:
         raise Unauthorized("unknown-submitter", "this host's submit credential is not valid (unknown or "
                            "revoked); issue one with `pullprint submitter add HOST`")
+    # Mail to a printer's own address: that printer is checked before anything is held.
+    print_at = (request.headers.get(H_PRINT_AT) or "").strip()
+    printer = mail_printer(node(), print_at) if print_at else None
     job, created = intake.submit(node(), request.headers, _document_chunks(), submitter=host)
     metrics.count(node().redis, node().id, "jobs_received" if created else "jobs_repeated")
     answer = {"id": job["id"], "state": job.get("state", JobState.HELD), "locations": job.get("locations", []),
               "pages": job.get("pages")}
     if "release_code" in job:  # a guest's job: its code, shown this once (the mail gateway mails it)
         answer["release_code"] = job["release_code"]
+        if printer is not None:  # and never printed at once: only its code releases it
+            answer["printed"] = {"printer": printer["id"], "status": "guest-held",
+                                 "message": "a guest's document is printed with its release code only"}
+    elif printer is not None and created:
+        # A repeated submission is not printed again: the first one was, or it is held.
+        answer["printed"] = print_on_arrival(node(), job["id"], str(job.get("owner", "")), printer)
     return jsonify(answer), 201 if created else 200
 
 

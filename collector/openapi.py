@@ -78,7 +78,7 @@ DOCUMENT: dict[str, Any] = {
             "parameters": [{"name": h, "in": "header", "schema": {"type": "string"}} for h in (
                 "X-Pullprint-Owner", "X-Pullprint-Title", "X-Pullprint-Copies", "X-Pullprint-Options",
                 "X-Pullprint-Origin-Host", "X-Pullprint-Cups-Job-Id", "Idempotency-Key",
-                "X-Pullprint-Owner-Email")],
+                "X-Pullprint-Owner-Email", "X-Pullprint-Print-At")],
             "requestBody": {"required": True, "content": {"application/octet-stream": {}}},
             "responses": {
                 "201": _json({"type": "object", "properties": {
@@ -87,13 +87,20 @@ DOCUMENT: dict[str, Any] = {
                     "pages": {"type": ["integer", "null"]},
                     "release_code": {"type": "string", "description": "a guest's job (X-Pullprint-Owner-Email "
                                      "outside the serviced domains, guest_printing on): the code that releases "
-                                     "it, shown this once"}}}, "stored"),
+                                     "it, shown this once"},
+                    "printed": {"type": "object", "description": "X-Pullprint-Print-At (mail to a printer's "
+                                "own address): what became of the job there; anything but printed or "
+                                "queued leaves it held", "properties": {
+                                    "printer": {"type": "string"}, "status": {"type": "string"},
+                                    "message": {"type": "string"}}}}}, "stored"),
                 "200": _json({"type": "object", "properties": {"id": {"type": "string"}}}, "repeated key"),
                 "400": _error("bad headers, a truncated upload, or more than max_copies (too-many-copies)"),
+                "404": _error("X-Pullprint-Print-At names no printer (unknown-printer)"),
                 "401": _error("no valid submitting-host credential (unknown-submitter: unknown or revoked)"),
                 "403": _error("X-Pullprint-Owner-Email not served: not-serviced, unknown-user, user-denied"),
                 "409": _error("the owner's quota of held jobs or bytes is full (quota-exceeded; `limit` names it); "
-                              "the owner is denied (user-denied)"),
+                              "the owner is denied (user-denied); X-Pullprint-Print-At names a printer that "
+                              "does not print mail at once (not-a-mail-printer)"),
                 "413": _error("larger than max_job_bytes"),
                 "503": _error("cannot keep the copies a job needs now (too-few-copies, replication-failed), or no "
                                "directory synced yet (directory-not-synced); retry")}}},

@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,12 +29,13 @@ from collector.sessions import Session
 from collector.terminal import ReleaseRequest, list_jobs
 from pullprint import keys, render
 from pullprint.documents import KIND_OF, LANGUAGE_OF, LANGUAGES
-from pullprint.errors import BadRequest, Conflict, PullprintError
+from pullprint.errors import BadRequest, Conflict, NotFound, PullprintError
 from pullprint.ids import valid_job_id
 from pullprint.states import INTERRUPTED, JobState
 from pullprint.wire import JobSubmission
 
 log = logging.getLogger(__name__)
+_PRINTER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,63}\Z")  # the analyst's identifiers
 
 
 @dataclass
@@ -154,6 +156,39 @@ def _release(node: Node, session: Session, wanted: list[str] | None,
     except concurrent.futures.TimeoutError:
         pass  # the rest goes out in the background; the terminal sees them as queued
     return answer_for(dict(results))
+
+
+def mail_printer(node: Node, printer_id: str) -> dict[str, Any]:
+    """The printer a mail to its own address prints at, checked before anything is held: it exists and
+    its operator opened it to mail (``direct_mail``); otherwise the clear refusal (the mail is refused)."""
+    if not _PRINTER_ID.match(printer_id):
+        raise BadRequest("bad-printer", "the printer of a mail's address is not a printer id")
+    try:
+        printer = node.directory.printer(printer_id)
+    except PullprintError as exc:
+        if exc.status != 404:
+            raise
+        raise NotFound("unknown-printer", f"there is no printer {printer_id}") from None
+    if not printer.get("direct_mail"):
+        raise Conflict("not-a-mail-printer", f"printer {printer_id} does not print mail to its own address; "
+                       f"send it to the general print address and release it there with your badge")
+    return printer
+
+
+def print_on_arrival(node: Node, job_id: str, user: str, printer: dict[str, Any]) -> dict[str, Any]:
+    """Print `user`'s job, just held, at a direct-mail printer: the release a badge there would make.
+    The printer's health is checked as for any release; when it cannot take the job, or the release
+    fails, the job stays held for a badge release anywhere. Answers what became of it."""
+    allowed, reason, warnings, message = _check_printer(node, printer)
+    if not allowed:
+        return {"printer": printer["id"], "status": reason or "printer-error", "message": message}
+    future = node.release_pool.submit(release_one, node, job_id, user, printer, warnings)
+    try:
+        result = future.result(timeout=node.config.release_wait_seconds)
+    except concurrent.futures.TimeoutError:  # it goes on in the background, as a terminal's release does
+        return {"printer": printer["id"], "status": "queued", "message": MESSAGES["queued"]}
+    log.info("job %s printed on arrival at %s: %s", job_id, printer["id"], result.status)
+    return {"printer": printer["id"], "status": result.status, "message": result.message}
 
 
 def _check_printer(node: Node, printer: dict[str, Any]) -> tuple[bool, str | None, list[str], str]:

@@ -13,6 +13,9 @@ class GatewayConfig:
     hostname: str = "pullprint"               # the name in the SMTP greeting
     # Mail to these addresses is held for release at any printer (lower case).
     print_addresses: list[str] = field(default_factory=lambda: ["print@pullprint.example"])
+    # Mail to PRINTER@this domain prints at once at that printer, when its operator opened it to mail
+    # (`pullprint printer add ID --direct-mail`); anything else is refused, nothing held. "": off.
+    printer_address_domain: str = ""
     # Where jobs go: the cluster's public address (HAProxy), the cluster CA, this gateway's own
     # submitting-host credential (`pullprint submitter add mail1`; PULLPRINT_MAIL_SUBMIT_TOKEN_FILE).
     submit_url: str = "https://127.0.0.1:8443"
@@ -35,7 +38,8 @@ class GatewayConfig:
     submit_timeout: float = 30.0
 
     def __repr__(self) -> str:  # never the credential in a log line or a traceback
-        return f"GatewayConfig(bind={self.bind!r}, print_addresses={self.print_addresses!r}, submit_url=" \
+        return f"GatewayConfig(bind={self.bind!r}, print_addresses={self.print_addresses!r}, " \
+               f"printer_address_domain={self.printer_address_domain!r}, submit_url=" \
                f"{self.submit_url!r}, submit_token=<{len(self.submit_token)} chars>)"
 
     def problems(self) -> list[str]:
@@ -49,6 +53,11 @@ class GatewayConfig:
             found.append("mail.cert_file and mail.key_file are needed for STARTTLS (or turn require_starttls off)")
         if not self.print_addresses or any("@" not in a or a != a.strip().lower() for a in self.print_addresses):
             found.append("mail.print_addresses: lower-case addresses (print@example.org), at least one")
+        domain = self.printer_address_domain
+        if domain and ("@" in domain or domain != domain.strip().lower() or "." not in domain
+                       or any(a.endswith("@" + domain) for a in self.print_addresses)):
+            found.append("mail.printer_address_domain: a lower-case domain of its own (printers.example.org), "
+                         "not that of a print address")
         if self.relay and (problem := address_problem("mail.relay", self.relay)):
             found.append(problem)
         return found

@@ -21,15 +21,20 @@ class Outcome:
     message_id: str
     held: list[tuple[str, int | None, str]] = field(default_factory=list)  # (title, pages, release code or "")
     refused: list[tuple[str, str]] = field(default_factory=list)      # (title, reason)
+    # Mail to a printer's own address: sent there (title, pages, printer), or held instead (title, why).
+    printed: list[tuple[str, int | None, str]] = field(default_factory=list)
+    not_printed_at: list[tuple[str, str]] = field(default_factory=list)
 
 
 def compose(outcome: Outcome, *, sender: str, release_hint: str) -> EmailMessage:
     reply = EmailMessage()
     reply["From"] = sender
     reply["To"] = outcome.sender
-    reply["Subject"] = (f"Held for printing: {outcome.subject}" if outcome.held and not outcome.refused else
-                        f"Not printed: {outcome.subject}" if not outcome.held else
-                        f"Partly held for printing: {outcome.subject}")
+    taken = outcome.held or outcome.printed
+    reply["Subject"] = (f"Printed: {outcome.subject}" if outcome.printed and not outcome.held and not outcome.refused
+                        else f"Held for printing: {outcome.subject}" if taken and not outcome.refused
+                        else f"Not printed: {outcome.subject}" if not taken
+                        else f"Partly held for printing: {outcome.subject}")
     reply["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     if outcome.message_id:
         reply["In-Reply-To"] = outcome.message_id
@@ -37,6 +42,15 @@ def compose(outcome: Outcome, *, sender: str, release_hint: str) -> EmailMessage
     # Never an auto-reply loop: mark it as one, and the gateway never answers mail marked so.
     reply["Auto-Submitted"] = "auto-replied"
     lines = []
+    if outcome.printed:
+        lines.append("Sent to the printer:")
+        lines += [f"  - {title}" + (f" ({pages} page{'s' if pages != 1 else ''})" if pages else "") + f": at {printer}"
+                  for title, pages, printer in outcome.printed]
+        lines.append("")
+    if outcome.not_printed_at:
+        lines.append("Not printed at once (held for you instead):")
+        lines += [f"  - {title}: {why}" for title, why in outcome.not_printed_at]
+        lines.append("")
     if outcome.held:
         lines.append("Held for you:")
         for title, pages, code in outcome.held:

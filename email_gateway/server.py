@@ -37,7 +37,8 @@ from pullprint.render import RenderError, printable
 log = logging.getLogger("pullprint.mail")
 
 # The analyst's refusals that are about the sender, not one part: the whole mail is refused.
-SENDER_REFUSALS = {"not-serviced", "unknown-user", "user-denied", "bad-field"}
+SENDER_REFUSALS = {"not-serviced", "unknown-user", "user-denied", "bad-field",
+                   "unknown-printer", "not-a-mail-printer", "bad-printer"}  # the last three: a printer's address
 
 
 class SenderLimit:
@@ -69,6 +70,7 @@ class PrintByMail:
     def __init__(self, cfg: GatewayConfig, cluster: ClusterClient, replier: Replier) -> None:
         self.cfg, self.cluster, self.replier = cfg, cluster, replier
         self.addresses = {a.lower() for a in cfg.print_addresses}
+        self.printer_domain = cfg.printer_address_domain
         self.limit = SenderLimit(cfg.mails_per_sender, cfg.sender_window_seconds)
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
@@ -83,10 +85,23 @@ class PrintByMail:
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
-        if address.lower() not in self.addresses:
+        printer = self.printer_of(address)
+        if printer:
+            # One printer per mail; a mail to a printer and to a print address prints at the printer.
+            if getattr(envelope, "print_at", "") not in ("", printer):
+                return "452 4.5.3 one printer address per mail"
+            envelope.print_at = printer
+        elif address.lower() not in self.addresses:
             return "550 5.1.1 not a print address here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    def printer_of(self, address: str) -> str:
+        """The printer id of PRINTER@printer_address_domain (as written: ids are case-sensitive), or ""."""
+        local, _, domain = address.rpartition("@")
+        if not self.printer_domain or domain.lower() != self.printer_domain or not local:
+            return ""
+        return local
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.original_content or envelope.content
@@ -99,10 +114,10 @@ class PrintByMail:
         if mail.sender != str(envelope.mail_from).lower():
             return "550 5.7.1 the From address must be the envelope sender"
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.take, mail, raw)
+        return await loop.run_in_executor(None, self.take, mail, raw, getattr(envelope, "print_at", ""))
 
-    def take(self, mail: Mail, raw: bytes) -> str:
-        """Hold every part of `mail`; the SMTP answer."""
+    def take(self, mail: Mail, raw: bytes, print_at: str = "") -> str:
+        """Hold every part of `mail` (and print it at once at `print_at`, a printer opened to mail); the SMTP answer."""
         digest = hashlib.sha256((mail.message_id or "").encode() if mail.message_id else raw).hexdigest()[:40]
         outcome = Outcome(mail.sender, mail.subject, mail.message_id,
                           refused=[(r.title, r.reason) for r in mail.refused])
@@ -113,7 +128,8 @@ class PrintByMail:
                 outcome.refused.append((part.title, exc.reason))
                 continue
             try:
-                held = self.cluster.submit(mail.sender, Part(part.title, kind, data), f"mail-{digest}-{index}")
+                held = self.cluster.submit(mail.sender, Part(part.title, kind, data), f"mail-{digest}-{index}",
+                                           print_at=print_at)
             except TryLater as exc:
                 log.warning("a mail from a sender could not be taken now: %s", exc)
                 return "451 4.3.0 the print service cannot take this mail now; it will be tried again"
@@ -123,10 +139,17 @@ class PrintByMail:
                     return f"550 5.7.1 {exc.message}"
                 outcome.refused.append((part.title, exc.message))
                 continue
-            outcome.held.append((part.title, held.pages, held.release_code))
-            log.info("mail part held as job %s (%d bytes, %s)", held.job_id, len(part.data), part.content_type)
+            if held.printed:
+                outcome.printed.append((part.title, held.pages, held.printed))
+            else:
+                outcome.held.append((part.title, held.pages, held.release_code))
+                if held.not_printed:
+                    outcome.not_printed_at.append((part.title, held.not_printed))
+            log.info("mail part held as job %s (%d bytes, %s)%s", held.job_id, len(part.data), part.content_type,
+                     f", sent to {held.printed}" if held.printed else "")
         self.replier.send_later(outcome)
-        return f"250 OK: {len(outcome.held)} held, {len(outcome.refused)} not printed"
+        sent = f"{len(outcome.printed)} sent to {print_at}, " if print_at else ""
+        return f"250 OK: {sent}{len(outcome.held)} held, {len(outcome.refused)} not printed"
 
 
 def tls_context(cfg: GatewayConfig) -> ssl.SSLContext | None:

@@ -19,11 +19,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from email_gateway.message import Part
-from pullprint.wire import API, H_OWNER, H_OWNER_EMAIL, JobSubmission
+from pullprint.wire import API, H_OWNER, H_OWNER_EMAIL, H_PRINT_AT, JobSubmission
 
 # Answers that mean "the same mail will not do better later" (the sender is told why); all other
 # failures are temporary: the SMTP answer is 451 and the sending MTA tries again.
-_FINAL = {400, 403, 409, 411, 413, 415}
+_FINAL = {400, 403, 404, 409, 411, 413, 415}
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class Held:
     job_id: str
     pages: int | None
     release_code: str = ""  # a guest's job: the code that releases it (only in this answer)
+    printed: str = ""       # sent to print_at's printer (printed, or queued there)
+    not_printed: str = ""   # print_at's printer could not take it: why (the job is held)
 
 
 class Refused(Exception):
@@ -80,12 +82,14 @@ class ClusterClient:
             answer = {}
         return response.status, answer if isinstance(answer, dict) else {}
 
-    def submit(self, sender: str, part: Part, idempotency_key: str) -> Held:
+    def submit(self, sender: str, part: Part, idempotency_key: str, *, print_at: str = "") -> Held:
         headers = JobSubmission(owner="", title=part.title, content_type=part.content_type,
                                 idempotency_key=idempotency_key).to_headers()
         headers.pop(H_OWNER, None)
         headers.update({H_OWNER_EMAIL: sender, "Authorization": f"Bearer {self._token}",
                         "User-Agent": "pullprint-mail-gateway/1", "Content-Length": str(len(part.data))})
+        if print_at:
+            headers[H_PRINT_AT] = print_at
         problem = ""
         for delay in (0.0, *self.retry_delays):
             time.sleep(delay)
@@ -96,8 +100,14 @@ class ClusterClient:
                 continue
             if status in (200, 201):
                 pages = answer.get("pages")
+                found = answer.get("printed")
+                printed: dict[str, Any] = found if isinstance(found, dict) else {}
+                went = printed.get("status") in ("printed", "queued")
                 return Held(str(answer.get("id", "")), pages if isinstance(pages, int) else None,
-                            str(answer.get("release_code") or ""))
+                            str(answer.get("release_code") or ""),
+                            printed=str(printed.get("printer", "")) if went else "",
+                            not_printed=str(printed.get("message") or printed.get("status") or "")
+                            if printed and not went else "")
             message = str(answer.get("message") or f"HTTP {status}")
             if status in _FINAL:
                 raise Refused(str(answer.get("error") or f"http-{status}"), message)

@@ -44,6 +44,7 @@ DEMO_USERS = [
 ]
 MAIL_DOMAIN = "pullprint.example"  # the demo's serviced domain (users by email)
 PRINT_ADDRESS = f"print@{MAIL_DOMAIN}"
+PRINTER_MAIL_DOMAIN = f"printers.{MAIL_DOMAIN}"  # mail to PRINTER@ this prints at once (direct_mail printers)
 MAIL_HOST = "demo-mail"  # the submitting host the mail gateway is
 
 
@@ -103,6 +104,7 @@ class LocalCluster:
     lpd_printers: int = 0  # …and an LPD receiver each (ipp/lpd go through each collector's own cupsd)
     with_mail: bool = False  # the mail gateway (print by mail) and a test relay keeping its replies
     smtp: str = ""  # the gateway's HOST:PORT once started
+    direct_mail_printers: tuple[str, ...] = ()  # printers that print mail to their own address at once
     collector_user: str | None = None  # run collectors as this unprivileged user, as deployments do
     # Mutual TLS between every part, as production runs (docs/security.md). False: the loudly named
     # insecure_plain_http everywhere (only to show what it is; nothing else should turn it off).
@@ -327,9 +329,11 @@ class LocalCluster:
                       "snmp_version": printer.get("snmp_version", "2c"),
                       "snmp_community": printer.get("snmp_community", "public"), "site": "main",
                       "location": f"Building A, floor {index + 1}", "tags": ["mono", "a4"], "in_service": True,
-                      "unreachable_policy": "refuse",
+                      "unreachable_policy": "refuse", "direct_mail": printer["id"] in self.direct_mail_printers,
                       **{k: v for k, v in printer.items() if k.startswith("snmp_v3_")}}
             _http("POST", f"{self.analyst_url}/api/v1/printers", context, record)
+            if self.with_mail and record["direct_mail"]:
+                printer["mail_address"] = f"{printer['id']}@{PRINTER_MAIL_DOMAIN}"
         for user in self.users:
             _http("POST", f"{self.analyst_url}/api/v1/users", context, user)
         # One enrolled terminal per printer: its credential (shown once) is printers[i]["terminal_token"].
@@ -464,6 +468,7 @@ class LocalCluster:
         env = {**os.environ, **self.extra_env, "PULLPRINT_MAIL_SUBMIT_URL": self.lb_url,
                "PULLPRINT_MAIL_SUBMIT_TOKEN_FILE": str(token), "PULLPRINT_MAIL_RELAY": f"127.0.0.1:{relay_port}",
                "PULLPRINT_MAIL_PRINT_ADDRESSES": json.dumps([PRINT_ADDRESS]),
+               "PULLPRINT_MAIL_PRINTER_ADDRESS_DOMAIN": PRINTER_MAIL_DOMAIN,
                "PULLPRINT_MAIL_REPLY_FROM": f"pullprint@{MAIL_DOMAIN}"}
         if self.tls:
             cert, key = self.node_cert("mail", "mail", hosts=("127.0.0.1", "localhost"))

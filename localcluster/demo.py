@@ -24,6 +24,10 @@ def instructions(cluster: LocalCluster) -> str:
     console = info["console"]
     mail_text = (f"From: {alice['email']}\\r\\nTo: {info['print_address']}\\r\\nSubject: Quarterly report"
                  "\\r\\n\\r\\nQ3 revenue up\\r\\n")
+    mailed = [p for p in info["printers"] if p.get("mail_address")]
+    direct = (f"     Or mail to printer {mailed[0]['id']}'s own address, {mailed[0]['mail_address']}: it prints "
+              f"there at once, no badge\n     (--mail-rcpt {mailed[0]['mail_address']}; only printers set so with "
+              f"`pullprint printer add ID --direct-mail`)\n") if mailed else ""
     return f"""
 pullprint demo is running — {len(info['collectors'])} collectors behind HAProxy at {lb}
   analyst        {info['analyst_url']}
@@ -52,7 +56,7 @@ Try it:
        curl -s --url smtp://{info['smtp']} --ssl-reqd --cacert {info['ca_file']} --mail-from {alice['email']} \\
             --mail-rcpt {info['print_address']} --upload-file /tmp/mail.eml
      The reply the gateway sent (what is held, what was not): ls {info['mail_outbox']}
-  6. Or upload from a phone or laptop (user alice or {alice['email']}, PIN {alice['pin']}): {lb}/upload
+{direct}  6. Or upload from a phone or laptop (user alice or {alice['email']}, PIN {alice['pin']}): {lb}/upload
   Or open printer {p1['id']}'s release station in a browser (a one-time enrolment link; cluster.json has
   each printer's kiosk_url): {p1['kiosk_url']}
   (the browser does not know the demo's CA: accept its certificate, or import {info['ca_file']})
@@ -76,7 +80,9 @@ def main(argv: list[str]) -> int:
         parser.error("need at least one collector and one printer")
 
     cluster = LocalCluster(Path(args.state_dir), n_collectors=args.collectors, n_printers=args.printers,
-                           ipp_printers=args.ipp_printers, release_mode=args.release_mode, with_mail=True)
+                           ipp_printers=args.ipp_printers, release_mode=args.release_mode, with_mail=True,
+                           # the last printer prints mail to its own address at once (p3@printers.…)
+                           direct_mail_printers=(f"p{args.printers + args.ipp_printers}",))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops it even if started with SIGINT ignored
     print("starting the pullprint demo cluster…", file=sys.stderr)

@@ -40,6 +40,8 @@ H_OPTIONS = "X-Pullprint-Options"
 H_ORIGIN = "X-Pullprint-Origin-Host"
 H_CUPS_JOB = "X-Pullprint-Cups-Job-Id"
 H_IDEMPOTENCY = "Idempotency-Key"
+# Mail to a printer's own address (email_gateway): print the job there at once, if that printer allows it.
+H_PRINT_AT = "X-Pullprint-Print-At"
 
 MAX_COPIES = 999
 MAX_TITLE = 255

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, String
+from sqlalchemy import JSON, Boolean, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from analyst.db import Base, UTCDateTime
@@ -40,6 +40,9 @@ class Printer(Base):
     # The page description languages the printer takes (pullprint.render.LANGUAGES); a job in another is
     # converted at release with Ghostscript or cups-filters (collector/release.py; migration 0005).
     languages: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["pdf", "postscript", "pcl", "text"])
+    # Mail to this printer's own address prints at once, without a badge (HP's per-printer addresses):
+    # only for printers where that is acceptable (a locked room, a personal printer). Migration 0005.
+    direct_mail: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # SNMPv3 (USM) credentials; the keys are secrets that only collectors get back (GET /sync).
     snmp_v3_user: Mapped[str] = mapped_column(String(64), default="")
     snmp_v3_auth_protocol: Mapped[str] = mapped_column(String(8), default="")

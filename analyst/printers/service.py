@@ -83,6 +83,7 @@ def parse_printer(body: Mapping[str, Any], *, partial: bool = False) -> dict[str
         "unreachable_policy": lambda: v.text(body, "unreachable_policy", max_len=8),
         "document_filter": lambda: v.text(body, "document_filter", max_len=16),
         "languages": lambda: v.text_list(body, "languages", max_len=16),
+        "direct_mail": lambda: v.boolean(body, "direct_mail"),
     }
     for name, read in readers.items():
         value = read()
@@ -107,7 +108,7 @@ _DEFAULTS: dict[str, Any] = {"snmp_host": "", "snmp_port": 161, "snmp_version": 
                              "snmp_v3_priv_protocol": "", "snmp_v3_priv_key": "", "site": "main", "location": "",
                              "building": "", "floor": "", "room": "", "tags": [], "capabilities": [],
                              "in_service": True, "service_reason": "", "unreachable_policy": "allow",
-                             "document_filter": "strip", "languages": list(LANGUAGES)}
+                             "document_filter": "strip", "languages": list(LANGUAGES), "direct_mail": False}
 
 
 def _check_snmp_v3(printer: Printer) -> None:
@@ -205,7 +206,7 @@ def printer_to_dict(printer: Printer, *, secrets: bool = False) -> dict[str, Any
               "snmp_v3_auth_key": printer.snmp_v3_auth_key, "snmp_v3_priv_protocol": printer.snmp_v3_priv_protocol,
               "snmp_v3_priv_key": printer.snmp_v3_priv_key, "status": printer.status,
               "document_filter": printer.document_filter or "strip",
-              "languages": list(printer.languages or LANGUAGES)}
+              "languages": list(printer.languages or LANGUAGES), "direct_mail": bool(printer.direct_mail)}
     if not secrets:
         for name in SECRET_FIELDS:
             answer[name] = MASK if answer[name] else ""

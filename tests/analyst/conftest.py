@@ -40,7 +40,8 @@ PEPPER = "test-badge-pepper"
 PRINTER_ADDITIONS = {"building": "", "floor": "", "room": "", "capabilities": [], "service_reason": "",
                      "snmp_v3_user": "", "snmp_v3_auth_protocol": "", "snmp_v3_auth_key": "",
                      "snmp_v3_priv_protocol": "", "snmp_v3_priv_key": "", "status": None,
-                     "document_filter": "strip", "languages": ["pdf", "postscript", "pcl", "text"]}
+                     "document_filter": "strip", "languages": ["pdf", "postscript", "pcl", "text"],
+                     "direct_mail": False}
 
 
 class PostgresServer:

@@ -1,5 +1,6 @@
 """Print by mail: users by email (a unique address per user, when set), the allow/deny switch, and
-guests' jobs with a release code (its HMAC), and the languages each printer takes.
+guests' jobs with a release code (its HMAC), the languages each printer takes, and which printers
+print mail to their own address at once.
 
 Revision ID: 0005
 Revises: 0004
@@ -32,11 +33,13 @@ def upgrade() -> None:
         batch.create_unique_constraint("uq_jobs_release_code_hash", ["release_code_hash"])
     with op.batch_alter_table("printers") as batch:
         batch.add_column(sa.Column("languages", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("direct_mail", sa.Boolean(), nullable=False, server_default=sa.text("false")))
     op.execute("""UPDATE printers SET languages = '["pdf", "postscript", "pcl", "text"]'""")
 
 
 def downgrade() -> None:
     with op.batch_alter_table("printers") as batch:
+        batch.drop_column("direct_mail")
         batch.drop_column("languages")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_constraint("uq_jobs_release_code_hash", type_="unique")
