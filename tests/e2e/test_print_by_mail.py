@@ -87,12 +87,15 @@ def _replies(cluster: LocalCluster, to: str) -> list[EmailMessage]:
 
 
 def test_a_mailed_pdf_is_held_released_by_badge_and_the_sender_told(mailed: LocalCluster) -> None:
+    from tests.unit.test_render import docx
+
     alice = next(u for u in mailed.users if u["name"] == "alice")
+    word = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
     message = _mail(alice["email"], attachments=[("Quarterly report.pdf", "application/pdf", PDF),
-                                                 ("notes.docx", "application/vnd.openxmlformats-officedocument."
-                                                  "wordprocessingml.document", b"PK\x03\x04" + os.urandom(200))])
+                                                 ("Minutes.docx", word, docx("Minutes of the board")),
+                                                 ("notes.docx", word, b"PK\x03\x04" + os.urandom(200))])
     code, text = _send(mailed, message)
-    assert code == 250 and "1 held, 1 not printed" in text
+    assert code == 250 and "2 held, 1 not printed" in text
     token, jobs = _held(mailed, alice, "Quarterly report.pdf")
     assert len(jobs) == 1 and jobs[0]["size"] == len(PDF)
     # The same mail again (its MTA did not see the 250): nothing is held twice.
@@ -104,7 +107,11 @@ def test_a_mailed_pdf_is_held_released_by_badge_and_the_sender_told(mailed: Loca
     assert received_hashes(mailed.printers[0]).count(sha(PDF)) == 1
     replies = wait_for(lambda: _replies(mailed, alice["email"]), 15, "the reply to alice")
     text = replies[0].get_content()
-    assert "Quarterly report.pdf" in text and "notes.docx" in text and "send it as PDF" in text
+    assert "Quarterly report.pdf" in text and "Minutes.docx (1 page)" in text
+    assert "notes.docx: it could not be rendered" in text  # the damaged one, named with the reason
+    # The Word document is held as the PDF LibreOffice made of it.
+    _, minutes = _held(mailed, alice, "Minutes.docx")
+    assert len(minutes) == 1 and minutes[0]["pages"] == 1
     assert replies[0]["In-Reply-To"] == message["Message-ID"] and replies[0]["Auto-Submitted"] == "auto-replied"
 
 

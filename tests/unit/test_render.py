@@ -3,9 +3,11 @@ in a box: time, memory and user limits that hold when a document misbehaves."""
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import subprocess
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -21,6 +23,34 @@ def png(width: int = 40, height: int = 30) -> bytes:
     rows = b"".join(b"\x00" + b"\x20\x60\xc0" * width for _ in range(height))
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def docx(text: str) -> bytes:
+    """A minimal Word document (Office Open XML: three parts in a ZIP), as a word processor saves one."""
+    main = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml",
+                   '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/'
+                   '2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-'
+                   'package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override '
+                   f'PartName="/word/document.xml" ContentType="{main}"/></Types>')
+        z.writestr("_rels/.rels",
+                   '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/'
+                   'package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
+                   'officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>')
+        z.writestr("word/document.xml",
+                   '<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/'
+                   f'wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:body></w:document>')
+    return buf.getvalue()
+
+
+def text_of(pdf: bytes, tmp_path: Path) -> str:
+    """The text Ghostscript reads in a PDF."""
+    path = tmp_path / "text.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=txtwrite", "-sOutputFile=-",
+                           str(path)], capture_output=True, text=True, check=True).stdout
 
 
 def pages_of(pdf: bytes, tmp_path: Path) -> int:
@@ -60,14 +90,24 @@ def test_what_cannot_print_is_refused_with_a_reason(data: bytes, name: str, reas
         printable(data, name, "application/octet-stream")
 
 
-def test_office_documents_need_libreoffice(tmp_path: Path) -> None:
-    document = b"PK\x03\x04" + os.urandom(64)
-    if render.office_available():
-        with pytest.raises(RenderError, match="could not be rendered"):  # a damaged one, rendered in the box
-            printable(document, "notes.docx")
-    else:
-        with pytest.raises(RenderError, match="LibreOffice is not installed"):
-            printable(document, "notes.docx")
+def test_an_office_document_is_rendered_by_libreoffice_in_the_box(tmp_path: Path) -> None:
+    data, kind = printable(docx("Quarterly revenue 2026"), "Quarterly report.docx",
+                           "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    assert kind == "application/pdf" and data.startswith(b"%PDF-")
+    assert pages_of(data, tmp_path) == 1
+    words = text_of(data, tmp_path).split()
+    assert "Quarterly" in words and "2026" in words
+
+
+def test_a_damaged_office_document_is_refused_with_a_reason() -> None:
+    with pytest.raises(RenderError, match="could not be rendered"):
+        printable(b"PK\x03\x04" + os.urandom(64), "notes.docx")
+
+
+def test_without_libreoffice_office_documents_are_refused_with_that_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render, "office_available", lambda: False)
+    with pytest.raises(RenderError, match="LibreOffice is not installed"):
+        printable(docx("x"), "notes.docx")
 
 
 def test_the_box_stops_a_renderer_that_hangs(tmp_path: Path) -> None:
