@@ -66,6 +66,9 @@ def station_strings() -> dict[str, Any]:
         "reasons": {code: gettext(text) for code, text in MESSAGES.items()},
         "ui": {
             "welcome": gettext("Welcome, %(user)s"),
+            "welcome_code": gettext("Your document"),
+            "enter_code": gettext("Type the release code from your mail."),
+            "code_short": gettext("A release code has 10 digits."),
             "no_jobs": gettext("You have no jobs waiting."),
             "jobs_more": gettext("Showing %(shown)s of your %(total)s jobs; “Print all” prints every one."),
             "pages": gettext("%(n)s pages"),

@@ -87,7 +87,8 @@
 
   // --- logging in ---------------------------------------------------------------------------------
   const onLogin = () => !$('login').hidden;
-  const pinOpen = () => !$('pin-form').hidden;
+  const pinOpen = () => !$('pin-form').hidden || !$('code-form').hidden;
+  let codeSession = false;  // logged in with a guest's release code: one document, no user name to greet
 
   function focusBadge() {
     if (onLogin() && !pinOpen() && document.activeElement !== $('badge')) $('badge').focus();
@@ -102,6 +103,7 @@
       const data = await call('POST', '/api/v1/sessions', enrolled ? credentials : {printer, ...credentials},
                               {retry: true});
       session = data.session;
+      codeSession = 'code' in credentials;
       $('results').hidden = true;
       say('');
       showJobs(data);
@@ -109,7 +111,7 @@
       say(errorText(err), 'error');
     } finally {
       busy = false;
-      $('badge').value = ''; $('pin').value = '';
+      $('badge').value = ''; $('pin').value = ''; $('code').value = '';
       focusBadge();
     }
   }
@@ -170,11 +172,13 @@
   $('user').addEventListener('focus', () => setKeyTarget($('user')));
   $('pin').addEventListener('focus', () => setKeyTarget($('pin')));
   $('show-pin').addEventListener('click', () => {
-    $('pin-form').hidden = false; $('show-pin').hidden = true; $('badge-form').hidden = true;
+    $('pin-form').hidden = false; $('show-pin').hidden = true; $('show-code').hidden = true;
+    $('badge-form').hidden = true;
     say(T.ui.enter_pin); setKeyTarget($('user')); drawKeys(); $('user').focus();
   });
   function closePin() {
-    $('pin-form').hidden = true; $('show-pin').hidden = false; $('badge-form').hidden = false;
+    $('pin-form').hidden = true; $('show-pin').hidden = false; $('show-code').hidden = false;
+    $('badge-form').hidden = false;
     $('user').value = ''; $('pin').value = ''; focusBadge();
   }
   $('pin-cancel').addEventListener('click', () => { closePin(); say(''); });
@@ -184,6 +188,37 @@
     if (!user || !pin) { say(T.ui.enter_pin, 'error'); return; }
     closePin();
     login({user, pin});
+  });
+
+  // A guest's release code (mailed with the document): digits on a keypad of their own.
+  function drawCodeKeys() {
+    const keys = $('code-keys');
+    keys.textContent = '';
+    for (const k of DIGITS) {
+      let b;
+      if (k === 'back') b = keyButton('⌫', T.ui.backspace, () => { $('code').value = $('code').value.slice(0, -1); });
+      else if (k === 'ok') b = keyButton('✓', T.ui.log_in, () => $('code-form').requestSubmit(), 'ok');
+      else b = keyButton(k, k, () => { $('code').value += k; });
+      b.addEventListener('click', () => $('code').focus());
+      keys.append(b);
+    }
+  }
+  $('show-code').addEventListener('click', () => {
+    $('code-form').hidden = false; $('show-code').hidden = true; $('show-pin').hidden = true;
+    $('badge-form').hidden = true;
+    say(T.ui.enter_code); drawCodeKeys(); $('code').focus();
+  });
+  function closeCode() {
+    $('code-form').hidden = true; $('show-code').hidden = false; $('show-pin').hidden = false;
+    $('badge-form').hidden = false; $('code').value = ''; focusBadge();
+  }
+  $('code-cancel').addEventListener('click', () => { closeCode(); say(''); });
+  $('code-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const code = $('code').value.replace(/[\s-]/g, '');
+    if (!/^[0-9]{10}$/.test(code)) { say(T.ui.code_short, 'error'); return; }
+    closeCode();
+    login({code});
   });
 
   // --- the job list ------------------------------------------------------------------------------
@@ -212,7 +247,7 @@
     const selected = new Set(Array.from(document.querySelectorAll('#list input:checked'), (b) => b.value));
     const first = !$('jobs').hidden ? false : true;
     $('login').hidden = true; $('jobs').hidden = false;
-    $('jobs-title').textContent = fmt(T.ui.welcome, {user: data.user});
+    $('jobs-title').textContent = codeSession ? T.ui.welcome_code : fmt(T.ui.welcome, {user: data.user});
     const list = $('list');
     list.textContent = '';
     for (const w of data.warnings || []) say(w);

@@ -161,6 +161,50 @@ def test_user_name_and_pin_on_the_on_screen_keyboard_then_print_all(cluster, bro
     page.wait_for_selector("#jobs-note:has-text('You have no jobs waiting.')")
 
 
+def guest_submit(cluster, sender: str, data: bytes, title: str) -> str:
+    """A guest's document as the mail gateway hands it in (the sender's address, not a user name); its code."""
+    answer = requests.post(f"{cluster.lb_url}/api/v1/jobs", data=data, timeout=30, **tls(cluster), headers={
+        "Authorization": f"Bearer {cluster.secret('submit_token')}", "X-Pullprint-Owner-Email": sender,
+        "X-Pullprint-Title": title, "Content-Type": "application/octet-stream"})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["release_code"]
+
+
+def test_a_guest_types_the_release_code_on_the_keypad_and_only_that_document_prints(cluster, browser):
+    boarding, agenda = pdf(2, "guest boarding pass"), pdf(1, "guest agenda")
+    code = guest_submit(cluster, "visitor@partner.example", boarding, "Boarding pass")
+    guest_submit(cluster, "visitor@partner.example", agenda, "Agenda")
+    page = open_station(browser, cluster, "p1")
+    page.click("#show-code")
+    assert page.locator("#code-keys.digits").count() == 1 and page.locator("#badge-form").is_hidden()
+    # Too short: said so, nothing asked of the cluster.
+    page.fill("#code", code[:6])
+    page.click("#code-login")
+    page.wait_for_selector("#message:has-text('A release code has 10 digits.')")
+    page.fill("#code", "")
+    for digit in code:
+        page.click(f'#code-keys button[data-key="{digit}"]')
+    assert page.locator("#code").input_value() == code
+    page.click("#code-login")
+    page.wait_for_selector("#jobs:not([hidden])")
+    assert page.locator("#jobs-title").inner_text() == "Your document"
+    assert page.locator("#list li.job .title").all_inner_texts() == ["Boarding pass"]  # not the guest's other one
+    page.click("#release-all")
+    page.wait_for_selector("#results:not([hidden])")
+    assert page.locator("#result-list li .what").all_inner_texts() == ["Printed"]
+    hashes = wait_for(lambda: received_hashes(cluster.printers[0]) if sha(boarding) in received_hashes(
+        cluster.printers[0]) else None, 10, "the boarding pass at p1")
+    assert hashes.count(sha(boarding)) == 1 and sha(agenda) not in hashes
+    # The code was single-use: typed again, it is refused and the station stays at its login.
+    page.click("#logout")
+    page.wait_for_selector("#login:not([hidden])")
+    page.click("#show-code")
+    page.fill("#code", code)
+    page.click("#code-login")
+    page.wait_for_selector("#message.error")
+    assert page.locator("#jobs").is_hidden()
+
+
 def test_deleting_a_job_shreds_every_copy_and_the_analyst_records_it(cluster, browser):
     clear_jobs(cluster, "carol")
     carol = user(cluster, "carol")
