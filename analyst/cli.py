@@ -295,3 +295,58 @@ def printer_main(argv: list[str], *, out: TextIO | None = None) -> int:
     print(f"{'added' if created else 'updated'} printer {info['id']} ({info['uri']})", file=out)
     return 0
 
+
+
+# --- pullprint console-user ------------------------------------------------------------------------------------
+
+def console_user_main(argv: list[str], *, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
+    """`pullprint console-user add|list|remove`: the console's administrator accounts."""
+    from analyst.console import service
+    from analyst.console.models import ROLES
+
+    stdin, out = stdin or sys.stdin, out or sys.stdout
+    parser = argparse.ArgumentParser(prog="pullprint console-user",
+                                     description="add, list and remove the admin console's accounts")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add", help="add an account, or change its role or password")
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, help="read-only (sees everything, changes nothing) or full "
+                     "(default for a new account: read-only)")
+    secret = add.add_mutually_exclusive_group()
+    secret.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    secret.add_argument("--password-prompt", action="store_true", help="ask for the password on the terminal")
+    _database_options(add)
+    listing = commands.add_parser("list", help="list accounts")
+    _database_options(listing)
+    remove = commands.add_parser("remove", help="remove an account (its sessions end at once)")
+    remove.add_argument("name")
+    _database_options(remove)
+    args = parser.parse_args(argv)
+    config = _load_config(args)
+
+    if args.command == "list":
+        with _session(config) as session:
+            for account in service.list_accounts(session):
+                print(f"{account.name}\t{account.role}", file=out)
+        return 0
+    if args.command == "remove":
+        with _session(config) as session:
+            service.remove_account(session, args.name)
+        print(f"removed console account {args.name}", file=out)
+        return 0
+
+    service.check_name(args.name)
+    password = None
+    if args.password_stdin:
+        password = _read_secret(stdin)
+    elif args.password_prompt:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise BadRequest("bad-field", "the two passwords differ", field="password")
+    if password is not None:
+        service.check_password(password)
+    with _session(config) as session:
+        account, created = service.upsert_account(session, args.name, role=args.role, password=password, now=_now())
+        role = account.role
+    print(f"{'added' if created else 'updated'} console account {args.name} ({role})", file=out)
+    return 0

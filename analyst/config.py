@@ -44,15 +44,23 @@ class AnalystConfig:
     # the gunicorn workers and turns this off for them.
     auto_migrate: bool = True
     log_level: str = "INFO"
-    # `scrypt$…` hash (pullprint.credentials.pin_hash) of the console's password for user `admin`
-    # (``PULLPRINT_ANALYST_CONSOLE_PASSWORD_HASH_FILE``); empty: GET /console answers 404.
+    # `scrypt$…` hash (pullprint.credentials.pin_hash) of the password of the console's built-in full
+    # account `admin` (``PULLPRINT_ANALYST_CONSOLE_PASSWORD_HASH_FILE``); accounts of its own come from
+    # `pullprint console-user add`. Neither: /console answers 404.
     console_password_hash: str = ""
-    # Console password guessing (issue 9), per source address, counted in SQL (every worker and
-    # analyst sees the same count): this many failures within the window are free, then each attempt
-    # waits twice as long as the one before (from 2 s, at most console_max_delay_seconds): 429.
+    # Console password guessing (issue 9), per source address (the load balancer's X-Forwarded-For),
+    # counted in SQL (every worker and analyst sees the same count): this many failures within the
+    # window are free, then each attempt waits twice as long as the one before (from 2 s, at most
+    # console_max_delay_seconds): 429.
     console_free_failures: int = 5
     console_window_seconds: float = 900
     console_max_delay_seconds: float = 300
+    # Console sessions (docs/console.md): over after this long unused, and this long after the login at most.
+    console_idle_minutes: float = 30
+    console_session_hours: float = 12
+    # HAProxy's admin sockets (lb.socket_path of each load balancer): the console drains and readies
+    # collectors through every one of them. Empty: the console shows no drain/ready actions.
+    lb_sockets: list[str] = field(default_factory=list)
     # --- Submission quota (issue 9, docs/cups.md): held jobs one user may have, counted at registration
     # (held, releasing and failed jobs: their copies fill the collectors' spools). 0 = no limit.
     max_held_jobs_per_user: int = 200

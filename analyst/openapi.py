@@ -464,23 +464,47 @@ PUBLIC: list[Operation] = [
       "404": _error("no-crl: this analyst has none")}),
     ("get", "/openapi.json", "openapi", "This document", [], None, {"200": _json({"type": "object"})}),
 ]
+_HTML = {"description": "HTML", "content": {"text/html": {"schema": _TEXT}}}
+_SEE_OTHER = {"description": "done: the next page", "headers": {"Location": {"schema": _TEXT}}}
 _CONSOLE_REFUSALS = {
-    "401": {"description": "no or wrong console password", "content": {"text/plain": {"schema": _TEXT}},
-            "headers": {"WWW-Authenticate": {"required": True, "schema": _TEXT}}},
-    "404": _error("not-found: the console is disabled (no console_password_hash)"),
-    "429": _error("too-many-attempts: failed console logins from this address (`retry_after`)", _RETRY_AFTER)}
+    "303": {"description": "no session (or an expired one): to /console/login",
+            "headers": {"Location": {"schema": _TEXT}}},
+    "404": _error("not-found: the console is disabled (no console account)")}
+_FORM_REFUSALS = {
+    "400": _error("bad-field: a form field is malformed, nothing changed"),
+    "401": _error("unauthenticated: no console session"),
+    "403": _error("csrf-failed: the form did not come from the console page; read-only: the account may not act"),
+    "404": _error("the console is disabled, or no such thing" + _NOT_FOUND_ROUTE)}
+
+
+def _console_page(path: str, endpoint: str, summary: str, parameters: list[Schema] | None = None) -> Operation:
+    return ("get", path, endpoint, summary, parameters or [], None, {"200": _HTML, **_CONSOLE_REFUSALS})
+
+
+def _console_form(path: str, endpoint: str, summary: str, fields: dict[str, Schema],
+                  parameters: list[Schema] | None = None, required: tuple[str, ...] = ()) -> Operation:
+    body = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": _body(
+        {"csrf": _TEXT, **fields}, required=("csrf", *required))}}}
+    return ("post", path, endpoint, summary, parameters or [], body, {"303": _SEE_OTHER, **_FORM_REFUSALS})
+
+
 CONSOLE: list[Operation] = [
-    ("get", "/console", "console.console", "The operator's console page (HTML, HTTP Basic)", [], None,
-     {"200": {"description": "HTML", "content": {"text/html": {"schema": _TEXT}}}, **_CONSOLE_REFUSALS}),
-    ("post", "/console/printers/{printer_id}/service", "console.printer_service",
-     "The console's form: a printer out of service or back (CSRF token, same origin)", [_PRINTER_ID],
-     {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": _body({
-         "csrf": _TEXT, "in_service": {"type": "string", "enum": ["true", "false"]},
-         "reason": {"type": "string"}}, required=("csrf", "in_service"))}}}, {
-         "303": {"description": "done: back to /console", "headers": {"Location": {"schema": _TEXT}}},
-         **_CONSOLE_REFUSALS, "400": _error("bad-field (in_service), or a bad printer id"),
-         "403": _error("csrf-failed: the form did not come from the console page"),
-         "404": _error("the console is disabled, or no such printer" + _NOT_FOUND_ROUTE)}),
+    ("get", "/console/login", "console.login_form", "The console's sign-in form (HTML)", [], None,
+     {"200": _HTML, "404": _error("not-found: the console is disabled (no console account)")}),
+    ("post", "/console/login", "console.login", "Sign in: a session cookie (Secure, HttpOnly, SameSite=Strict)", [],
+     {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": _body(
+         {"csrf": _TEXT, "name": _TEXT, "password": _TEXT}, required=("csrf", "name", "password"))}}},
+     {"303": _SEE_OTHER, "401": _HTML, "403": _HTML, "429": _HTML,
+      "404": _error("not-found: the console is disabled (no console account)")}),
+    _console_form("/console/logout", "console.logout", "Sign out: the session ends", {}),
+    ("get", "/console/static/{filename}", "console.static", "The console's stylesheet",
+     [_path("filename", _TEXT)], None, {"200": {"description": "CSS", "content": {"text/css": {"schema": _TEXT}}},
+                                         "404": _error("no such file")}),
+    _console_page("/console", "console.console", "The fleet: collectors, printers, job counts, the newest events"),
+    _console_form("/console/printers/{printer_id}/service", "console.printer_service",
+                  "A printer out of service (with a reason) or back", {
+                      "in_service": {"type": "string", "enum": ["true", "false"]}, "reason": {"type": "string"}},
+                  [_PRINTER_ID], ("in_service",)),
 ]
 
 # What every /api/ operation may answer besides its own answers.
@@ -529,7 +553,8 @@ def _operation(op: Operation, *, api: bool) -> Schema:
         operation["security"] = roles
         operation["description"] = "Certificate role: " + " or ".join(next(iter(r.values()))[0] for r in roles)
     elif path.startswith("/console"):
-        operation["security"] = [{"consolePassword": []}]
+        operation["security"] = [] if path in ("/console/login", "/console/static/{filename}") else \
+            [{"consoleSession": []}]
     else:
         operation["security"] = []
     return operation
@@ -555,8 +580,9 @@ def document() -> dict[str, Any]:
                     "description": "A client certificate from the cluster CA; the role in it (`collector` for the "
                                    "collectors' own calls, `admin` for administration) decides what it may call. "
                                    "A revoked certificate is refused. Without one: 401; another role: 403."},
-                "consolePassword": {"type": "http", "scheme": "basic",
-                                    "description": "the console password (failed logins throttled per address)"}},
+                "consoleSession": {"type": "apiKey", "in": "cookie", "name": "__Host-pullprint-console",
+                                   "description": "a console session from POST /console/login (failed sign-ins "
+                                                  "throttled per address); forms also carry its CSRF token"}},
         },
         "paths": paths,
     }

@@ -20,6 +20,7 @@ COMMANDS = {
     "lb": ("lb.cli:main", "render, check and control the HAProxy load balancer"),
     "user": ("analyst.cli:user_main", "add, list and remove users (badge, PIN)"),
     "printer": ("analyst.cli:printer_main", "add, list and remove printers"),
+    "console-user": ("analyst.cli:console_user_main", "add, list and remove the admin console's accounts"),
     "submitter": ("analyst.submitters.cli:main", "issue, list and revoke submitting hosts' credentials"),
     "terminal": ("analyst.terminals.cli:main", "enrol, list and revoke release terminals; enrollment links"),
 }

@@ -13,6 +13,7 @@ def load_models() -> MetaData:
     """Every domain's tables: importing their models registers them with `Base.metadata`."""
     from analyst.accounting import models as _accounting  # noqa: F401
     from analyst.collectors import models as _collectors  # noqa: F401
+    from analyst.console import models as _console  # noqa: F401
     from analyst.events import models as _events  # noqa: F401
     from analyst.jobs import models as _jobs  # noqa: F401
     from analyst.printers import models as _printers  # noqa: F401
