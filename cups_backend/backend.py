@@ -31,31 +31,25 @@ Exit codes, and why:
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import json
+# cupsd starts this program afresh for every job, so what it imports is paid per job: only `os` and
+# `sys` here; everything else is imported where it is used (ssl only for pullprints://, tempfile only
+# when the data comes on stdin). No http.client (it pulls in the email package): the one request
+# this program makes is written and read in `post_once`. tests/unit/test_backend_imports.py keeps it so.
 import os
-import re
-import shlex
-import shutil
-import signal
-import socket
-import ssl
 import sys
-import tempfile
-import threading
-import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from types import FrameType
-from typing import BinaryIO, TextIO
-from urllib.parse import quote, urlsplit
 
-from cups_backend import config
 from cups_backend.exitcodes import BackendExit
-from pullprint.errors import BadRequest
-from pullprint.wire import API, MAX_COPIES, JobSubmission, decode_options
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    import ssl
+    from collections.abc import Callable, Iterator, Mapping
+    from types import FrameType
+    from typing import BinaryIO, TextIO
+
+    from cups_backend.config import BackendConfig
+    from pullprint.wire import JobSubmission
 
 SCHEMES = {"pullprint": "http", "pullprints": "https"}
 DISCOVERY = {
@@ -64,10 +58,13 @@ DISCOVERY = {
 }
 CHUNK = 64 * 1024
 MAX_MESSAGE = 2047  # CUPS_MAX_MESSAGE, prefix and newline included
-_KEY_CHARS = re.compile(r"[^A-Za-z0-9:._\-]")
+_KEY_ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:._-")
 # Answers that mean "this queue is misconfigured", not "this job is bad".
 _HOLD_STATUSES = {401, 403, 404, 405}
 _RETRY_STATUSES = {408, 429}
+MAX_ANSWER = 64 * 1024  # of the collector's answer body, what is read (a JSON object of a few lines)
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
 
 USAGE = ("Usage: pullprint job-id user title copies options [file]\n"
          "(cupsd runs this backend; with no arguments it lists the devices it offers)")
@@ -114,18 +111,42 @@ class Status:
         self.line("STATE", change)
 
 
-@dataclass(frozen=True)
 class Target:
     """Where the job goes: parsed from DEVICE_URI."""
 
-    scheme: str  # http | https
-    host: str
-    port: int
-    base_path: str
+    __slots__ = ("scheme", "host", "port", "base_path")
+
+    def __init__(self, scheme: str, host: str, port: int, base_path: str) -> None:
+        self.scheme = scheme  # http | https
+        self.host = host
+        self.port = port
+        self.base_path = base_path
+
+    def _key(self) -> tuple[str, str, int, str]:
+        return (self.scheme, self.host, self.port, self.base_path)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Target) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Target(scheme={self.scheme!r}, host={self.host!r}, port={self.port!r}, "
+                f"base_path={self.base_path!r})")
 
     @property
     def submit_path(self) -> str:
+        from pullprint.wire import API
+
         return f"{self.base_path}{API}/jobs"
+
+    @property
+    def host_header(self) -> str:
+        """What http.client sends as Host: the port only when it is not the scheme's default."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
 
     def describe(self) -> str:
         return f"{self.scheme}://{self.host}:{self.port}{self.submit_path}"
@@ -136,6 +157,8 @@ class ConfigurationProblem(Exception):
 
 
 def parse_device_uri(uri: str, status: Status) -> Target:
+    from urllib.parse import urlsplit
+
     try:
         parts = urlsplit(uri)
     except ValueError:  # an unclosed "[" (Invalid IPv6 URL)
@@ -158,6 +181,11 @@ def parse_device_uri(uri: str, status: Status) -> Target:
 
 def parse_options(text: str) -> dict[str, str]:
     """argv[5]: cupsd backslash-escapes spaces and quotes in values; then the wire's own rules apply."""
+    import shlex
+    from urllib.parse import quote
+
+    from pullprint.wire import decode_options
+
     try:
         items = shlex.split(text)
     except ValueError:
@@ -170,11 +198,18 @@ def parse_options(text: str) -> dict[str, str]:
 
 
 def _header_text(text: str) -> str:
-    """Printable ASCII only: what http.client cannot send (a newline, a non-latin-1 letter) would raise there."""
+    """Printable ASCII only: what cannot travel in a header (a newline, a non-latin-1 letter) is dropped."""
     return "".join(c for c in text if " " <= c <= "~")
 
 
+def _key_text(text: str) -> str:
+    """An Idempotency-Key's characters (the wire's rule): anything else becomes "_"; at most 128."""
+    return "".join(c if c in _KEY_ALLOWED else "_" for c in text)[:128]
+
+
 def build_submission(argv: list[str], environ: Mapping[str, str]) -> JobSubmission:
+    from pullprint.wire import MAX_COPIES, JobSubmission
+
     job_id, owner, title, copies_text, options_text = argv[1:6]
     options = parse_options(options_text)
     copies = 1
@@ -183,10 +218,12 @@ def build_submission(argv: list[str], environ: Mapping[str, str]) -> JobSubmissi
             copies = min(max(int(copies_text), 1), MAX_COPIES)
         except ValueError:
             copies = 1
-    key = _KEY_CHARS.sub("_", options.get("job-uuid", ""))[:128]
+    key = _key_text(options.get("job-uuid", ""))
     if not key:
+        import socket
+
         printer = environ.get("PRINTER", "queue")
-        key = _KEY_CHARS.sub("_", f"{socket.gethostname()}:{printer}:{job_id}")[:128]
+        key = _key_text(f"{socket.gethostname()}:{printer}:{job_id}")
     content_type = environ.get("CONTENT_TYPE") or "application/octet-stream"
     final = environ.get("FINAL_CONTENT_TYPE", "")
     if len(argv) == 6 and final and not final.startswith("printer/"):
@@ -203,8 +240,10 @@ def build_submission(argv: list[str], environ: Mapping[str, str]) -> JobSubmissi
     )
 
 
-def _file_chunks(path: Path, status: Status) -> Iterator[bytes]:
-    size = path.stat().st_size
+def _file_chunks(path: str | os.PathLike[str], status: Status) -> Iterator[bytes]:
+    import time
+
+    size = os.stat(path).st_size
     sent, last_report = 0, time.monotonic()
     with open(path, "rb") as document:
         while chunk := document.read(CHUNK):
@@ -216,78 +255,187 @@ def _file_chunks(path: Path, status: Status) -> Iterator[bytes]:
                 status.info(f"Sending job: {sent * 100 // max(size, 1)}% of {size} bytes")
 
 
-def _error_message(body: bytes, code: int, reason: str) -> str:
+def _json_object(body: bytes) -> dict[str, object]:
+    """The collector's JSON answer, or {} when it is not a JSON object."""
+    import json
+
     try:
         data = json.loads(body)
-        if isinstance(data, dict):
-            return str(data.get("message") or data.get("error") or f"{code} {reason}")
-    except ValueError:
-        pass
-    return f"{code} {reason}"
+    except (ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _error_message(body: bytes, code: int, reason: str) -> str:
+    data = _json_object(body)
+    return str(data.get("message") or data.get("error") or f"{code} {reason}")
 
 
 def _error_code(body: bytes) -> str:
-    with contextlib.suppress(ValueError, AttributeError):
-        return str(json.loads(body).get("error", ""))
-    return ""
+    return str(_json_object(body).get("error", ""))
 
 
-def _connection(target: Target, cfg: config.BackendConfig) -> http.client.HTTPConnection:
-    if target.scheme == "https":
-        context = ssl.create_default_context(cafile=cfg.ca_file) if cfg.ca_file \
-            else ssl.create_default_context()
-        return http.client.HTTPSConnection(target.host, target.port, timeout=cfg.connect_timeout,
-                                           context=context)
-    return http.client.HTTPConnection(target.host, target.port, timeout=cfg.connect_timeout)
+def tls_context(cfg: BackendConfig) -> ssl.SSLContext:
+    """Certificate and host name checks against the cluster CA (backend.conf's ca_file) or the system's."""
+    import ssl
 
-
-def post_once(target: Target, cfg: config.BackendConfig, headers: dict[str, str], document: Path,
-              status: Status) -> tuple[int, str, bytes]:
-    """One try: stream the document, return (status, reason, body); TransientError when unreachable."""
-    conn = _connection(target, cfg)
     try:
-        status.state("+connecting-to-device")
+        return ssl.create_default_context(cafile=cfg.ca_file) if cfg.ca_file else ssl.create_default_context()
+    except (OSError, ValueError) as exc:  # missing or unreadable file, or no certificate in it
+        raise ConfigurationProblem(f"cannot load the CA file {cfg.ca_file}: {exc}") from None
+
+
+class BadAnswer(Exception):
+    """What came back is not an HTTP answer (or the connection closed before one)."""
+
+
+def request_head(target: Target, headers: Mapping[str, str]) -> bytes:
+    """The request line and headers of the chunked POST, as http.client would write them.
+
+    A value that cannot be a header (a line break, a letter outside Latin-1: only a broken token in
+    backend.conf can hold one) raises ConfigurationProblem, before anything is sent.
+    """
+    lines = [f"POST {target.submit_path} HTTP/1.1", f"Host: {target.host_header}", "Accept-Encoding: identity"]
+    for name, value in headers.items():
+        value = str(value)
+        if any(c in value for c in "\r\n\0"):
+            raise ConfigurationProblem(f"the {name} header would contain a line break")
+        lines.append(f"{name}: {value}")
+    lines.append("Transfer-Encoding: chunked")
+    try:
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError:
+        raise ConfigurationProblem("a header value has characters outside Latin-1") from None
+
+
+def _read_line(reader: BinaryIO) -> bytes:
+    line = reader.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise BadAnswer("a line of the answer is too long")
+    return line
+
+
+def read_answer(reader: BinaryIO, limit: int = MAX_ANSWER) -> tuple[int, str, bytes]:
+    """(status, reason, at most `limit` bytes of the body) of one HTTP/1.x answer; BadAnswer if it is none."""
+    while True:
+        line = _read_line(reader)
+        if not line:
+            raise BadAnswer("Remote end closed connection without response")
+        version, _, rest = line.decode("iso-8859-1").rstrip("\r\n").partition(" ")
+        code_text, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or len(code_text) != 3 or not code_text.isdigit():
+            raise BadAnswer(f"not an HTTP answer: {line[:60]!r}")
+        code = int(code_text)
+        headers: dict[str, str] = {}
+        for _ in range(_MAX_HEADERS + 1):
+            line = _read_line(reader)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, sep, value = line.decode("iso-8859-1").partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        else:
+            raise BadAnswer(f"more than {_MAX_HEADERS} headers")
+        if not 100 <= code < 200:  # 100 Continue (and other interim answers) come before the real one
+            break
+    try:
+        body = _read_body(reader, code, headers, limit)
+    except (OSError, ValueError, BadAnswer):
+        body = b""
+    return code, reason.strip(), body
+
+
+def _read_body(reader: BinaryIO, code: int, headers: Mapping[str, str], limit: int) -> bytes:
+    if code in (204, 304):
+        return b""
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        parts: list[bytes] = []
+        got = 0
+        while got < limit:
+            size = int(_read_line(reader).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                break
+            data = reader.read(min(size, limit - got))
+            parts.append(data)
+            got += len(data)
+            if len(data) < size:
+                break
+            _read_line(reader)
+        return b"".join(parts)
+    length = headers.get("content-length")
+    if length is not None:
+        return reader.read(min(int(length), limit))
+    return reader.read(limit)  # no length: the body ends when the collector closes
+
+
+def _connect(target: Target, cfg: BackendConfig, context: ssl.SSLContext | None) -> socket.socket:
+    """A connection to the load balancer, TLS handshake (certificate checked) done; TransientError if not."""
+    import socket
+
+    try:
+        sock = socket.create_connection((target.host, target.port), timeout=cfg.connect_timeout)
+    except OSError as exc:
+        raise TransientError(f"cannot connect to {target.host}:{target.port}: {exc}") from None
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as http.client does
+        if context is not None:
+            sock = context.wrap_socket(sock, server_hostname=target.host)
+    except (OSError, ValueError) as exc:  # ssl.SSLError and certificate errors are OSErrors
+        sock.close()
+        raise TransientError(f"cannot connect to {target.host}:{target.port}: {exc}") from None
+    return sock
+
+
+def post_once(target: Target, cfg: BackendConfig, headers: dict[str, str], document: str | os.PathLike[str],
+              status: Status, context: ssl.SSLContext | None = None) -> tuple[int, str, bytes]:
+    """One try: stream the document, return (status, reason, body); TransientError when unreachable.
+
+    `context` is the TLS context for https (made from `cfg` when not given).
+    """
+    head = request_head(target, headers)
+    if target.scheme == "https" and context is None:
+        context = tls_context(cfg)
+    status.state("+connecting-to-device")
+    try:
+        sock = _connect(target, cfg, context if target.scheme == "https" else None)
+    finally:
+        status.state("-connecting-to-device")
+    try:
+        sock.settimeout(cfg.io_timeout)
+        status.debug(f"connected to {target.host}:{target.port}, streaming {os.stat(document).st_size} bytes")
         try:
-            conn.connect()
-        except (OSError, ssl.SSLError) as exc:
-            raise TransientError(f"cannot connect to {target.host}:{target.port}: {exc}") from None
-        finally:
-            status.state("-connecting-to-device")
-        assert conn.sock is not None
-        conn.sock.settimeout(cfg.io_timeout)
-        status.debug(f"connected to {target.host}:{target.port}, streaming {document.stat().st_size} bytes")
-        try:
-            conn.request("POST", target.submit_path, body=_file_chunks(document, status), headers=headers,
-                         encode_chunked=True)
+            pending = head  # the headers go out with the first chunk
+            for chunk in _file_chunks(document, status):
+                sock.sendall(b"".join((pending, b"%X\r\n" % len(chunk), chunk, b"\r\n")))
+                pending = b""
+            sock.sendall(pending + b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError) as exc:
             # The collector may have answered early (413) and closed: read that answer if it is there.
             status.debug(f"upload interrupted ({exc.__class__.__name__}); reading the collector's answer")
             try:
-                response = conn.getresponse()
-            except (OSError, http.client.HTTPException):
+                return read_answer(sock.makefile("rb"))
+            except (OSError, BadAnswer):
                 raise TransientError(f"connection lost while sending: {exc}") from None
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:
             raise TransientError(f"sending failed: {exc.__class__.__name__}: {exc}") from None
-        else:
-            try:
-                response = conn.getresponse()
-            except (OSError, http.client.HTTPException) as exc:
-                raise TransientError(
-                    f"no answer from the collector: {exc.__class__.__name__}: {exc}") from None
         try:
-            body = response.read(64 * 1024)
-        except (OSError, http.client.HTTPException):
-            body = b""
-        return response.status, response.reason, body
+            return read_answer(sock.makefile("rb"))
+        except (OSError, BadAnswer) as exc:
+            raise TransientError(f"no answer from the collector: {exc.__class__.__name__}: {exc}") from None
     finally:
-        conn.close()
+        sock.close()
 
 
-def submit(target: Target, cfg: config.BackendConfig, submission: JobSubmission, document: Path,
-           status: Status, *, sleep=time.sleep) -> BackendExit:
+def submit(target: Target, cfg: BackendConfig, submission: JobSubmission, document: str | os.PathLike[str],
+           status: Status, *, sleep: Callable[[float], object] | None = None) -> BackendExit:
+    import time
+
+    sleep = sleep or time.sleep
     headers = submission.to_headers()
     headers["Authorization"] = f"Bearer {cfg.token}"
     headers["User-Agent"] = "pullprint-cups-backend/1"
+    request_head(target, headers)  # a token that cannot be sent holds the job before any try
+    context = tls_context(cfg) if target.scheme == "https" else None  # one for every try
     started = time.monotonic()
     delays = list(cfg.retry_delays)
     attempt = 0
@@ -298,15 +446,13 @@ def submit(target: Target, cfg: config.BackendConfig, submission: JobSubmission,
         status.debug(f"POST {target.describe()} owner={submission.owner} copies={submission.copies} "
                      f"key={submission.idempotency_key} type={submission.content_type}")
         try:
-            code, reason, body = post_once(target, cfg, headers, document, status)
+            code, reason, body = post_once(target, cfg, headers, document, status, context)
         except TransientError as exc:
             last_problem = str(exc)
             status.debug(f"try {attempt} failed: {last_problem}")
         else:
             if code in (200, 201):
-                job = ""
-                with contextlib.suppress(ValueError, AttributeError):
-                    job = str(json.loads(body).get("id", ""))
+                job = str(_json_object(body).get("id", ""))
                 repeated = " (already received earlier)" if code == 200 else ""
                 status.info(f"Job held for release as {job or 'unknown id'}{repeated}")
                 return BackendExit.OK
@@ -347,33 +493,45 @@ def submit(target: Target, cfg: config.BackendConfig, submission: JobSubmission,
     return BackendExit.RETRY
 
 
-def _spool_stdin(stdin: BinaryIO, environ: Mapping[str, str]) -> Path:
+def _spool_stdin(stdin: BinaryIO, environ: Mapping[str, str]) -> str:
     """Copy the filters' output to $TMPDIR so a failed try can be sent again (stdin cannot be re-read)."""
+    import tempfile
+
     folder = environ.get("TMPDIR") or tempfile.gettempdir()
     fd, name = tempfile.mkstemp(prefix="pullprint-", dir=folder)
-    with os.fdopen(fd, "wb") as spool:
-        shutil.copyfileobj(stdin, spool, CHUNK)
-    return Path(name)
-
-
-@contextlib.contextmanager
-def _sigterm_cancels() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise JobCanceled()
-
-    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        with os.fdopen(fd, "wb") as spool:
+            while data := stdin.read(CHUNK):
+                spool.write(data)
+    except BaseException:
+        os.unlink(name)
+        raise
+    return name
+
+
+class _SigtermCancels:
+    """While inside: cupsd's SIGTERM raises JobCanceled (main thread only; elsewhere nothing changes)."""
+
+    def __enter__(self) -> None:
+        import signal
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            raise JobCanceled()
+
+        try:
+            self.previous = signal.signal(signal.SIGTERM, handler)
+        except ValueError:  # not the main thread (tests run main() in threads): leave signals alone
+            self.previous = None
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 def discovery(argv0: str) -> list[str]:
-    name = Path(argv0).name
+    name = os.path.basename(argv0.rstrip("/"))
     return [DISCOVERY[name]] if name in DISCOVERY else list(DISCOVERY.values())
 
 
@@ -392,9 +550,13 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     if len(argv) not in (6, 7):
         status.stream.write(USAGE + "\n")
         return BackendExit.FAILED
-    spooled: Path | None = None
+    spooled: str | None = None
     try:
-        with _sigterm_cancels():
+        with _SigtermCancels():
+            from cups_backend import config
+            from pullprint.errors import BadRequest
+            from pullprint.wire import JobSubmission
+
             try:
                 target = parse_device_uri(environ.get("DEVICE_URI", ""), status)
                 cfg = config.load(environ)
@@ -408,8 +570,9 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
             except BadRequest as exc:
                 status.error(f"pullprint cannot take this job: {exc.message}")
                 return BackendExit.CANCEL
+            document: str
             if len(argv) == 7:
-                document = Path(argv[6])
+                document = argv[6]
                 if not os.access(document, os.R_OK):
                     status.error(f"cannot read the spool file {document}")
                     return BackendExit.FAILED
@@ -419,12 +582,18 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
                 except OSError as exc:
                     status.error(f"cannot spool the job to TMPDIR: {exc.strerror or exc}")
                     return BackendExit.FAILED
-            return submit(target, cfg, submission, document, status)
+            try:
+                return submit(target, cfg, submission, document, status)
+            except ConfigurationProblem as exc:
+                status.error(f"pullprint queue misconfigured: {exc}")
+                return BackendExit.HOLD
     except JobCanceled:
         status.info("Job canceled; upload stopped")
         status.debug("SIGTERM: the collector discards the truncated upload")
         return BackendExit.OK
     finally:
         if spooled is not None:
-            with contextlib.suppress(OSError):
-                spooled.unlink()
+            try:
+                os.unlink(spooled)
+            except OSError:
+                pass

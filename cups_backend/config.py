@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 DEFAULT_SERVER_ROOT = "/etc/cups"
 CONF_RELATIVE = Path("pullprint") / "backend.conf"
@@ -35,14 +37,30 @@ class ConfigError(Exception):
     """The credentials file is missing, unreadable or incomplete."""
 
 
-@dataclass(frozen=True)
 class BackendConfig:
-    token: str
-    ca_file: str | None = None
-    retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
-    retry_budget: float = DEFAULT_RETRY_BUDGET
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    io_timeout: float = DEFAULT_IO_TIMEOUT
+    """What backend.conf says (a plain class, not a dataclass: the backend imports this for every job,
+    and `dataclasses` costs it more than the rest of the file)."""
+
+    __slots__ = ("token", "ca_file", "retry_delays", "retry_budget", "connect_timeout", "io_timeout")
+
+    def __init__(self, token: str, ca_file: str | None = None,
+                 retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS, retry_budget: float = DEFAULT_RETRY_BUDGET,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, io_timeout: float = DEFAULT_IO_TIMEOUT) -> None:
+        self.token = token
+        self.ca_file = ca_file
+        self.retry_delays = retry_delays
+        self.retry_budget = retry_budget
+        self.connect_timeout = connect_timeout
+        self.io_timeout = io_timeout
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BackendConfig) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
 
     def __repr__(self) -> str:  # never show the token in a traceback or a DEBUG line
         return (f"BackendConfig(token=<{len(self.token)} chars>, ca_file={self.ca_file!r}, "

@@ -308,7 +308,7 @@ def test_token_is_not_in_argv_of_the_installed_backend(tmp_path) -> None:
 
     [first, second] = install_backend(tmp_path / "backend")
     assert first.read_text() == second.read_text() == backend_script()
-    assert first.read_text().startswith(f"#!{sys.executable}\n")
+    assert first.read_text().startswith(f"#!{sys.executable} -IS\n")
     st = first.stat()
     assert (st.st_uid, st.st_gid) == (0, 0)
     assert st.st_mode & 0o777 in (0o755, 0o700)
