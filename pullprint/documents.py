@@ -9,8 +9,11 @@ KINDS = {"application/pdf": "PDF", "application/postscript": "PostScript", "appl
 # language of each kind (what intake knows a held job as).
 LANGUAGES = ("pdf", "postscript", "pcl", "text")
 LANGUAGE_OF = {"application/pdf": "pdf", "application/postscript": "postscript",
-               "application/vnd.hp-pcl": "pcl", "text/plain": "text"}
-KIND_OF = {language: kind for kind, language in LANGUAGE_OF.items()}
+               "application/vnd.hp-pcl": "pcl", "text/plain": "text",
+               # What phones send over IPP (IPP Everywhere's PWG raster, AirPrint's Apple raster): no
+               # printer record lists it, so it is always converted at release (to PDF, then onwards).
+               "image/pwg-raster": "raster", "image/urf": "raster"}
+KIND_OF = {language: kind for kind, language in LANGUAGE_OF.items() if language in LANGUAGES}
 
 
 def sniff(data: bytes) -> str | None:

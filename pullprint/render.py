@@ -160,14 +160,19 @@ _CONVERSIONS: dict[str, list[tuple[str, list[str]]]] = {
     "pdf": [("postscript", _ghostscript("ps2write")), ("pcl", _ghostscript("ljet4"))],
     "postscript": [("pdf", _ghostscript("pdfwrite")), ("pcl", _ghostscript("ljet4"))],
     "text": [("pdf", [str(CUPS_FILTERS / "texttopdf"), "1", "pullprint", "document", "1", ""])],
+    # cups-filters' rastertopdf reads PWG and Apple (URF) raster alike (libcups tells them by their sync word).
+    "raster": [("pdf", [str(CUPS_FILTERS / "rastertopdf"), "1", "pullprint", "document", "1", ""])],
 }
+# What each filter is told it reads (cups-filters take it from CONTENT_TYPE).
+_FILTER_ENV = {"text": {"CONTENT_TYPE": "text/plain", "CHARSET": "utf-8"},
+               "raster": {"CONTENT_TYPE": "image/pwg-raster"}}
 
 
 def for_printer(data: bytes, language: str, languages: tuple[str, ...] | list[str], *,
                 limits: Limits = Limits()) -> tuple[bytes, str]:
     """`data` (in `language`) in one of the printer's `languages`: as it is when the printer takes it,
-    else converted once (text to PDF with cups-filters; PDF and PostScript to each other or to PCL 5
-    with Ghostscript). RenderError when there is no way (PCL for a printer without PCL)."""
+    else converted once (text and phones' raster to PDF with cups-filters; PDF and PostScript to each
+    other or to PCL 5 with Ghostscript). RenderError when there is no way (PCL for a printer without PCL)."""
     if language in languages:
         return data, language
     for target, argv in _CONVERSIONS.get(language, []):
@@ -175,8 +180,7 @@ def for_printer(data: bytes, language: str, languages: tuple[str, ...] | list[st
         if target in languages or via_pdf:
             folder = _private_folder()
             try:
-                output = _boxed(argv, folder, limits, stdin=data,
-                                env={"CONTENT_TYPE": "text/plain", "CHARSET": "utf-8"} if language == "text" else None)
+                output = _boxed(argv, folder, limits, stdin=data, env=_FILTER_ENV.get(language))
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
             if not output.startswith(_HEADS[target]):

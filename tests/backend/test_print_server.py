@@ -31,7 +31,7 @@ from cups_backend.cli import main as queue_main
 from localcluster.cluster import LocalCluster
 from pullprint.cupsd import PrivateCupsd
 from tests.backend import ipp_submit
-from tests.e2e.conftest import analyst_call, analyst_get
+from tests.e2e.conftest import analyst_call, analyst_get, login, release
 
 pytestmark = pytest.mark.integration
 QUEUE = "SecurePrint"
@@ -374,5 +374,66 @@ def test_the_owner_the_backend_sends_is_the_user_cupsd_authenticated(
         assert received[1].headers["X-Pullprint-Title"] == "local-peercred"
         time.sleep(1)
         assert len(collector.received) == 2, [r.headers for r in collector.received]
+    finally:
+        _remove(print_server)
+
+
+def test_a_phone_prints_over_ipps_with_ipptool_as_the_user_it_authenticated(
+        link: Link, cluster: LocalCluster, print_server: PrivateCupsd, account: Account, token_file: Path,
+        tmp_path: Path) -> None:
+    """ipptool as a phone (IPP Everywhere / AirPrint clients do the same two things): it asks the shared
+    queue what it takes, then sends a document over IPPS with Basic authentication while claiming to
+    be alice. The job is held under the account cupsd authenticated; without a password nothing is
+    taken. The phone's PWG raster is released as PDF, which any printer of the cluster takes."""
+    _install(print_server, cluster, token_file, "print-server", 1)
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    folder.chmod(0o755)
+    pdf = folder / "boarding-pass.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]"
+                    b"/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\ntrailer"
+                    b"<</Root 1 0 R>>\n%" + secrets.token_hex(16).encode() + b"\n%%EOF\n")
+    raster = folder / "photo.pwg"  # a page as a phone rasterises it (IPP Everywhere's PWG raster)
+    subprocess.run(["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pwgraster", "-r100",
+                    f"-sOutputFile={raster}", str(pdf)], check=True, capture_output=True, timeout=60)
+    for path in (pdf, raster):
+        path.chmod(0o644)
+    script = Path(__file__).with_name("phone.test")
+
+    def phone(userinfo: str, document: Path, title: str, kind: str) -> subprocess.CompletedProcess[str]:
+        url = f"ipps://{userinfo}{link.server_ip}:{print_server.port}/printers/{QUEUE}"
+        return subprocess.run(["ip", "netns", "exec", link.netns, "ipptool", "-tv", "-T", "20", "-f", str(document),
+                               "-d", "user=alice", "-d", f"job={title}", "-d", f"format={kind}", url, str(script)],
+                              capture_output=True, text=True, timeout=60, check=False, env={"HOME": str(folder)})
+    sign_in = f"{account.name}:{account.password}@"
+    try:
+        for document, title, kind in ((pdf, "phone-boarding-pass", "application/pdf"),
+                                      (raster, "phone-photo", "image/pwg-raster")):
+            done = phone(sign_in, document, title, kind)
+            assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+        held = {title: _arrived(cluster, account.name, title, print_server)
+                for title in ("phone-boarding-pass", "phone-photo")}
+        assert all(job["owner"] == account.name and job["state"] == "held" for job in held.values())
+        assert held["phone-boarding-pass"]["sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
+        assert not [j for j in _jobs_of(cluster, "alice") if j["title"].startswith("phone-")]
+        # No password, or a wrong one: the Print-Job is refused and nothing is held.
+        for userinfo, title in (("", "phone-anonymous"), (f"{account.name}:wrong-password@", "phone-wrong")):
+            refused = phone(userinfo, pdf, title, "application/pdf")
+            assert refused.returncode != 0 and "Print-Job" in refused.stdout, refused.stdout[-3000:]
+        time.sleep(1)
+        titles = {j["title"] for owner in (account.name, "alice") for j in _jobs_of(cluster, owner)}
+        assert not titles & {"phone-anonymous", "phone-wrong"}
+
+        # At the printer: the account as a pullprint user logs in with its PIN and prints both.
+        assert analyst_call(cluster, "POST", "/users", json={"name": account.name, "pin": "482913"}).status_code \
+            in (200, 201)
+        printer = cluster.printers[0]
+        session = login(cluster, printer["id"], user=account.name, pin="482913").json()
+        answer = release(cluster, session["session"], {"jobs": [j["id"] for j in held.values()]}).json()
+        assert [r["status"] for r in answer["results"]] == ["printed", "printed"], answer
+        arrived = [p.read_bytes() for p in Path(printer["sink_dir"]).iterdir() if p.suffix != ".json"]
+        assert pdf.read_bytes() in arrived
+        assert any(doc.startswith(b"%PDF-") and doc != pdf.read_bytes() for doc in arrived)  # the raster, as PDF
+        assert not any(doc.startswith(b"RaS2") for doc in arrived)
     finally:
         _remove(print_server)

@@ -154,3 +154,25 @@ def test_a_document_is_put_in_a_language_the_printer_takes(language: str, langua
 def test_no_way_to_the_printers_language_is_a_clear_refusal(language: str, languages: list[str]) -> None:
     with pytest.raises(RenderError, match=f"this printer takes {', '.join(languages)}"):
         render.for_printer(b"\x1bE whatever" if language == "pcl" else b"%PDF-1.4\n%%EOF\n", language, languages)
+
+
+@pytest.mark.parametrize("device", ["pwgraster", "appleraster"], ids=["ipp-everywhere-pwg", "airprint-urf"])
+@pytest.mark.parametrize(("languages", "target", "head"), [
+    (["pdf"], "pdf", b"%PDF-"), (["pcl"], "pcl", b"\x1bE"), (["postscript"], "postscript", b"%!PS")])
+def test_a_phones_raster_is_converted_for_any_printer(device: str, languages: list[str], target: str, head: bytes,
+                                                       tmp_path: Path) -> None:
+    """What a phone sends over IPP (PWG raster, or AirPrint's URF), made by Ghostscript from a real page."""
+    pdf, _ = printable(png(), "page.png")
+    (tmp_path / "page.pdf").write_bytes(pdf)
+    raster = subprocess.run(["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", f"-sDEVICE={device}", "-r100",
+                             "-sOutputFile=-", str(tmp_path / "page.pdf")], capture_output=True, check=True).stdout
+    assert raster.startswith(b"RaS2" if device == "pwgraster" else b"UNIRAST\0")
+    data, got = render.for_printer(raster, "raster", languages)
+    assert got == target and data.startswith(head)
+    if target == "pdf":
+        assert pages_of(data, tmp_path) == 1
+
+
+def test_a_damaged_raster_is_refused_with_a_reason() -> None:
+    with pytest.raises(RenderError):
+        render.for_printer(b"RaS2" + os.urandom(2000), "raster", ["pdf"])
