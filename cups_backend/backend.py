@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import Callable, Iterator, Mapping
     from types import FrameType
-    from typing import BinaryIO, TextIO
+    from typing import Any, BinaryIO, TextIO
 
     from cups_backend.config import BackendConfig
     from pullprint.wire import JobSubmission
@@ -137,7 +137,7 @@ class Target:
 
     @property
     def submit_path(self) -> str:
-        from pullprint.wire import API
+        from pullprint.wire_headers import API
 
         return f"{self.base_path}{API}/jobs"
 
@@ -184,7 +184,7 @@ def parse_options(text: str) -> dict[str, str]:
     import shlex
     from urllib.parse import quote
 
-    from pullprint.wire import decode_options
+    from pullprint.wire_headers import decode_options
 
     try:
         items = shlex.split(text)
@@ -208,7 +208,15 @@ def _key_text(text: str) -> str:
 
 
 def build_submission(argv: list[str], environ: Mapping[str, str]) -> JobSubmission:
-    from pullprint.wire import MAX_COPIES, JobSubmission
+    """The job's metadata from cupsd's arguments and environment."""
+    from pullprint.wire import JobSubmission
+
+    return JobSubmission(**submission_fields(argv, environ))
+
+
+def submission_fields(argv: list[str], environ: Mapping[str, str]) -> dict[str, Any]:
+    """`build_submission`'s fields, without `pullprint.wire` (and its dataclasses) in this process."""
+    from pullprint.wire_headers import MAX_COPIES
 
     job_id, owner, title, copies_text, options_text = argv[1:6]
     options = parse_options(options_text)
@@ -228,7 +236,7 @@ def build_submission(argv: list[str], environ: Mapping[str, str]) -> JobSubmissi
     final = environ.get("FINAL_CONTENT_TYPE", "")
     if len(argv) == 6 and final and not final.startswith("printer/"):
         content_type = final  # stdin carries the filters' output, not the original document
-    return JobSubmission(
+    return dict(
         owner=owner.strip(),  # argv[2] is the job owner (the collector trims it too: "0\r" cannot be sent)
         title=title or "untitled",
         copies=copies,
@@ -426,12 +434,16 @@ def post_once(target: Target, cfg: BackendConfig, headers: dict[str, str], docum
         sock.close()
 
 
-def submit(target: Target, cfg: BackendConfig, submission: JobSubmission, document: str | os.PathLike[str],
-           status: Status, *, sleep: Callable[[float], object] | None = None) -> BackendExit:
+def submit(target: Target, cfg: BackendConfig, submission: JobSubmission | dict[str, str],
+           document: str | os.PathLike[str], status: Status, *,
+           sleep: Callable[[float], object] | None = None) -> BackendExit:
+    """Send the job (a JobSubmission, or its headers) with retries; the CUPS code it ends with."""
     import time
 
+    from pullprint.wire_headers import H_COPIES, H_IDEMPOTENCY, H_OWNER
+
     sleep = sleep or time.sleep
-    headers = submission.to_headers()
+    headers = dict(submission) if isinstance(submission, dict) else submission.to_headers()
     headers["Authorization"] = f"Bearer {cfg.token}"
     headers["User-Agent"] = "pullprint-cups-backend/1"
     request_head(target, headers)  # a token that cannot be sent holds the job before any try
@@ -443,8 +455,8 @@ def submit(target: Target, cfg: BackendConfig, submission: JobSubmission, docume
     while True:
         attempt += 1
         status.info(f"Sending job to {target.host}:{target.port} (try {attempt})")
-        status.debug(f"POST {target.describe()} owner={submission.owner} copies={submission.copies} "
-                     f"key={submission.idempotency_key} type={submission.content_type}")
+        status.debug(f"POST {target.describe()} owner={headers[H_OWNER]} copies={headers[H_COPIES]} "
+                     f"key={headers.get(H_IDEMPOTENCY, '')} type={headers['Content-Type']}")
         try:
             code, reason, body = post_once(target, cfg, headers, document, status, context)
         except TransientError as exc:
@@ -555,7 +567,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         with _SigtermCancels():
             from cups_backend import config
             from pullprint.errors import BadRequest
-            from pullprint.wire import JobSubmission
+            from pullprint.wire_headers import read_submission_headers, submission_headers
 
             try:
                 target = parse_device_uri(environ.get("DEVICE_URI", ""), status)
@@ -564,9 +576,9 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
                 status.error(f"pullprint queue misconfigured: {exc}")
                 return BackendExit.HOLD
             status.secrets = (cfg.token,)
-            submission = build_submission(argv, environ)
+            headers = submission_headers(**submission_fields(argv, environ))
             try:  # what the collector would refuse (an owner no user name can be), refused here
-                JobSubmission.from_headers(submission.to_headers())
+                read_submission_headers(headers)  # what JobSubmission.from_headers reads
             except BadRequest as exc:
                 status.error(f"pullprint cannot take this job: {exc.message}")
                 return BackendExit.CANCEL
@@ -583,7 +595,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
                     status.error(f"cannot spool the job to TMPDIR: {exc.strerror or exc}")
                     return BackendExit.FAILED
             try:
-                return submit(target, cfg, submission, document, status)
+                return submit(target, cfg, headers, document, status)
             except ConfigurationProblem as exc:
                 status.error(f"pullprint queue misconfigured: {exc}")
                 return BackendExit.HOLD

@@ -44,7 +44,7 @@ CODE_ROOT = str(Path(__file__).resolve().parent.parent)
 # What the backend imports on a job: compiled at install time, because cupsd runs it as lp, which
 # cannot write __pycache__ beside the code, and would otherwise compile them again for every job.
 BYTECODE = ("cups_backend/__init__.py", "cups_backend/backend.py", "cups_backend/config.py",
-            "cups_backend/exitcodes.py", "pullprint/__init__.py", "pullprint/errors.py", "pullprint/wire.py")
+            "cups_backend/exitcodes.py", "pullprint/__init__.py", "pullprint/errors.py", "pullprint/wire_headers.py")
 
 
 def backend_script(python: str | None = None) -> str:

@@ -22,40 +22,40 @@ the analyst and the journal's entry.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
-from urllib.parse import quote, unquote
 
-from pullprint.errors import BadRequest
+from pullprint.wire_headers import (  # the submit's headers: defined there, for the backend's sake
+    _CONTROL,  # noqa: F401
+    _IDEM,  # noqa: F401
+    _OPTION_NAME,  # noqa: F401
+    _OWNER,  # noqa: F401
+    API,
+    H_COPIES,
+    H_CUPS_JOB,
+    H_IDEMPOTENCY,
+    H_OPTIONS,
+    H_ORIGIN,
+    H_OWNER,
+    H_OWNER_EMAIL,
+    H_PRINT_AT,
+    H_TITLE,
+    MAX_CONTENT_TYPE,
+    MAX_COPIES,
+    MAX_OPTION_VALUE,
+    MAX_OPTIONS,
+    MAX_TITLE,
+    decode_options,
+    encode_options,
+    read_submission_headers,
+    submission_headers,
+)
 
-API = "/api/v1"
-H_OWNER = "X-Pullprint-Owner"
-# Instead of the owner: the sender's address (mail, uploads); the collector asks the analyst whose it is.
-H_OWNER_EMAIL = "X-Pullprint-Owner-Email"
-H_TITLE = "X-Pullprint-Title"
-H_COPIES = "X-Pullprint-Copies"
-H_OPTIONS = "X-Pullprint-Options"
-H_ORIGIN = "X-Pullprint-Origin-Host"
-H_CUPS_JOB = "X-Pullprint-Cups-Job-Id"
-H_IDEMPOTENCY = "Idempotency-Key"
-# Mail to a printer's own address (email_gateway): print the job there at once, if that printer allows it.
-H_PRINT_AT = "X-Pullprint-Print-At"
-
-MAX_COPIES = 999
-MAX_TITLE = 255
-# What the analyst's registration takes (analyst/jobs/service.py): a submission refused there after its
-# 201 (a journalled one, replayed) would be an acknowledged job the registry drops, so it is refused here.
-MAX_CONTENT_TYPE = 127
-MAX_OPTIONS = 64
-MAX_OPTION_VALUE = 1024
-# Control characters (NUL among them, which no PostgreSQL text or JSON column holds) become spaces.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# CUPS user names: printable, no whitespace or path tricks; 1..64 characters.
-_OWNER = re.compile(r"^[A-Za-z0-9._@\-+$]{1,64}$")
-_IDEM = re.compile(r"^[A-Za-z0-9:._\-]{1,128}$")
-_OPTION_NAME = re.compile(r"^[a-z0-9][a-z0-9\-_.]{0,63}$")
+__all__ = ["API", "H_COPIES", "H_CUPS_JOB", "H_IDEMPOTENCY", "H_OPTIONS", "H_ORIGIN", "H_OWNER", "H_OWNER_EMAIL",
+           "H_PRINT_AT", "H_TITLE", "MAX_CONTENT_TYPE", "MAX_COPIES", "MAX_OPTIONS", "MAX_OPTION_VALUE", "MAX_TITLE",
+           "PRINT_OPTIONS", "HeaderSource", "JobSubmission", "decode_options", "encode_options", "is_color",
+           "is_duplex", "print_options", "read_submission_headers", "submission_headers"]
 
 
 class HeaderSource(Protocol):
@@ -122,75 +122,14 @@ class JobSubmission:
         )
 
     def to_headers(self) -> dict[str, str]:
-        headers = {
-            H_OWNER: self.owner,
-            H_TITLE: quote(self.title, safe=""),
-            H_COPIES: str(self.copies),
-            H_OPTIONS: encode_options(self.options),
-            "Content-Type": self.content_type,
-        }
-        if self.origin_host:
-            headers[H_ORIGIN] = self.origin_host
-        if self.cups_job_id:
-            headers[H_CUPS_JOB] = self.cups_job_id
-        if self.idempotency_key:
-            headers[H_IDEMPOTENCY] = self.idempotency_key
-        return headers
+        return submission_headers(owner=self.owner, title=self.title, copies=self.copies, options=self.options,
+                                  content_type=self.content_type, origin_host=self.origin_host,
+                                  cups_job_id=self.cups_job_id, idempotency_key=self.idempotency_key)
 
     @classmethod
     def from_headers(cls, headers: HeaderSource | Mapping[str, str]) -> JobSubmission:
         """Parse and validate submission headers (the backend's fields); raises BadRequest with a clear message."""
-        owner = (headers.get(H_OWNER) or "").strip()
-        if not owner:
-            raise BadRequest("missing-owner", f"the {H_OWNER} header is required")
-        if not _OWNER.match(owner):
-            raise BadRequest("bad-owner", "the owner name has characters a user name cannot have")
-        title = _CONTROL.sub(" ", unquote(headers.get(H_TITLE) or "untitled"))[:MAX_TITLE] or "untitled"
-        try:
-            copies = int(headers.get(H_COPIES) or 1)
-        except ValueError:
-            raise BadRequest("bad-copies", "copies must be a whole number") from None
-        if not 1 <= copies <= MAX_COPIES:
-            raise BadRequest("bad-copies", f"copies must be between 1 and {MAX_COPIES}")
-        idem = (headers.get(H_IDEMPOTENCY) or "").strip()
-        if idem and not _IDEM.match(idem):
-            raise BadRequest("bad-idempotency-key", "the Idempotency-Key has unexpected characters")
-        content_type = _CONTROL.sub(" ", headers.get("Content-Type") or "").split(";")[0].strip()
-        if len(content_type) > MAX_CONTENT_TYPE:
-            raise BadRequest("bad-content-type", f"the Content-Type is longer than {MAX_CONTENT_TYPE} characters")
-        options = decode_options(headers.get(H_OPTIONS) or "")
-        if len(options) > MAX_OPTIONS or any(len(value) > MAX_OPTION_VALUE for value in options.values()):
-            raise BadRequest("bad-options", f"at most {MAX_OPTIONS} options of at most {MAX_OPTION_VALUE} "
-                             f"characters each")
-        return cls(
-            owner=owner,
-            title=title,
-            copies=copies,
-            options=options,
-            content_type=content_type or "application/octet-stream",
-            origin_host=_CONTROL.sub(" ", headers.get(H_ORIGIN) or "")[:255],
-            cups_job_id=_CONTROL.sub(" ", headers.get(H_CUPS_JOB) or "")[:32],
-            idempotency_key=idem,
-        )
-
-
-def encode_options(options: Mapping[str, str]) -> str:
-    """CUPS options as ``a=1 b=two%20words`` (values percent-encoded)."""
-    return " ".join(f"{k}={quote(str(v), safe='')}" for k, v in options.items())
-
-
-def decode_options(text: str) -> dict[str, str]:
-    """The inverse of `encode_options`; also reads the raw argv[5] form CUPS gives a backend.
-
-    Options with names CUPS could not have produced are dropped rather than passed on.
-    """
-    options: dict[str, str] = {}
-    for item in text.split():
-        name, _, value = item.partition("=")
-        name = name.lower()
-        if _OPTION_NAME.match(name):
-            options[name] = _CONTROL.sub(" ", unquote(value))
-    return options
+        return cls(**read_submission_headers(headers))
 
 
 # Options worth carrying to the printer; the rest (time-at-creation, job-uuid, …) are CUPS bookkeeping.

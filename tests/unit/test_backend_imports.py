@@ -17,14 +17,16 @@ from cups_backend.install import INTERPRETER_FLAGS, backend_script
 ROOT = Path(__file__).resolve().parents[2]
 
 # Heavy, and never needed before a job is under way (or never at all): http.client pulls in the email
-# package; dataclasses pulls in inspect, ast, dis and tokenize; site is the venv's .pth files and the
-# editable install's finder; the rest are third-party packages the backend must not depend on.
-NEVER = {"http", "http.client", "email", "email.parser", "shutil", "threading", "tempfile",
-         "random", "site", "sitecustomize", "cryptography", "cups", "requests", "redis", "flask", "pullprint.cli",
-         "bz2", "lzma", "zipfile", "logging", "asyncio", "concurrent", "subprocess", "argparse"}
+# package; dataclasses (pullprint.wire's JobSubmission) pulls in inspect, ast, dis and tokenize; typing
+# pulls in contextlib; site is the venv's .pth files and the editable install's finder; the rest are
+# third-party packages the backend must not depend on, or big parts of the standard library.
+NEVER = {"http", "http.client", "email", "email.parser", "dataclasses", "inspect", "ast", "typing", "contextlib",
+         "pullprint.wire", "shutil", "threading", "tempfile", "random", "site", "sitecustomize", "cryptography",
+         "cups", "requests", "redis", "flask", "pullprint.cli", "bz2", "lzma", "zipfile", "logging", "asyncio",
+         "concurrent", "subprocess", "argparse"}
 # Needed by a job, not by the entry module or discovery (cupsd runs discovery for `lpinfo -v`).
-NOT_AT_START = {"ssl", "_ssl", "socket", "json", "re", "typing", "dataclasses", "inspect", "urllib.parse",
-                "pathlib", "shlex", "signal", "contextlib", "pullprint.wire", "cups_backend.config"}
+NOT_AT_START = {"ssl", "_ssl", "socket", "json", "re", "urllib.parse", "pathlib", "shlex", "signal",
+                "pullprint.wire_headers", "cups_backend.config"}
 
 
 def modules_after(code: str, *args: str) -> set[str]:
@@ -57,7 +59,8 @@ def test_discovery_imports_nothing_heavy() -> None:
 
 @pytest.mark.parametrize("scheme", ["pullprint", "pullprints"])
 def test_a_job_imports_only_what_it_uses(tmp_path: Path, scheme: str) -> None:
-    """A raw-queue job to a closed port (RETRY at once): config, wire and the socket, ssl only for TLS."""
+    """A raw-queue job to a closed port (RETRY at once): config, the wire's headers and the socket, ssl only
+    for TLS; not pullprint.wire itself (its dataclass costs more than the rest together)."""
     import socket
 
     from cups_backend.install import write_credentials
@@ -74,6 +77,6 @@ def test_a_job_imports_only_what_it_uses(tmp_path: Path, scheme: str) -> None:
             f"code = main(['pullprint', '1', 'alice', 't', '1', 'job-uuid=urn:uuid:1', {str(document)!r}], "
             f"{env!r}, stderr=io.StringIO())\nassert code == 6, code")
     loaded = modules_after(code)
-    assert {"cups_backend.config", "pullprint.wire", "socket"} <= loaded
+    assert {"cups_backend.config", "pullprint.wire_headers", "socket"} <= loaded
     assert loaded & NEVER == set()
     assert ("ssl" in loaded) == (scheme == "pullprints")
