@@ -57,6 +57,15 @@ class CollectorConfig:
     allow_unenrolled_terminals: bool = False
     # The web release station's language (collector/station.py LANGUAGES) when its address has no ?lang=.
     station_language: str = "en"
+    # Uploads without an account (collector/uploads.py): a guest gives an address outside the
+    # serviced domains (the analyst's guest_printing must be on too) and each document's release
+    # code goes there by mail through mail_relay (HOST:PORT), never to the page. At most
+    # guest_uploads_per_window uploads per address and per client address in guest_window_seconds.
+    guest_uploads: bool = False
+    mail_relay: str = ""
+    mail_from: str = "pullprint@pullprint.example"
+    guest_uploads_per_window: int = 5
+    guest_window_seconds: float = 3600.0
     directory_sync_seconds: float = 30.0  # users, printers and credentials from the analyst; a revoked
                                           # terminal is refused within this
     # Login guessing (pullprint/throttle.py): past the free failures within the window each attempt
@@ -127,6 +136,11 @@ class CollectorConfig:
         if self.release_mode not in RELEASE_MODES:
             found.append(f"collector.release_mode: expected one of {', '.join(RELEASE_MODES)}, "
                          f"got {self.release_mode!r}")
+        if self.guest_uploads and not self.mail_relay:
+            found.append("collector.guest_uploads needs collector.mail_relay (HOST:PORT): a guest's release code "
+                         "goes by mail")
+        if self.mail_relay and (problem := address_problem("collector.mail_relay", self.mail_relay)):
+            found.append(problem)
         found += [f"collector.{name}: must be at least 1" for name in ("replicas", "min_copies_to_ack",
                                                                        "workers", "threads")
                   if getattr(self, name) < 1]

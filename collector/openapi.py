@@ -210,9 +210,13 @@ DOCUMENT: dict[str, Any] = {
             "summary": "A user's upload: each file held as a job of theirs (their own credential, not a submit token)",
             "description": "HTTP Basic with the user's name (or email address) and PIN, throttled like terminal "
                            "logins. Each file becomes a job through the same intake as the CUPS backend's; what "
-                           "it is comes from its bytes (PDF, PostScript, PCL, plain text).",
-            "security": [{"userPin": []}],
-            "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                           "it is comes from its bytes (PDF, PostScript, PCL, plain text; images and office "
+                           "documents rendered to PDF). A guest (collector.guest_uploads) sends "
+                           "X-Pullprint-Guest: ADDRESS instead: an address outside the serviced domains; each "
+                           "document's release code is mailed there, never answered.",
+            "security": [{"userPin": []}, {}],
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
+                           {"name": "X-Pullprint-Guest", "in": "header", "schema": {"type": "string"}}],
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"], "properties": {
                     "file": {"type": "array", "maxItems": 10, "items": {"type": "string", "format": "binary"}},
@@ -221,18 +225,21 @@ DOCUMENT: dict[str, Any] = {
                     "color": {"type": "string", "enum": ["monochrome", "color"]}}}}}},
             "responses": {
                 "201": _json({"type": "object", "properties": {
-                    "user": {"type": "string"},
+                    "user": {"type": "string"}, "guest": {"type": "string"},
+                    "codes_sent_to": {"type": "string", "description": "a guest's upload: where the codes went"},
                     "held": {"type": "array", "items": {"type": "object", "properties": {
                         "id": {"type": "string"}, "title": {"type": "string"},
                         "pages": {"type": ["integer", "null"]}, "copies": {"type": "integer"}}}},
                     "refused": {"type": "array", "items": {"type": "object", "properties": {
                         "title": {"type": "string"}, "reason": {"type": "string"}}}}}}, "held"),
                 "400": _error("missing-file, too-many-files, bad-field, length-required"),
-                "401": _error("credentials-required, bad-credentials"),
-                "403": _error("user-denied"),
+                "401": _error("credentials-required, bad-credentials; a guest address with an account: "
+                              "account-required"),
+                "403": _error("user-denied; guest-uploads-off; not-serviced (the analyst takes no guests)"),
                 "413": _error("larger than max_job_bytes"),
                 "422": _error("no file could be held (each refused by name)"),
-                "423": _error("locked (`retry_after`)"), "429": _error("too-many-attempts (`retry_after`)"),
+                "423": _error("locked (`retry_after`)"),
+                "429": _error("too-many-attempts, too-many-uploads (a guest's; `retry_after`)"),
                 "503": _error("cannot keep the copies a job needs now; retry")}}},
         "/api/v1/printers": {"get": {
             "summary": "Printers for people: in service, every word of q in the id, location, building, room or tags",

@@ -9,13 +9,21 @@ images and office documents are rendered to PDF first, pullprint/render.py). Fil
 memory, never written to disk in clear (but an office document, in the renderer's private folder
 while it runs). ``GET /upload`` is the page a phone's browser shows; ``GET /api/v1/printers``
 finds printers by keyword or tag for it. docs/email.md ("Upload").
+
+A guest (where ``guest_uploads`` is on) sends ``X-Pullprint-Guest: ADDRESS`` instead of credentials:
+an address outside the serviced domains, each document held for that guest with a release code of
+its own that is mailed to the address (never shown on the page: only the mailbox's owner prints
+it), a bounded number of uploads per address and per client address.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
+import logging
+import re
 from typing import IO, Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
@@ -25,13 +33,19 @@ from collector import intake
 from collector.station import STATION_HEADERS
 from collector.throttle import limits_of
 from collector.web import login_throttle, node
+from email_gateway.reply import Outcome, Replier
 from nodeserver import peer
+from pullprint import keys
 from pullprint.documents import KINDS
-from pullprint.errors import BadRequest, TooLarge, Unauthorized
+from pullprint.errors import BadRequest, Forbidden, TooLarge, TooManyRequests, Unauthorized, Unavailable
 from pullprint.render import RenderError, printable
-from pullprint.wire import MAX_COPIES, JobSubmission
+from pullprint.wire import H_OWNER, H_OWNER_EMAIL, MAX_COPIES, JobSubmission
 
 bp = Blueprint("uploads", __name__)
+log = logging.getLogger(__name__)
+H_GUEST = "X-Pullprint-Guest"
+_ADDRESS = re.compile(r"[^@\s\x00-\x1f<>]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,63}")
+GUEST_HINT = "At any pullprint printer, choose \"A release code from a mail?\" and type the code of the document."
 
 UPLOAD_HOST = "web-upload"  # the origin_host of uploaded jobs
 MAX_FILES = 10
@@ -51,7 +65,7 @@ def _page_headers(response: Response) -> Response:
 @bp.get("/upload")
 def page() -> str:
     return render_template("upload.html", max_files=MAX_FILES, max_copies=MAX_COPIES,
-                           kinds=", ".join(KINDS.values()))
+                           kinds=", ".join(KINDS.values()), guests=node().config.guest_uploads)
 
 
 def _basic_credentials() -> tuple[str, str]:
@@ -91,6 +105,48 @@ def _authenticate(user: str, pin: str) -> str:
     return who.user
 
 
+def _guest() -> str:
+    """The guest's address of an upload without an account ("" when it has credentials instead), admitted
+    by the site's policy and within the guests' limits; refused otherwise, before the body is read."""
+    address = (request.headers.get(H_GUEST) or "").strip().lower()
+    if not address:
+        return ""
+    n = node()
+    if not n.config.guest_uploads:
+        raise Forbidden("guest-uploads-off", "this site takes uploads from its own users only: log in with your "
+                        "user name (or email) and PIN")
+    if len(address) > 254 or not _ADDRESS.fullmatch(address):
+        raise BadRequest("bad-field", "not an email address", field="guest")
+    client = peer.client_address()
+    for subject in (f"e:{hashlib.sha256(address.encode()).hexdigest()}", f"a:{client}"):
+        name = keys.guest_uploads(subject)
+        try:
+            pipe = n.redis.pipeline(transaction=True)
+            pipe.incr(name)
+            pipe.expire(name, int(n.config.guest_window_seconds), nx=True)
+            pipe.ttl(name)
+            count, _, ttl = pipe.execute()
+        except Exception:  # noqa: BLE001 - without the count, no guest upload (it sends mail)
+            raise Unavailable("guest-limit-unavailable", "guests' uploads cannot be taken now; try again later") \
+                from None
+        if int(count) > n.config.guest_uploads_per_window:
+            wait = max(int(ttl), 1)
+            raise TooManyRequests("too-many-uploads", f"too many uploads from a guest; try again in {wait} s",
+                                  retry_after=wait)
+    sender = n.analyst.sender(address)  # 403 not-serviced when the analyst's guest_printing is off
+    if not sender.get("guest"):
+        raise Unauthorized("account-required", "this address has an account here: log in with it (or your user "
+                           "name) and your PIN")
+    return address
+
+
+def _mail_codes(address: str, held: list[tuple[str, int | None, str]]) -> None:
+    """Each held document's release code, to the guest's address (the only place a code goes)."""
+    cfg = node().config
+    Replier(cfg.mail_relay, cfg.mail_from, GUEST_HINT, 0.0).send_later(
+        Outcome(address, "your upload", "", held=held))
+
+
 def _options(form: Any) -> tuple[int, dict[str, str]]:
     try:
         copies = int(form.get("copies") or 1)
@@ -117,7 +173,8 @@ def upload() -> tuple[Response, int]:
         raise BadRequest("length-required", "send the upload with a Content-Length")
     if request.content_length > limit:
         raise TooLarge("body-too-large", f"an upload may be at most {limit} bytes", limit=limit)
-    user = _authenticate(*_basic_credentials())
+    guest = _guest()
+    user = "" if guest else _authenticate(*_basic_credentials())
     _, form, files = parse_form_data(request.environ, stream_factory=_in_memory, max_content_length=limit,
                                      max_form_parts=MAX_FILES + 8)
     copies, options = _options(form)
@@ -129,6 +186,7 @@ def upload() -> tuple[Response, int]:
     key = (request.headers.get("Idempotency-Key") or "").strip()
     held: list[dict[str, Any]] = []
     refused: list[dict[str, str]] = []
+    codes: list[tuple[str, int | None, str]] = []
     for index, item in enumerate(uploaded, 1):
         title = (item.filename or f"upload {index}").replace("\\", "/").rsplit("/", 1)[-1][:255] or f"upload {index}"
         try:
@@ -138,9 +196,20 @@ def upload() -> tuple[Response, int]:
             continue
         headers = JobSubmission(owner=user, title=title, copies=copies, options=options, content_type=kind,
                                 idempotency_key=f"{key}-{index}" if key else "").to_headers()
-        job, _ = intake.submit(n, headers, iter([data]), submitter=UPLOAD_HOST)
+        if guest:  # the owner is the guest the analyst names for the address
+            headers.pop(H_OWNER, None)
+            headers[H_OWNER_EMAIL] = guest
+        job, created = intake.submit(n, headers, iter([data]), submitter=UPLOAD_HOST)
         held.append({"id": job["id"], "title": title, "pages": job.get("pages"), "copies": copies})
-    return jsonify({"user": user, "held": held, "refused": refused}), 201 if held else 422
+        if guest and created and job.get("release_code"):
+            codes.append((title, job.get("pages"), str(job["release_code"])))
+    if codes:
+        _mail_codes(guest, codes)
+        log.info("guest upload: %d document(s) held, their codes mailed", len(codes))
+    answer: dict[str, Any] = {"user": user, "held": held, "refused": refused}
+    if guest:
+        answer = {"guest": guest, "held": held, "refused": refused, "codes_sent_to": guest}
+    return jsonify(answer), 201 if held else 422
 
 
 @bp.get("/api/v1/printers")

@@ -104,6 +104,7 @@ class LocalCluster:
     lpd_printers: int = 0  # …and an LPD receiver each (ipp/lpd go through each collector's own cupsd)
     with_mail: bool = False  # the mail gateway (print by mail) and a test relay keeping its replies
     smtp: str = ""  # the gateway's HOST:PORT once started
+    mail_relay: str = ""  # the test relay's HOST:PORT (the gateway's replies, collectors' guest codes)
     direct_mail_printers: tuple[str, ...] = ()  # printers that print mail to their own address at once
     collector_user: str | None = None  # run collectors as this unprivileged user, as deployments do
     # Mutual TLS between every part, as production runs (docs/security.md). False: the loudly named
@@ -246,6 +247,8 @@ class LocalCluster:
             self._start_analyst()
             self._start_printers()
             self._seed()
+            if self.with_mail:
+                self._start_mail_relay()
             for index in range(1, self.n_collectors + 1):
                 self.start_collector(f"c{index}")
             self._start_lb()
@@ -300,7 +303,9 @@ class LocalCluster:
         env = {**os.environ, **self.extra_env, **self._tls_env("analyst", "analyst", "analyst"),
                **self._secret_env("analyst", ("badge_pepper", "console_password_hash")),
                "PULLPRINT_ANALYST_DB_URL": f"sqlite:///{self.state_dir / 'analyst.db'}",
-               "PULLPRINT_ANALYST_SERVICED_DOMAINS": json.dumps([MAIL_DOMAIN])}
+               "PULLPRINT_ANALYST_SERVICED_DOMAINS": json.dumps([MAIL_DOMAIN]),
+               # The console drains and readies collectors through HAProxy's admin socket (started later).
+               "PULLPRINT_ANALYST_LB_SOCKETS": json.dumps([str(self.state_dir / "lb" / "admin.sock")])}
         self.daemons["analyst"] = daemons.start(
             "analyst", [sys.executable, "-m", "pullprint.cli", "analyst", "--bind", f"127.0.0.1:{port}"],
             env=env, log_path=self.state_dir / "analyst.log",
@@ -374,7 +379,10 @@ class LocalCluster:
         env = {**os.environ, "PULLPRINT_COLLECTOR_ALLOW_UNENROLLED_TERMINALS": "1", **self.extra_env,
                **self._tls_env("collector", "collector", collector_id, self.state_dir / collector_id / "tls"),
                **self._collector_secret_env(collector_id),
-               "PULLPRINT_COLLECTOR_REPLICAS": str(self.replicas)}
+               "PULLPRINT_COLLECTOR_REPLICAS": str(self.replicas),
+               # Guests' release codes (uploads without an account, where guest_uploads is on) go by mail.
+               **({"PULLPRINT_COLLECTOR_MAIL_RELAY": self.mail_relay,
+                   "PULLPRINT_COLLECTOR_MAIL_FROM": f"pullprint@{MAIL_DOMAIN}"} if self.mail_relay else {})}
         argv = [sys.executable, "-m", "pullprint.cli", "collector", "--id", collector_id,
                 "--bind", f"127.0.0.1:{port}", "--spool-dir", str(process.spool_dir),
                 "--analyst-url", self._collector_url("analyst", self.analyst_url),
@@ -441,7 +449,9 @@ class LocalCluster:
                                       backend_ca_file=self.ca_file or None, backend_client_cert=bundle,
                                       backend_crl_file=str(self.ca.crl_file) if self.ca else None,
                                       stats_bind=f"127.0.0.1:{stats_port}")
-        cluster: dict[str, object] = {"collectors": [{"id": c.id, "url": c.url} for c in self.collectors.values()]}
+        # The analyst too: HAProxy serves its admin console (/console) at the public address.
+        cluster: dict[str, object] = {"collectors": [{"id": c.id, "url": c.url} for c in self.collectors.values()],
+                                      "analyst_url": self.analyst_url}
         config_path = self.state_dir / "lb" / "haproxy.cfg"
         config_path.write_text(haproxy.render(cluster, settings))
         haproxy.check(config_path)
@@ -449,16 +459,22 @@ class LocalCluster:
         public = ssl.create_default_context(cafile=self.ca_file) if self.tls else None
         daemons.wait_until(lambda: _http_ok(f"{self.lb_url}/readyz", public), 20, "HAProxy with a ready collector")
 
-    def _start_mail(self) -> None:
-        """The mail gateway, a submitting host with its own credential, behind HAProxy like a print server;
-        its replies go to a test relay that keeps them in <state>/mail/outbox."""
+    def _start_mail_relay(self) -> None:
+        """A test relay that keeps every mail it is given in <state>/mail/outbox (replies, guests' codes)."""
         folder = self.state_dir / "mail"
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        relay_port, port = daemons.free_port(), daemons.free_port()
+        relay_port = daemons.free_port()
         self.daemons["mail-relay"] = daemons.start(
             "mail relay", [sys.executable, "-m", "localcluster.mail_relay", "--port", str(relay_port),
                            "--dir", str(folder / "outbox")],
             log_path=folder / "relay.log", ready=lambda: daemons.port_open("127.0.0.1", relay_port))
+        self.mail_relay = f"127.0.0.1:{relay_port}"
+
+    def _start_mail(self) -> None:
+        """The mail gateway, a submitting host with its own credential, behind HAProxy like a print server;
+        its replies go to a test relay that keeps them in <state>/mail/outbox."""
+        folder = self.state_dir / "mail"
+        port = daemons.free_port()
         issued = _http("POST", f"{self.analyst_url}/api/v1/submitters", self.client_context(),
                        {"host": MAIL_HOST, "description": "the demo's mail gateway"})
         token = self.state_dir / "secrets" / "mail_submit_token"
@@ -466,7 +482,7 @@ class LocalCluster:
         with os.fdopen(fd, "w") as fh:
             fh.write(issued["token"])
         env = {**os.environ, **self.extra_env, "PULLPRINT_MAIL_SUBMIT_URL": self.lb_url,
-               "PULLPRINT_MAIL_SUBMIT_TOKEN_FILE": str(token), "PULLPRINT_MAIL_RELAY": f"127.0.0.1:{relay_port}",
+               "PULLPRINT_MAIL_SUBMIT_TOKEN_FILE": str(token), "PULLPRINT_MAIL_RELAY": self.mail_relay,
                "PULLPRINT_MAIL_PRINT_ADDRESSES": json.dumps([PRINT_ADDRESS]),
                "PULLPRINT_MAIL_PRINTER_ADDRESS_DOMAIN": PRINTER_MAIL_DOMAIN,
                "PULLPRINT_MAIL_REPLY_FROM": f"pullprint@{MAIL_DOMAIN}"}
@@ -524,7 +540,7 @@ class LocalCluster:
             "secrets_dir": str(self.state_dir / "secrets"),
             **({"smtp": self.smtp, "print_address": PRINT_ADDRESS, "mail_outbox": str(self.mail_outbox)}
                if self.smtp else {}),
-            "console": {"url": f"{self.analyst_url}/console", "user": "admin",
+            "console": {"url": f"{self.lb_url}/console", "user": "admin",
                         "password": self.secret("console_password")},
         }
 

@@ -25,6 +25,11 @@ def login_throttle(subject: str) -> str:
     return f"{PREFIX}login-throttle:{subject}"
 
 
+def guest_uploads(subject: str) -> str:
+    """Guests' uploads in the current window (a counter): "e:SHA-256 of the address" or "a:IP"."""
+    return f"{PREFIX}guest-uploads:{subject}"
+
+
 def printer_lock(printer_id: str) -> str:
     """The cluster-wide output lock of one printer (value: fencing token + holder)."""
     return f"{PREFIX}lock:printer:{printer_id}"

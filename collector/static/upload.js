@@ -29,6 +29,16 @@ document.addEventListener("DOMContentLoaded", () => {
   const message = document.getElementById("message");
   const results = document.getElementById("results");
   const send = document.getElementById("send");
+  const guest = document.getElementById("guest");  // only where the site takes guests' uploads
+  const userLabel = document.getElementById("user-label");
+  const memberLabel = userLabel.textContent;
+  if (guest) {
+    guest.addEventListener("change", () => {
+      document.getElementById("pin-field").hidden = guest.checked;
+      userLabel.textContent = guest.checked ? userLabel.dataset.guest : memberLabel;
+      form.user.type = guest.checked ? "email" : "text";
+    });
+  }
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -36,8 +46,10 @@ document.addEventListener("DOMContentLoaded", () => {
     const user = form.user.value.trim();
     const pin = form.pin.value;
     const files = form.file.files;
-    if (!user || !pin || files.length === 0) {
-      message.textContent = "Type your user name and PIN, and choose at least one document.";
+    const asGuest = Boolean(guest && guest.checked);
+    if (asGuest ? (!user.includes("@") || files.length === 0) : (!user || !pin || files.length === 0)) {
+      message.textContent = asGuest ? "Type your email address, and choose at least one document."
+        : "Type your user name and PIN, and choose at least one document.";
       return;
     }
     const body = new FormData();
@@ -50,7 +62,8 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       const answer = await fetch("/api/v1/uploads", {
         method: "POST", body: body, credentials: "omit",
-        headers: {"Authorization": basic(user, pin), "Idempotency-Key": randomKey()},
+        headers: asGuest ? {"X-Pullprint-Guest": user, "Idempotency-Key": randomKey()}
+          : {"Authorization": basic(user, pin), "Idempotency-Key": randomKey()},
       });
       const data = await answer.json().catch(() => ({}));
       if (!answer.ok && !(data.refused && data.refused.length)) {
@@ -58,9 +71,10 @@ document.addEventListener("DOMContentLoaded", () => {
         return;
       }
       const held = data.held || [];
-      message.textContent = held.length
-        ? "Held for you: badge in at any printer to print " + (held.length === 1 ? "it." : "them.")
-        : "Nothing could be held.";
+      message.textContent = !held.length ? "Nothing could be held."
+        : asGuest ? "Held. The release code of each document is on its way to " + data.codes_sent_to
+          + ": type it at any printer (\"A release code from a mail?\")."
+        : "Held for you: badge in at any printer to print " + (held.length === 1 ? "it." : "them.");
       held.forEach((job) => item(results, "Held: " + job.title + (job.pages ? " (" + job.pages + " pages)" : ""), "held"));
       (data.refused || []).forEach((r) => item(results, "Not printed: " + r.title + ": " + r.reason, "refused"));
       form.pin.value = "";

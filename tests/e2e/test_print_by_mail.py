@@ -194,12 +194,17 @@ def test_a_denied_user_is_refused_at_mail_and_login_and_keeps_held_jobs(mailed: 
 
 # --- guests (HP's job PIN): mail from outside the serviced domains, a release code per job ----------------------
 
+GUEST_UPLOADS = 4  # per guest address and per client address in the window (an hour)
+
 @pytest.fixture(scope="module")
 def guests():
     state = cluster_state_dir()
     with LocalCluster(state, n_collectors=2, n_printers=1, with_cupsd=False, with_mail=True,
                       extra_env={"PULLPRINT_ANALYST_GUEST_PRINTING": "1",
-                                 "PULLPRINT_MAIL_REPLY_DELAY_SECONDS": "0.2"}) as running:
+                                 "PULLPRINT_MAIL_REPLY_DELAY_SECONDS": "0.2",
+                                 # Uploads without an account, their codes mailed (collector/uploads.py).
+                                 "PULLPRINT_COLLECTOR_GUEST_UPLOADS": "1",
+                                 "PULLPRINT_COLLECTOR_GUEST_UPLOADS_PER_WINDOW": str(GUEST_UPLOADS)}) as running:
         yield running
     shutil.rmtree(state, ignore_errors=True)
 
@@ -241,6 +246,56 @@ def test_a_guest_releases_each_mailed_document_with_its_own_code_once(guests: Lo
     assert [j["title"] for j in login(guests, guests.printers[0]["id"], code=other).json()["jobs"]] == ["Agenda.pdf"]
 
 
+# --- guests by upload (no account): the code goes to the address, never to the page ------------------------------
+
+def _guest_upload(cluster: LocalCluster, address: str | None, files: list[tuple[str, bytes, str]],
+                  **headers: str) -> requests.Response:
+    if address is not None:
+        headers["X-Pullprint-Guest"] = address
+    return requests.post(f"{cluster.lb_url}/api/v1/uploads", headers=headers, files=[("file", f) for f in files],
+                         timeout=60, verify=cluster.ca_file)
+
+
+def test_a_guests_upload_is_released_with_the_code_mailed_to_the_address(guests: LocalCluster) -> None:
+    guest = "traveller@partner.example"
+    ticket = PDF + b"% train ticket\n"
+    answer = _guest_upload(guests, guest, [("Train ticket.pdf", ticket, "application/pdf")])
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert body["codes_sent_to"] == guest and [h["title"] for h in body["held"]] == ["Train ticket.pdf"]
+    assert "release_code" not in answer.text and "code" not in body["held"][0]  # never on the page
+    code = _code_for(guests, guest, "Train ticket.pdf")
+    assert code not in answer.text
+    session = login(guests, guests.printers[0]["id"], code=code)
+    assert session.status_code == 201, session.text
+    assert [j["title"] for j in session.json()["jobs"]] == ["Train ticket.pdf"]
+    result = release(guests, session.json()["session"], {"all": True}).json()
+    assert [r["status"] for r in result["results"]] == ["printed"]
+    assert received_hashes(guests.printers[0]).count(sha(ticket)) == 1
+
+
+def test_guest_uploads_are_refused_for_members_bad_addresses_and_floods(guests: LocalCluster) -> None:
+    before = analyst_call(guests, "GET", "/jobs").json()["jobs"]
+    files = [("x.pdf", PDF, "application/pdf")]
+    # An address with an account here logs in with its PIN; not an address at all; no credential at all.
+    member = _guest_upload(guests, "alice@pullprint.example", files)
+    assert member.status_code == 401 and member.json()["error"] == "account-required"
+    assert _guest_upload(guests, "not an address", files).status_code == 400
+    assert _guest_upload(guests, None, files).status_code == 401
+    # One address, many uploads: past the window's allowance, 429 with when to try again.
+    statuses = [_guest_upload(guests, "flood@partner.example", files).status_code for _ in range(GUEST_UPLOADS + 2)]
+    assert 429 in statuses and statuses.index(429) <= GUEST_UPLOADS, statuses
+    late = _guest_upload(guests, "flood@partner.example", files)
+    assert late.status_code == 429 and late.json()["retry_after"] > 0 and int(late.headers["Retry-After"]) > 0
+    held = [j for j in analyst_call(guests, "GET", "/jobs").json()["jobs"] if j not in before]
+    assert len(held) == statuses.count(201)  # nothing held for any refusal
+
+
+def test_guest_uploads_are_refused_where_the_site_takes_none(mailed: LocalCluster) -> None:
+    answer = _guest_upload(mailed, "visitor@partner.example", [("x.pdf", PDF, "application/pdf")])
+    assert answer.status_code == 403 and answer.json()["error"] == "guest-uploads-off"
+
+
 def test_guessing_release_codes_is_throttled(guests: LocalCluster) -> None:
     statuses = [login(guests, guests.printers[0]["id"], code=f"{n:010d}").status_code for n in range(12)]
-    assert statuses[0] == 401 and statuses[-1] in (423, 429)
+    assert statuses[0] == 401 and statuses[-1] in (423, 429)  # last: it leaves this address throttled
