@@ -11,11 +11,12 @@ from urllib.parse import urlsplit
 
 from pullprint import daemons
 from pullprint.errors import PullprintError
-from pullprint.pki import identity_dns
+from pullprint.pki import identity_dns, pool_dns
 
 TEMPLATE_PATH = Path(__file__).with_name("haproxy.cfg.tmpl")
 BACKEND = "be_collectors"
 FRONTEND = "fe_collectors"
+CONSOLE_BACKEND = "be_console"
 
 # HAProxy proxy/server names: letters, digits and - _ . : only.
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -102,30 +103,68 @@ def _host_port(value: str, what: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _server_line(collector: dict[str, object], settings: LbSettings) -> str:
+def _server_line(collector: dict[str, object], settings: LbSettings, role: str = "collector") -> str:
     sid = str(collector.get("id", ""))
     url = str(collector.get("url", ""))
     if not _NAME.match(sid):
-        raise PullprintError("bad-cluster", f"collector id {sid!r} is not a valid HAProxy server name "
+        raise PullprintError("bad-cluster", f"{role} id {sid!r} is not a valid HAProxy server name "
                              "(letters, digits, - _ . : only)")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or not parts.port:
-        raise PullprintError("bad-cluster", f"collector {sid}: url must be http(s)://host:port, got {url!r}")
+        raise PullprintError("bad-cluster", f"{role} {sid}: url must be http(s)://host:port, got {url!r}")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     line = f"    server {sid} {host}:{parts.port} check"
     if parts.scheme == "https":
         if not settings.backend_ca_file:
-            raise PullprintError("bad-lb-settings", f"collector {sid} is https: set backend_ca_file so "
+            raise PullprintError("bad-lb-settings", f"{role} {sid} is https: set backend_ca_file so "
                                  "HAProxy can verify it")
         # verifyhost: the certificate must name this collector (c2.collector.pullprint), so a server
         # line pointing at the wrong host, or at a host with some other cluster certificate, fails.
+        # Analysts are a pool: any of them carries analyst.pullprint.
+        name = identity_dns("collector", sid) if role == "collector" else pool_dns("analyst")
         line += (f" ssl verify required ca-file {settings.backend_ca_file} verifyhost "
-                 f"{identity_dns('collector', sid)} check-ssl")
+                 f"{name} check-ssl")
         if settings.backend_crl_file:
             line += f" crl-file {settings.backend_crl_file}"
         if settings.backend_client_cert:
             line += f" crt {settings.backend_client_cert}"
     return line
+
+
+def _analysts(cluster: dict[str, object]) -> list[dict[str, object]]:
+    """The analysts serving the console: ``analysts: [{id, url}]``, or cluster.json's one ``analyst_url``."""
+    analysts = cluster.get("analysts")
+    if analysts is None:
+        url = cluster.get("analyst_url")
+        return [{"id": "analyst", "url": url}] if url else []
+    if not isinstance(analysts, list) or not all(isinstance(a, dict) for a in analysts):
+        raise PullprintError("bad-cluster", "analysts must be a list of objects with id and url")
+    ids = [str(a.get("id")) for a in analysts]
+    if len(set(ids)) != len(ids):
+        raise PullprintError("bad-cluster", f"analyst ids must be unique, got {ids}")
+    return analysts
+
+
+def _console_sections(cluster: dict[str, object], settings: LbSettings) -> tuple[str, str]:
+    """(the frontend's routing lines, the backend) of the admin console, or ("", "") with no analyst named."""
+    analysts = _analysts(cluster)
+    if not analysts:
+        return "", ""
+    routing = (
+        "    # The admin console (docs/console.md) and its stylesheet are the analysts' (over mutual TLS);\n"
+        "    # everything else here is the collectors'.\n"
+        "    acl console_path path /console\n"
+        "    acl console_path path_beg /console/\n"
+        f"    use_backend {CONSOLE_BACKEND} if console_path\n")
+    servers = "\n".join(_server_line(a, settings, role="analyst") for a in analysts)
+    backend = (
+        f"\nbackend {CONSOLE_BACKEND}\n"
+        "    # Any analyst serves any operator: sessions and the sign-in throttle are in the database.\n"
+        "    balance roundrobin\n"
+        "    option httpchk GET /readyz\n"
+        "    http-check expect status 200\n"
+        f"    default-server inter 2s fall 2 rise 2\n{servers}\n")
+    return routing, backend
 
 
 def render(cluster: dict[str, object], settings: LbSettings) -> str:
@@ -164,6 +203,7 @@ def render(cluster: dict[str, object], settings: LbSettings) -> str:
             "    http-request use-service prometheus-exporter if { path /metrics }\n"
         )
 
+    console_routing, console_backend = _console_sections(cluster, settings)
     inter, fast, down, check = (_ms(settings.inter), _ms(settings.fastinter), _ms(settings.downinter),
                                 _ms(settings.check_timeout))
     for name in ("connect_timeout", "http_request_timeout", "client_timeout", "server_timeout"):
@@ -201,6 +241,8 @@ def render(cluster: dict[str, object], settings: LbSettings) -> str:
         "worst_rise": _fmt_ms(down + fast),
         "servers": "\n".join(_server_line(c, settings) for c in collectors),
         "stats_section": stats_section,
+        "console_routing": console_routing,
+        "console_backend": console_backend,
     }
     return Template(TEMPLATE_PATH.read_text()).substitute(values)
 

@@ -449,7 +449,9 @@ class LocalCluster:
                                       backend_ca_file=self.ca_file or None, backend_client_cert=bundle,
                                       backend_crl_file=str(self.ca.crl_file) if self.ca else None,
                                       stats_bind=f"127.0.0.1:{stats_port}")
-        cluster: dict[str, object] = {"collectors": [{"id": c.id, "url": c.url} for c in self.collectors.values()]}
+        # The analyst too: HAProxy serves its admin console (/console) at the public address.
+        cluster: dict[str, object] = {"collectors": [{"id": c.id, "url": c.url} for c in self.collectors.values()],
+                                      "analyst_url": self.analyst_url}
         config_path = self.state_dir / "lb" / "haproxy.cfg"
         config_path.write_text(haproxy.render(cluster, settings))
         haproxy.check(config_path)
@@ -538,7 +540,7 @@ class LocalCluster:
             "secrets_dir": str(self.state_dir / "secrets"),
             **({"smtp": self.smtp, "print_address": PRINT_ADDRESS, "mail_outbox": str(self.mail_outbox)}
                if self.smtp else {}),
-            "console": {"url": f"{self.analyst_url}/console", "user": "admin",
+            "console": {"url": f"{self.lb_url}/console", "user": "admin",
                         "password": self.secret("console_password")},
         }
 

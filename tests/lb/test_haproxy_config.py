@@ -107,3 +107,63 @@ def test_collectors_over_mutual_tls_with_the_cluster_ca_and_its_crl_pass_haproxy
     config = tmp_path / "haproxy.cfg"
     config.write_text(text)
     haproxy.check(config, strict=True)
+
+
+def test_the_console_goes_to_the_analysts_over_verified_tls(tmp_path: Path) -> None:
+    cluster = {**CLUSTER, "analysts": [{"id": "a1", "url": "https://10.0.0.20:8700"},
+                                       {"id": "a2", "url": "https://10.0.0.21:8700"}]}
+    ca = tmp_path / "ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ca",
+                    "-keyout", str(tmp_path / "ca.key"), "-out", str(ca)], check=True, capture_output=True)
+    settings = haproxy.LbSettings(socket_path=str(tmp_path / "admin.sock"), backend_ca_file=str(ca))
+    text = haproxy.render(cluster, settings)
+    haproxy.check(_write(tmp_path, text), strict=True)
+    assert "use_backend be_console if console_path" in text
+    assert (f"server a1 10.0.0.20:8700 check ssl verify required ca-file {ca} verifyhost analyst.pullprint "
+            "check-ssl") in text
+    # cluster.json's single analyst_url serves as well; without any analyst there is no console route.
+    assert "server analyst 127.0.0.1:8700 check" in haproxy.render(
+        {**CLUSTER, "analyst_url": "http://127.0.0.1:8700"}, settings)
+    assert "be_console" not in haproxy.render(CLUSTER, settings)
+    with pytest.raises(PullprintError, match="analyst a1 is https: set backend_ca_file"):
+        haproxy.render(cluster, haproxy.LbSettings(socket_path=str(tmp_path / "a.sock")))
+    with pytest.raises(PullprintError, match="analyst ids must be unique"):
+        haproxy.render({**CLUSTER, "analysts": [{"id": "a", "url": "http://h:1"}] * 2}, settings)
+
+
+def test_a_real_haproxy_routes_the_console_and_nothing_else_to_the_analyst(tmp_path: Path) -> None:
+    import shutil
+    import tempfile
+
+    import requests
+
+    from lb import runtime
+    from pullprint import daemons
+    from tests.lb.conftest import start_backend
+
+    ports = {"c1": daemons.free_port(), "analyst": daemons.free_port()}
+    backends = [start_backend(tmp_path, sid, port) for sid, port in ports.items()]
+    socket_dir = Path(tempfile.mkdtemp(prefix="pp-lb-"))
+    lb_port = daemons.free_port()
+    try:
+        cluster = {"collectors": [{"id": "c1", "url": f"http://127.0.0.1:{ports['c1']}"}],
+                   "analyst_url": f"http://127.0.0.1:{ports['analyst']}"}
+        settings = haproxy.LbSettings(bind=f"127.0.0.1:{lb_port}", socket_path=str(socket_dir / "admin.sock"))
+        config = _write(tmp_path, haproxy.render(cluster, settings))
+        backends.append(haproxy.start(config, tmp_path / "haproxy.log"))
+        daemons.wait_until(lambda: (socket_dir / "admin.sock").exists(), 5, "HAProxy's admin socket")
+        runtime.wait_for_state(str(socket_dir / "admin.sock"), "c1", runtime.UP, timeout=5)
+        for path in ("/console", "/console/login", "/console/static/console.css", "/consolex", "/api/v1/printers",
+                     "/release", "/x/console"):
+            requests.get(f"http://127.0.0.1:{lb_port}{path}", timeout=5)
+        received = {sid: (tmp_path / f"{sid}.receipts").read_text().split("\n") for sid in ports}
+        assert [line.split()[1] for line in received["analyst"] if line] == [
+            "/console", "/console/login", "/console/static/console.css"]
+        assert [line.split()[1] for line in received["c1"] if line] == ["/consolex", "/api/v1/printers", "/release",
+                                                                         "/x/console"]
+        # The collectors' server states are what `pullprint lb status` shows, the console's backend apart.
+        assert runtime.server_states(str(socket_dir / "admin.sock")) == {"c1": "UP"}
+    finally:
+        for daemon in reversed(backends):
+            daemon.stop()
+        shutil.rmtree(socket_dir, ignore_errors=True)
