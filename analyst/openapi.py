@@ -477,6 +477,10 @@ _FORM_REFUSALS = {
     "404": _error("the console is disabled, or no such thing" + _NOT_FOUND_ROUTE)}
 
 
+_SEARCH = [_query(name, _TEXT) for name in ("since", "until", "user", "printer", "collector", "kind", "job")] + [
+    _query("page", {"type": "integer", "minimum": 1})]
+
+
 def _console_page(path: str, endpoint: str, summary: str, parameters: list[Schema] | None = None) -> Operation:
     return ("get", path, endpoint, summary, parameters or [], None, {"200": _HTML, **_CONSOLE_REFUSALS})
 
@@ -505,6 +509,29 @@ CONSOLE: list[Operation] = [
                   "A printer out of service (with a reason) or back", {
                       "in_service": {"type": "string", "enum": ["true", "false"]}, "reason": {"type": "string"}},
                   [_PRINTER_ID], ("in_service",)),
+    _console_form("/console/collectors/{collector_id}/{action}", "console.collector_state",
+                  "Drain a collector at every load balancer (analyst.lb_sockets), or ready it", {},
+                  [_path("collector_id", ID), _path("action", {"type": "string", "enum": ["drain", "ready"]})]),
+    _console_form("/console/jobs/{job_id}/delete", "console.delete_job",
+                  "Delete a held or failed job (recorded; its copies are crypto-shredded)",
+                  {"reason": {"type": "string"}, "back": _TEXT}, [_JOB_ID]),
+    _console_page("/console/jobs", "console.jobs_page", "Jobs searched (time range, user, printer, collector, "
+                  "state as kind, job id), paged", _SEARCH),
+    _console_page("/console/events", "console.events_page", "The event log searched, paged", _SEARCH),
+    ("get", "/console/jobs.csv", "console.jobs_csv", "The jobs found, as CSV (formula-like cells defused)", _SEARCH,
+     None, {"200": {"description": "CSV", "content": {"text/csv": {"schema": _TEXT}}}, **_CONSOLE_REFUSALS}),
+    ("get", "/console/events.csv", "console.events_csv", "The events found, as CSV (formula-like cells defused)",
+     _SEARCH, None, {"200": {"description": "CSV", "content": {"text/csv": {"schema": _TEXT}}},
+                     **_CONSOLE_REFUSALS}),
+    _console_page("/console/manage", "console.manage_page", "Users and printers, with forms to add or change them"),
+    _console_form("/console/users", "console.user_form", "Add or change a user (email, PIN, allowed)", {
+        "name": _TEXT, "email": _TEXT, "pin": _TEXT, "allowed": {"type": "string", "enum": ["keep", "allow", "deny"]}},
+        required=("name",)),
+    _console_form("/console/printers", "console.printer_form", "Add or change a printer (blank fields: kept)", {
+        "id": _TEXT, "uri": _TEXT, "site": _TEXT, "location": _TEXT, "building": _TEXT, "floor": _TEXT,
+        "room": _TEXT, "snmp_host": _TEXT, "tags": _TEXT}, required=("id",)),
+    _console_page("/console/reports", "console.reports_page", "Pages printed per day, user, printer and site: SVG "
+                  "charts", [_query("from", _TEXT, "first day, YYYY-MM-DD"), _query("to", _TEXT, "last day")]),
 ]
 
 # What every /api/ operation may answer besides its own answers.

@@ -242,3 +242,48 @@ def snapshot(session: Session, *, now: datetime, dead_after: float) -> dict[str,
         "jobs": count_by_state(session),
         "events": [event_to_dict(e) for e in latest_events(session, limit=EVENTS_SHOWN)],
     }
+
+
+def waiting_by_printer(session: Session) -> dict[str, int]:
+    """Jobs being released at each printer now (claimed, printing or queued behind others there)."""
+    from analyst.jobs.models import Job
+
+    rows = session.execute(select(Job.claim_printer, func.count()).where(
+        Job.state == "releasing", Job.claim_printer.is_not(None)).group_by(Job.claim_printer))
+    return {str(printer): count for printer, count in rows}
+
+
+# --- the load balancers ------------------------------------------------------------------------------------------
+
+LB_ORDER = {"MAINT": 0, "DRAIN": 1, "DOWN": 2, "NOLB": 3, "NOCHECK": 4, "UP": 5}
+
+
+def lb_states(sockets: list[str]) -> tuple[dict[str, str], str]:
+    """({collector: its state in HAProxy}, a problem reaching one): with several load balancers, the state
+    of the one that sends a collector least (a collector drained on one is shown drained)."""
+    from lb import runtime
+    from pullprint.errors import PullprintError
+
+    states: dict[str, str] = {}
+    problems = []
+    for socket_path in sockets:
+        try:
+            found = runtime.server_states(socket_path)
+        except PullprintError as exc:
+            problems.append(exc.message)
+            continue
+        for server, state in found.items():
+            if server not in states or LB_ORDER.get(state, 9) < LB_ORDER.get(states[server], 9):
+                states[server] = state
+    return states, "; ".join(problems)
+
+
+def set_lb_state(sockets: list[str], collector: str, *, drain: bool) -> None:
+    """Drain `collector` (no new requests; those in flight finish) or put it back, on every load balancer."""
+    from lb import runtime
+    from pullprint.errors import Unavailable
+
+    if not sockets:
+        raise Unavailable("no-load-balancer", "the analyst knows no load balancer (analyst.lb_sockets)")
+    for socket_path in sockets:
+        (runtime.drain if drain else runtime.ready)(socket_path, collector)

@@ -5,23 +5,29 @@ sessions in signed cookies that expire, a CSRF token on every form, and actions 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from flask import Blueprint, Response, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
-from analyst.console import service
+from analyst import validate as v
+from analyst.console import reports, search, service
 from analyst.console.service import Operator, SessionPolicy
+from analyst.events.service import record_event
+from analyst.jobs import service as jobs_service
 from analyst.printers.service import set_in_service
 from analyst.users.service import SqlFailures
 from analyst.web import analyst, now
 from nodeserver import peer
-from pullprint.errors import BadRequest, Forbidden, PullprintError, TooManyRequests
+from pullprint.errors import BadRequest, Forbidden, NotFound, PullprintError, TooManyRequests
 from pullprint.throttle import Limit, LoginThrottle, Subject
 
+logger = logging.getLogger("pullprint.analyst")
 bp = Blueprint("console", __name__, static_folder="../static", static_url_path="/console/static")
 
 # The pages run no script and load nothing from elsewhere: their own stylesheet, forms that post
@@ -29,7 +35,8 @@ bp = Blueprint("console", __name__, static_folder="../static", static_url_path="
 SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
                                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
                     "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
-                    "Referrer-Policy": "no-referrer"}
+                    # Not no-referrer: under it a browser sends "Origin: null" with the forms' own posts.
+                    "Referrer-Policy": "same-origin"}
 
 
 def _policy() -> SessionPolicy:
@@ -185,7 +192,39 @@ def console() -> ResponseReturnValue:
     state = analyst()
     with state.db.session() as session:
         page = service.snapshot(session, now=now(), dead_after=state.config.collector_dead_after)
-    return _page("console.html", **page)
+        waiting = service.waiting_by_printer(session)
+    lb, problem = service.lb_states(state.config.lb_sockets)
+    for collector in page["collectors"]:
+        collector["lb"] = lb.get(collector["id"], "")
+    return _page("console.html", waiting=waiting, lb_problem=problem, notice=request.args.get("done", "")[:200],
+                 **page)
+
+
+def _done(notice: str, to: str = "/console") -> ResponseReturnValue:
+    """Back to the page, with a word of what was done (never anything secret: it is in the address)."""
+    path, _, query = to.partition("?")
+    kept = [(k, value) for k, value in parse_qsl(query) if k != "done"]
+    return redirect(f"{path}?{urlencode([*kept, ('done', notice)])}", code=303)
+
+
+@bp.post("/console/collectors/<collector_id>/<action>")
+@signed_in(action=True)
+def collector_state(collector_id: str, action: str) -> ResponseReturnValue:
+    """Drain a collector at the load balancer(s) (no new requests; those in flight finish), or ready it."""
+    if action not in ("drain", "ready"):
+        raise NotFound("not-found", "a collector can be drained or readied")
+    collector_id = v.identifier(collector_id, "collector")
+    state = analyst()
+    lb, _ = service.lb_states(state.config.lb_sockets)
+    if collector_id not in lb:
+        raise NotFound("no-such-collector", f"no load balancer knows collector {collector_id}")
+    service.set_lb_state(state.config.lb_sockets, collector_id, drain=action == "drain")
+    with state.db.session(write=True) as session:
+        record_event(session, f"collector-{action}", now=now(), collector=collector_id,
+                     detail={"by": operator().name})
+    logger.info("console: %s %s collector %s", operator().name, "drained" if action == "drain" else "readied",
+                collector_id)
+    return _done(f"collector {collector_id}: {'drained' if action == 'drain' else 'ready'}")
 
 
 @bp.post("/console/printers/<printer_id>/service")
@@ -198,5 +237,158 @@ def printer_service(printer_id: str) -> ResponseReturnValue:
     reason = (request.form.get("reason") or "")[:255]
     with analyst().db.session(write=True) as session:
         set_in_service(session, printer_id, in_service=in_service == "true", reason=reason, now=now())
-    return redirect("/console", code=303)
+    return _done(f"printer {printer_id}: {'back in service' if in_service == 'true' else 'out of service'}")
 
+
+@bp.post("/console/jobs/<job_id>/delete")
+@signed_in(action=True)
+def delete_job(job_id: str) -> ResponseReturnValue:
+    """Delete a held (or failed) job as its owner can at a station: recorded, and every collector holding
+    a copy crypto-shreds it when it next squares its spool with the analyst (collector.copies.reconcile)."""
+    reason = (request.form.get("reason") or "").strip()[:500]
+    with analyst().db.session(write=True) as session:
+        jobs_service.delete_job(session, job_id, reason=f"deleted in the console by {operator().name}"
+                                + (f": {reason}" if reason else ""), now=now())
+    return _done(f"job {job_id}: deleted", to=_back("/console/jobs"))
+
+
+def _back(default: str) -> str:
+    """Where a form came from, if it is a console page (never elsewhere)."""
+    target = request.form.get("back", "")
+    return target if target.startswith("/console") and "//" not in target and "\\" not in target else default
+
+
+
+# --- jobs and events, searched ---------------------------------------------------------------------------------
+
+def _search_page(template: str, what: str) -> Response:
+    filters = search.parse_filters(request.args)
+    with analyst().db.session() as session:
+        rows, total = (search.search_jobs if what == "jobs" else search.search_events)(session, filters)
+    pages = max(1, -(-total // search.PER_PAGE))
+    return _page(template, rows=rows, total=total, filters=filters, pages=pages, urlencode=urlencode,
+                 notice=request.args.get("done", "")[:200], here=request.full_path.rstrip("?"))
+
+
+@bp.get("/console/jobs")
+@signed_in()
+def jobs_page() -> ResponseReturnValue:
+    return _search_page("console_jobs.html", "jobs")
+
+
+@bp.get("/console/events")
+@signed_in()
+def events_page() -> ResponseReturnValue:
+    return _search_page("console_events.html", "events")
+
+
+def _csv(text: str, name: str) -> Response:
+    return Response(text, mimetype="text/csv", headers={
+        **SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}-{now():%Y%m%dT%H%M%SZ}.csv"'})
+
+
+@bp.get("/console/jobs.csv")
+@signed_in()
+def jobs_csv() -> ResponseReturnValue:
+    filters = search.parse_filters(request.args)
+    with analyst().db.session() as session:
+        return _csv(search.jobs_csv(session, filters), "pullprint-jobs")
+
+
+@bp.get("/console/events.csv")
+@signed_in()
+def events_csv() -> ResponseReturnValue:
+    filters = search.parse_filters(request.args)
+    with analyst().db.session() as session:
+        return _csv(search.events_csv(session, filters), "pullprint-events")
+
+
+# --- users and printers ------------------------------------------------------------------------------------------
+
+@bp.get("/console/manage")
+@signed_in()
+def manage_page() -> ResponseReturnValue:
+    from analyst.printers.service import list_printers, printer_to_dict
+    from analyst.users.service import list_users, user_to_dict
+
+    with analyst().db.session() as session:
+        users = [user_to_dict(u) for u in list_users(session)]
+        printers = [printer_to_dict(p) for p in list_printers(session)]
+    return _page("console_manage.html", users=users, printers=printers, notice=request.args.get("done", "")[:200])
+
+
+def _form_text(name: str) -> str | None:
+    """A text field of the form: absent or blank is None (keep what is stored)."""
+    value = (request.form.get(name) or "").strip()
+    return value or None
+
+
+@bp.post("/console/users")
+@signed_in(action=True)
+def user_form() -> ResponseReturnValue:
+    """Add a user or change one: email, PIN (blank keeps it), allowed or denied (the API's rules and checks)."""
+    from analyst.users import service as users_service
+
+    name = v.user_name(v.required_text({"name": _form_text("name")}, "name", max_len=64), "name")
+    changes: dict[str, Any] = {}
+    if (email := _form_text("email")) is not None:
+        changes["email"] = v.text({"email": email}, "email", max_len=users_service.MAX_EMAIL)
+    if (pin := request.form.get("pin") or "") != "":
+        changes["pin"] = v.text({"pin": pin}, "pin", max_len=users_service.MAX_PIN)
+    allowed = request.form.get("allowed", "keep")
+    if allowed not in ("keep", "allow", "deny"):
+        raise BadRequest("bad-field", "allowed must be keep, allow or deny", field="allowed")
+    if allowed != "keep":
+        changes["allowed"] = allowed == "allow"
+    state = analyst()
+    with state.db.session(write=True) as session:
+        _user, created = users_service.upsert_user(session, name, pepper=state.pepper, now=now(),
+                                                   policy=state.email_policy, **changes)
+        record_event(session, "console-user", now=now(), user=name,
+                     detail={"by": operator().name, "created": created, "changed": sorted(changes)})
+    return _done(f"user {name}: {'added' if created else 'changed'}", to="/console/manage")
+
+
+PRINTER_FORM_FIELDS = ("uri", "site", "location", "building", "floor", "room", "snmp_host")
+
+
+@bp.post("/console/printers")
+@signed_in(action=True)
+def printer_form() -> ResponseReturnValue:
+    """Add a printer or change one (blank fields keep what is stored), with the API's checks."""
+    from analyst.printers import service as printers_service
+
+    body: dict[str, Any] = {"id": _form_text("id")}
+    body.update({name: value for name in PRINTER_FORM_FIELDS if (value := _form_text(name)) is not None})
+    if (tags := _form_text("tags")) is not None:
+        body["tags"] = [tag.strip() for tag in tags.split(",") if tag.strip()]
+    fields = printers_service.parse_printer(body, partial=True)
+    with analyst().db.session(write=True) as session:
+        printer, created = printers_service.upsert_printer(session, fields, now=now())
+        record_event(session, "console-printer", now=now(), printer=printer.id,
+                     detail={"by": operator().name, "created": created, "changed": sorted(set(fields) - {"id"})})
+    return _done(f"printer {fields['id']}: {'added' if created else 'changed'}", to="/console/manage")
+
+
+# --- errors: a page for a person, JSON for a program -----------------------------------------------------------
+
+@bp.errorhandler(PullprintError)
+def console_error(exc: PullprintError) -> ResponseReturnValue:
+    headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else {}
+    if request.accept_mimetypes.accept_html:
+        page = _page("console_error.html", exc.status, error=exc)
+        page.headers.update(headers)
+        return page
+    return exc.to_json(), exc.status, headers
+
+
+# --- reports ----------------------------------------------------------------------------------------------------
+
+@bp.get("/console/reports")
+@signed_in()
+def reports_page() -> ResponseReturnValue:
+    period = reports.parse_period(request.args.get("from", "").strip(), request.args.get("to", "").strip(),
+                                  today=now().date())
+    with analyst().db.session() as session:
+        charts = reports.report(session, period)
+    return _page("console_reports.html", period=period, charts=charts)
