@@ -118,7 +118,11 @@ PRINTER = _closed({
 USER_RECORD = _closed({"name": _STRING, "has_badge": {"type": "boolean"}, "has_pin": {"type": "boolean"},
                        "email": _STRING, "allowed": {"type": "boolean"}})
 COLLECTOR = _closed({"id": _STRING, "url": _STRING, "site": _STRING, "last_seen": _ANSWER_TIME,
-                     "alive": {"type": "boolean", "description": "a heartbeat within collector_dead_after"}})
+                     "alive": {"type": "boolean", "description": "a heartbeat within collector_dead_after"},
+                     "version": {**_STRING, "description": "its pullprint version, as its last heartbeat said"},
+                     "spool_jobs": {"type": ["integer", "null"], "description": "job copies in its spool"},
+                     "journal_entries": {"type": ["integer", "null"],
+                                         "description": "changes journalled for the analyst, not yet replayed"}})
 EVENT = _closed({"id": {"type": "integer"}, "at": _ANSWER_TIME, "kind": _STRING, "user": _NULLABLE_STRING,
                  "job": _NULLABLE_STRING, "printer": _NULLABLE_STRING, "collector": _NULLABLE_STRING,
                  "detail": {"type": "object"}})
@@ -248,7 +252,9 @@ STATUS_REQUEST = _body({
     "errors": _READINGS, "polled_at": _or_null(TIME), "collector": _or_null({"anyOf": [ID, {"const": ""}]}),
     "uptime": _or_null({"type": "number", "minimum": 0})}, required=("state",))
 SERVICE_REQUEST = _body({"in_service": {"type": "boolean"}, "reason": _text(255)}, required=("in_service",))
-HEARTBEAT_REQUEST = _body({"url": _text(1024), "site": _text(64, pattern="^$|" + _pattern(v.ID_PATTERN))})
+HEARTBEAT_REQUEST = _body({"url": _text(1024), "site": _text(64, pattern="^$|" + _pattern(v.ID_PATTERN)),
+                           "version": _text(64), "spool_jobs": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+                           "journal_entries": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}})
 SUBMITTER_REQUEST = _body({"host": {**HOST, "description": "the submitting host's name"},
                            "description": _text(255)}, required=("host",))
 TERMINAL_REQUEST = _body({"printer": ID, "description": _text(255),

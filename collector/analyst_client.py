@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -90,10 +91,12 @@ class AnalystClient:
     def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         return dict(self._request(method, url, **kwargs).json())
 
-    def probe(self, collector: str, url: str, site: str) -> list[dict[str, Any]]:
-        """A heartbeat that ignores the breaker: how the site finds out the analyst is back."""
+    def probe(self, collector: str, url: str, site: str,
+              report: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """A heartbeat that ignores the breaker: how the site finds out the analyst is back. `report`: what
+        the operators' console shows of this node (version, spool and journal depth)."""
         body = self.http.json("POST", f"{self.base}/collectors/{quote(collector, safe='')}/heartbeat",
-                              identity=ANALYST, json={"url": url, "site": site})
+                              identity=ANALYST, json={"url": url, "site": site, **(report or {})})
         self.breaker.reset()
         return list(body.get("collectors", []))
 
@@ -230,8 +233,9 @@ class AnalystProbe:
     """
 
     def __init__(self, client: AnalystClient, redis: Any, collector: str, url: str, site: str,
-                 heartbeat_seconds: float) -> None:
+                 heartbeat_seconds: float, report: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.client = client
+        self.report = report
         self.redis = redis
         self.collector, self.url, self.site = collector, url, site
         self.heartbeat_seconds = heartbeat_seconds
@@ -239,11 +243,17 @@ class AnalystProbe:
         self.back = False   # the last beat reached it after it had been away
         self.misses = 0
 
+    def _report(self) -> Mapping[str, Any] | None:
+        try:
+            return self.report() if self.report else None
+        except Exception:  # noqa: BLE001 - a spool that cannot be counted must not stop the heartbeat
+            return None
+
     def beat(self) -> list[dict[str, Any]] | None:
         """Heartbeat the analyst: its list of collectors, or None when it did not answer."""
         down_key = keys.analyst_down(self.site)
         try:
-            collectors = self.client.probe(self.collector, self.url, self.site)
+            collectors = self.client.probe(self.collector, self.url, self.site, self._report())
         except PullprintError:  # AnalystUnavailable, or an error answer
             self.away, self.back = True, False
             self.misses += 1

@@ -30,6 +30,13 @@ def refresh_crl(node: Node) -> None:
         log.info("collector %s took a new revocation list from the analyst", cfg.id)
 
 
+def heartbeat_report(node: Node) -> dict[str, Any]:
+    """What each heartbeat tells the analyst of this node besides its address (the console's fleet view)."""
+    from pullprint import __version__
+
+    return {"version": __version__, "spool_jobs": len(node.spool.job_ids()), "journal_entries": len(node.journal)}
+
+
 class Housekeeper:
     """Runs each duty on its own period until stopped: the heartbeat in a thread of its own (a long
     reconcile or repair must never let this node's membership lapse), the other duties in another.
@@ -42,7 +49,7 @@ class Housekeeper:
         self.last_scan = copies.LastScan()
         self.census = status.CensusState()
         self.analyst_probe = AnalystProbe(node.analyst, node.redis, node.id, node.config.url, node.config.site,
-                                          node.config.heartbeat_seconds)
+                                          node.config.heartbeat_seconds, report=lambda: heartbeat_report(node))
         self.claim_keeper = site_claims.ClaimKeeper(node)
         cfg = node.config
         self.duties: list[tuple[str, float, Callable[[], Any]]] = [

@@ -35,7 +35,10 @@ def heartbeat(collector_id: str) -> ResponseReturnValue:
     with transaction() as session:
         service.heartbeat(session, collector_id, url=v.text(body, "url", default="", max_len=1024) or "",
                           site=v.text(body, "site", default="main", max_len=64, pattern=v.ID_PATTERN) or "main",
-                          now=now())
+                          now=now(), report=service.NodeReport(
+                              version=v.text(body, "version", max_len=64),
+                              spool_jobs=v.integer(body, "spool_jobs", minimum=0, maximum=2**31 - 1),
+                              journal_entries=v.integer(body, "journal_entries", minimum=0, maximum=2**31 - 1)))
         session.flush()
         return _all(session)
 

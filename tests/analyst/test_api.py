@@ -204,7 +204,8 @@ def test_heartbeat_and_alive_flag(api: Api, clock: Clock) -> None:
     first = c1.post("/collectors/c1/heartbeat", json={"url": "http://127.0.0.1:9001", "site": "main"})
     assert first.status_code == 200
     assert first.json["collectors"] == [{"id": "c1", "url": "http://127.0.0.1:9001", "site": "main",
-                                         "last_seen": "2026-11-25T07:00:00+00:00", "alive": True}]
+                                         "last_seen": "2026-11-25T07:00:00+00:00", "alive": True,
+                                         "version": "", "spool_jobs": None, "journal_entries": None}]
     clock.advance(seconds=3)
     api.as_("collector", "c2").post("/collectors/c2/heartbeat", json={"url": "http://127.0.0.1:9002", "site": "main"})
     clock.advance(seconds=3)

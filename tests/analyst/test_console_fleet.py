@@ -246,3 +246,27 @@ def test_users_and_printers_added_and_changed_from_the_console(console_app: Flas
     html_error = browser.act("/console/printers", {"id": "lab", "uri": "javascript:x"}, headers={"Accept": "text/html"})
     assert html_error.status_code == 400 and html_error.mimetype == "text/html"
     assert "Nothing was changed." in html_error.get_data(as_text=True)
+
+
+def test_heartbeats_report_version_spool_and_journal_depth_to_the_fleet_page(console_app: Flask,
+                                                                             clock: Clock) -> None:
+    api = Api(console_app.test_client())
+    c1 = api.as_("collector", "c1")
+    beat = {"url": "https://10.0.0.11:8800", "site": "main", "version": "0.1.0", "spool_jobs": 7,
+            "journal_entries": 2}
+    answer = c1.post("/collectors/c1/heartbeat", json=beat)
+    assert answer.status_code == 200
+    (listed,) = answer.json["collectors"]
+    assert (listed["version"], listed["spool_jobs"], listed["journal_entries"]) == ("0.1.0", 7, 2)
+    clock.advance(seconds=1)
+    # A heartbeat that says nothing of them keeps what the last one said; a later one updates them.
+    c1.post("/collectors/c1/heartbeat", json={"url": "https://10.0.0.11:8800"})
+    clock.advance(seconds=1)
+    c1.post("/collectors/c1/heartbeat", json={**beat, "spool_jobs": 9, "journal_entries": 0})
+    html = reader(console_app).get("/console").get_data(as_text=True)
+    assert '<td id="spool-c1">9</td>' in html and '<td id="journal-c1">0</td>' in html
+    assert '<td id="version-c1">0.1.0</td>' in html
+    for bad in ({"spool_jobs": -1}, {"journal_entries": "many"}, {"version": "x" * 65}, {"spool_jobs": 2**40}):
+        refused = c1.post("/collectors/c1/heartbeat", json={**beat, **bad})
+        assert refused.status_code == 400, bad
+    assert api.get("/collectors").json["collectors"][0]["spool_jobs"] == 9

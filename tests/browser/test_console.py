@@ -68,8 +68,14 @@ def test_sign_in_through_the_load_balancer_wrong_password_refused_and_throttled(
     page.click("#sign-in")
     page.wait_for_url(console["url"])
     assert page.locator("#operator").inner_text().startswith("admin")
+    from pullprint import __version__
+
     for c in cluster.collectors:
         assert page.locator(f"#collector-{c}").count() == 1
+        # What each collector's own heartbeat said of it.
+        assert page.locator(f"#version-{c}").inner_text() == __version__
+        assert page.locator(f"#spool-{c}").inner_text().isdigit()
+        assert page.locator(f"#journal-{c}").inner_text().isdigit()
     (cookie,) = page.context.cookies()
     assert cookie["name"] == "__Host-pullprint-console"
     assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
