@@ -100,7 +100,10 @@ JOB = _closed({
 PRINTER_STATUS = {"type": "object", "description": "the last SNMP reading a collector reported", "properties": {
     "state": {"type": "string", "enum": list(printers.STATES)}, "reason": _STRING, "warnings": _STRINGS,
     "errors": _STRINGS, "polled_at": _NULLABLE_TIME, "collector": _STRING, "uptime": {"type": ["number", "null"]},
-    "since": _NULLABLE_TIME}}
+    "since": _NULLABLE_TIME, "supplies": {"type": "array", "items": {"$ref": "#/components/schemas/Supply"}}}}
+SUPPLY = {"type": "object", "description": "a marker supply (toner, drum, …) as SNMP reported it", "properties": {
+    "description": _STRING, "percent": {"type": ["number", "null"], "description": "0-100, null when unknown"}},
+    "required": ["description", "percent"], "additionalProperties": False}
 PRINTER = _closed({
     "id": _STRING, "uri": _STRING, "snmp_host": _STRING, "snmp_port": {"type": "integer"},
     "snmp_version": {"type": "string", "enum": list(printers.SNMP_VERSIONS)}, "snmp_community": _STRING,
@@ -144,7 +147,7 @@ SYNC = _closed({
     "printers": {"type": "array", "items": _ref("Printer"), "description": "SNMPv3 keys in clear"}})
 
 SCHEMAS: dict[str, Schema] = {
-    "Error": ERROR, "Job": JOB, "Claim": CLAIM, "Printer": PRINTER, "PrinterStatus": PRINTER_STATUS,
+    "Error": ERROR, "Job": JOB, "Claim": CLAIM, "Printer": PRINTER, "PrinterStatus": PRINTER_STATUS, "Supply": SUPPLY,
     "User": USER_RECORD, "Collector": COLLECTOR, "Event": EVENT, "Submitter": SUBMITTER,
     "Terminal": TERMINAL_RECORD, "ReportRow": REPORT_ROW}
 
@@ -250,7 +253,10 @@ _READINGS = _or_null({"type": "array", "maxItems": 64, "items": {"type": "string
 STATUS_REQUEST = _body({
     "state": {"type": "string", "enum": list(printers.STATES)}, "reason": _text(255), "warnings": _READINGS,
     "errors": _READINGS, "polled_at": _or_null(TIME), "collector": _or_null({"anyOf": [ID, {"const": ""}]}),
-    "uptime": _or_null({"type": "number", "minimum": 0})}, required=("state",))
+    "uptime": _or_null({"type": "number", "minimum": 0}),
+    "supplies": _or_null({"type": "array", "maxItems": 32, "items": _body({
+        "description": _text(128), "percent": _or_null({"type": "number", "minimum": 0, "maximum": 100})},
+        required=("description",))})}, required=("state",))
 SERVICE_REQUEST = _body({"in_service": {"type": "boolean"}, "reason": _text(255)}, required=("in_service",))
 HEARTBEAT_REQUEST = _body({"url": _text(1024), "site": _text(64, pattern="^$|" + _pattern(v.ID_PATTERN)),
                            "version": _text(64), "spool_jobs": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
@@ -475,6 +481,7 @@ _SEE_OTHER = {"description": "done: the next page", "headers": {"Location": {"sc
 _CONSOLE_REFUSALS = {
     "303": {"description": "no session (or an expired one): to /console/login",
             "headers": {"Location": {"schema": _TEXT}}},
+    "400": _error("bad-field: a search filter or date is malformed (`field`)"),
     "404": _error("not-found: the console is disabled (no console account)")}
 _FORM_REFUSALS = {
     "400": _error("bad-field: a form field is malformed, nothing changed"),

@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from collector.config import CollectorConfig
 from collector.health.model import PrinterHealth
@@ -158,9 +159,12 @@ def _start_poller(node: Node) -> HealthPoller:
         verdict = judge(health, {**printer, "in_service": True}, now=time.time(), max_age=float("inf"))
         if verdict.state not in ("ok", "warning", "error", "unreachable"):
             return
-        body = {"state": verdict.state, "reason": verdict.reason or "", "warnings": verdict.warnings,
+        body: dict[str, Any] = {"state": verdict.state, "reason": verdict.reason or "", "warnings": verdict.warnings,
                 "errors": verdict.errors, "collector": node.id, "uptime": health.uptime,
                 "polled_at": datetime.fromtimestamp(health.polled_at, UTC).isoformat()}
+        if health.supplies:  # read every few cycles; the analyst keeps the last ones it was given
+            body["supplies"] = [{"description": s.description[:128], "percent": s.percent}
+                                for s in health.supplies[:32]]
         try:
             node.analyst.printer_status(printer_id, body)
         except PullprintError as exc:

@@ -375,7 +375,8 @@ def printer_form() -> ResponseReturnValue:
 @bp.errorhandler(PullprintError)
 def console_error(exc: PullprintError) -> ResponseReturnValue:
     headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else {}
-    if request.accept_mimetypes.accept_html:
+    # A browser asks for text/html first; a program (or */*) gets JSON.
+    if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
         page = _page("console_error.html", exc.status, error=exc)
         page.headers.update(headers)
         return page

@@ -226,6 +226,7 @@ class StatusReport:
     polled_at: datetime | None = None
     collector: str = ""
     uptime: float | None = None
+    supplies: list[dict[str, Any]] | None = None  # [{"description", "percent"}]; None: not read this time
 
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> StatusReport:
@@ -238,7 +239,17 @@ class StatusReport:
                    errors=v.text_list(body, "errors", default=[], max_len=128) or [],
                    polled_at=v.timestamp(body, "polled_at"),
                    collector=v.identifier(collector, "collector") if collector else "",
-                   uptime=v.number(body, "uptime", minimum=0))
+                   uptime=v.number(body, "uptime", minimum=0), supplies=_supplies(body))
+
+
+def _supplies(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    value = body.get("supplies")
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > 32 or not all(isinstance(s, dict) for s in value):
+        raise BadRequest("bad-field", "supplies must be a list of at most 32 objects", field="supplies")
+    return [{"description": v.text(s, "description", default="", max_len=128) or "",
+             "percent": v.number(s, "percent", minimum=0, maximum=100)} for s in value]
 
 
 def _condition(status: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
@@ -261,9 +272,14 @@ def report_status(session: Session, printer_id: str, report: StatusReport, *, no
     polled_at = min(report.polled_at or now, now)
     if previous is not None and previous.get("polled_at") and polled_at < datetime.fromisoformat(previous["polled_at"]):
         return printer, False
-    status = {"state": report.state, "reason": report.reason, "warnings": report.warnings, "errors": report.errors,
+    status: dict[str, Any] = {"state": report.state, "reason": report.reason, "warnings": report.warnings,
+              "errors": report.errors,
               "polled_at": v.iso(polled_at), "collector": report.collector, "uptime": report.uptime,
               "since": v.iso(now)}
+    # Supplies are polled less often than the state: a reading without them keeps the last ones.
+    supplies = report.supplies if report.supplies is not None else (previous or {}).get("supplies")
+    if supplies is not None:
+        status["supplies"] = supplies
     changed = _condition(status) != _condition(previous)
     if not changed and previous is not None:
         status["since"] = previous.get("since") or status["since"]

@@ -270,3 +270,25 @@ def test_heartbeats_report_version_spool_and_journal_depth_to_the_fleet_page(con
         refused = c1.post("/collectors/c1/heartbeat", json={**beat, **bad})
         assert refused.status_code == 400, bad
     assert api.get("/collectors").json["collectors"][0]["spool_jobs"] == 9
+
+
+def test_printer_supplies_with_levels_on_the_fleet_page(console_app: Flask, clock: Clock) -> None:
+    api = Api(console_app.test_client())
+    api.post("/printers", json={"id": "hall", "uri": "socket://10.0.0.1:9100"})
+    supplies = [{"description": "Black Toner Cartridge", "percent": 5.0}, {"description": "Drum <Unit>",
+                                                                           "percent": None}]
+    assert api.put("/printers/hall/status", json={"state": "warning", "warnings": ["toner-low"], "collector": "c1",
+                                                  "supplies": supplies}).status_code == 200
+    clock.advance(seconds=5)
+    # The next reading without supplies (they are read less often) keeps the last ones.
+    assert api.put("/printers/hall/status", json={"state": "warning", "warnings": ["toner-low"],
+                                                  "collector": "c1"}).status_code == 200
+    assert api.get("/printers/hall").json["printer"]["status"]["supplies"] == supplies
+    html = reader(console_app).get("/console").get_data(as_text=True)
+    row = html.split('<tr id="printer-hall">')[1].split("</tr>")[0]
+    assert 'Black Toner Cartridge:' in row and '<meter min="0" max="100" value="5.0">5 %</meter>' in row
+    assert "Drum &lt;Unit&gt;:" in row and "level unknown" in row
+    for bad in ([{"description": "x", "percent": 101}], "toner", [{"description": "x" * 129}], [{}] * 33):
+        answer = api.put("/printers/hall/status", json={"state": "ok", "supplies": bad})
+        assert answer.status_code == 400 and answer.json["field"] in ("supplies", "percent", "description"), bad
+    assert api.get("/printers/hall").json["printer"]["status"]["state"] == "warning"

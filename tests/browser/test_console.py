@@ -15,7 +15,7 @@ import pytest
 from analyst.cli import console_user_main
 from localcluster.cluster import LocalCluster
 from tests.browser.conftest import shoot
-from tests.e2e.conftest import analyst_call, analyst_get
+from tests.e2e.conftest import analyst_call, analyst_get, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -76,6 +76,10 @@ def test_sign_in_through_the_load_balancer_wrong_password_refused_and_throttled(
         assert page.locator(f"#version-{c}").inner_text() == __version__
         assert page.locator(f"#spool-{c}").inner_text().isdigit()
         assert page.locator(f"#journal-{c}").inner_text().isdigit()
+    # Each printer's supplies with their levels, as the collectors' SNMP poller read them from the printer.
+    supply = page.locator(f"#printer-{cluster.printers[0]['id']} .supply-level")
+    wait_for(lambda: supply.count() > 0 or page.reload() and False, 20, "the first supplies reading")
+    assert "Black Toner Cartridge:" in page.locator(f"#printer-{cluster.printers[0]['id']}").inner_text()
     (cookie,) = page.context.cookies()
     assert cookie["name"] == "__Host-pullprint-console"
     assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
