@@ -14,7 +14,6 @@ import pytest
 
 from analyst.cli import console_user_main
 from localcluster.cluster import LocalCluster
-from tests.browser.conftest import shoot
 from tests.e2e.conftest import analyst_call, analyst_get, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -30,6 +29,16 @@ def reader(cluster: LocalCluster) -> str:
                              stdin=io.StringIO(READER_PASSWORD + "\n"), out=io.StringIO())
     assert code == 0
     return READER
+
+
+def shoot(page: Any, name: str) -> None:
+    """A screenshot for the docs (docs/console.md) when PULLPRINT_SCREENSHOT_DIR is set, never otherwise."""
+    import os
+
+    folder = os.environ.get("PULLPRINT_SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"console-{name}.png"), full_page=True)
 
 
 def console_url(cluster: LocalCluster) -> str:
@@ -85,7 +94,7 @@ def test_sign_in_through_the_load_balancer_wrong_password_refused_and_throttled(
     assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert hosts == {cluster.lb_url.split("/")[2]}  # nothing from anywhere else, the stylesheet included
     assert page.evaluate("getComputedStyle(document.querySelector('header')).display") == "flex"
-    shoot(page, "console-fleet")
+    shoot(page, "fleet")
     # Guessing from one address is slowed down: past the free failures even the right password waits.
     guesser = browser.new_page()
     for attempt in range(8):
@@ -119,7 +128,7 @@ def test_drain_a_collector_and_ready_it_again_as_haproxy_sees_it(cluster, browse
 
     seen = {requests.get(f"{cluster.lb_url}/readyz", timeout=5, **tls(cluster)).status_code for _ in range(6)}
     assert seen == {200}
-    shoot(page, "console-drained")
+    shoot(page, "drained")
     page.click("#ready-c1")
     page.wait_for_selector("#notice")
     assert page.locator("#notice").inner_text() == "collector c1: ready"
@@ -213,3 +222,35 @@ def test_a_read_only_account_sees_the_fleet_and_is_refused_an_action(cluster, br
     page.wait_for_url("**/console/login")
     page.goto(console_url(cluster))
     page.wait_for_url("**/console/login")
+
+
+def test_reports_chart_what_the_printers_really_printed(cluster, browser):
+    from tests.browser.conftest import pdf
+    from tests.e2e.conftest import login, received, release, submit, user
+
+    printer = cluster.printers[0]
+    data = pdf(3, "console report")
+    answer = submit(cluster, "carol", data, title="report.pdf", headers={"X-Pullprint-Copies": "2"})
+    assert answer.status_code == 201, answer.text
+    job_id = answer.json()["id"]
+    before = len(received(printer))
+    session = login(cluster, printer["id"], badge=user(cluster, "carol")["badge"]).json()["session"]
+    assert release(cluster, session, {"jobs": [job_id]}).json()["results"][0]["status"] == "printed"
+    wait_for(lambda: len(received(printer)) > before, 20, "the job at the printer")
+    expected = {r["key"]: r["impressions"] for r in analyst_get(cluster, "/reports/pages?by=user")["rows"]}
+    assert expected["carol"] >= 6  # 3 pages × 2 copies, and whatever carol printed before in this cluster
+    page = sign_in(browser, cluster)
+    page.wait_for_url(console_url(cluster))
+    page.click("#nav-reports")
+    page.wait_for_selector("#chart-user svg")
+    chart = page.locator("#chart-user svg").inner_html()
+    assert f"<title>carol: {expected['carol']}</title>" in chart  # the bar is the accounting's own figure
+    by_printer = {r["key"]: r["impressions"] for r in analyst_get(cluster, "/reports/pages?by=printer")["rows"]}
+    assert f"<title>{printer['id']}: {by_printer[printer['id']]}</title>" in page.locator(
+        "#chart-printer svg").inner_html()
+    day = page.locator("#chart-day svg").inner_html()
+    from datetime import UTC, datetime
+
+    today = datetime.now(UTC).date().isoformat()
+    assert re.search(rf"<title>{today}: [1-9]\d*</title>", day)
+    shoot(page, "reports")
