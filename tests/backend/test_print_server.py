@@ -31,7 +31,7 @@ from cups_backend.cli import main as queue_main
 from localcluster.cluster import LocalCluster
 from pullprint.cupsd import PrivateCupsd
 from tests.backend import ipp_submit
-from tests.e2e.conftest import analyst_call, analyst_get, login, release
+from tests.e2e.conftest import ONE_PAGE_PDF, analyst_call, analyst_get, login, release
 
 pytestmark = pytest.mark.integration
 QUEUE = "SecurePrint"
@@ -390,9 +390,7 @@ def test_a_phone_prints_over_ipps_with_ipptool_as_the_user_it_authenticated(
     folder.mkdir()
     folder.chmod(0o755)
     pdf = folder / "boarding-pass.pdf"
-    pdf.write_bytes(b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]"
-                    b"/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\ntrailer"
-                    b"<</Root 1 0 R>>\n%" + secrets.token_hex(16).encode() + b"\n%%EOF\n")
+    pdf.write_bytes(ONE_PAGE_PDF + b"% " + secrets.token_hex(16).encode() + b"\n")
     raster = folder / "photo.pwg"  # a page as a phone rasterises it (IPP Everywhere's PWG raster)
     subprocess.run(["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pwgraster", "-r100",
                     f"-sOutputFile={raster}", str(pdf)], check=True, capture_output=True, timeout=60)

@@ -42,6 +42,12 @@ def tls(cluster: LocalCluster) -> dict:
     return {"verify": cluster.ca_file, "cert": cluster.admin_cert} if cluster.tls else {}
 
 
+# A whole one-page PDF (a page tree with one page): what mail, uploads and phones send in tests.
+ONE_PAGE_PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>"
+                b"endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\ntrailer<</Root 1 0 R>>\n"
+                b"%%EOF\n")
+
+
 def submit(cluster: LocalCluster, owner: str, data: bytes, *, url: str | None = None, title: str = "doc",
            headers: dict[str, str] | None = None) -> requests.Response:
     """POST a document the way the CUPS backend does (to the LB unless a collector URL is given)."""

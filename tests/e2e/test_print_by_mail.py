@@ -18,12 +18,11 @@ import pytest
 import requests
 
 from localcluster.cluster import PRINT_ADDRESS, LocalCluster
+from tests.e2e.conftest import ONE_PAGE_PDF as PDF
 from tests.e2e.conftest import analyst_call, cluster_state_dir, login, received_hashes, release, sha, tls, wait_for
 
 pytestmark = pytest.mark.e2e
 
-PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
-       b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
 
 
 @pytest.fixture(scope="module")
