@@ -187,7 +187,7 @@ def print_on_arrival(node: Node, job_id: str, user: str, printer: dict[str, Any]
         result = future.result(timeout=node.config.release_wait_seconds)
     except concurrent.futures.TimeoutError:  # it goes on in the background, as a terminal's release does
         return {"printer": printer["id"], "status": "queued", "message": MESSAGES["queued"]}
-    log.info("job %s printed on arrival at %s: %s", job_id, printer["id"], result.status)
+    log.info("job %s released on arrival at %s: %s", job_id, printer["id"], result.status)
     return {"printer": printer["id"], "status": result.status, "message": result.message}
 
 
