@@ -75,7 +75,8 @@ document.addEventListener("DOMContentLoaded", () => {
         : asGuest ? "Held. The release code of each document is on its way to " + data.codes_sent_to
           + ": type it at any printer (\"A release code from a mail?\")."
         : "Held for you: badge in at any printer to print " + (held.length === 1 ? "it." : "them.");
-      held.forEach((job) => item(results, "Held: " + job.title + (job.pages ? " (" + job.pages + " pages)" : ""), "held"));
+      held.forEach((job) => item(results, "Held: " + job.title
+        + (job.pages ? " (" + job.pages + (job.pages === 1 ? " page)" : " pages)") : ""), "held"));
       (data.refused || []).forEach((r) => item(results, "Not printed: " + r.title + ": " + r.reason, "refused"));
       form.pin.value = "";
       form.file.value = "";

@@ -34,7 +34,8 @@ if not Path(CHROMIUM).exists():
 @pytest.fixture(scope="package")
 def cluster() -> Iterator[LocalCluster]:
     state = cluster_state_dir()
-    with LocalCluster(state, n_collectors=2, n_printers=2, with_cupsd=False,
+    # with_mail: a relay for the codes of guests' uploads (and the gateway, unused here).
+    with LocalCluster(state, n_collectors=2, n_printers=2, with_cupsd=False, with_mail=True,
                       extra_env={"PULLPRINT_COLLECTOR_SESSION_IDLE_SECONDS": str(SESSION_IDLE_SECONDS),
                                  "PULLPRINT_COLLECTOR_HEALTH_MAX_AGE": "0.5",
                                  # A release answers within 5 s; a slower printer's jobs are "queued".
@@ -43,8 +44,10 @@ def cluster() -> Iterator[LocalCluster]:
                                  # A lease that lapses within a test: the interrupted release.
                                  "PULLPRINT_COLLECTOR_LEASE_SECONDS": "4",
                                  "PULLPRINT_ANALYST_LEASE_GRACE_SECONDS": "1",
-                                 # Mail from outside the serviced domains is a guest's, released by code.
-                                 "PULLPRINT_ANALYST_GUEST_PRINTING": "1"}) as running:
+                                 # Mail from outside the serviced domains is a guest's, released by code;
+                                 # the upload page takes guests too, their codes mailed.
+                                 "PULLPRINT_ANALYST_GUEST_PRINTING": "1",
+                                 "PULLPRINT_COLLECTOR_GUEST_UPLOADS": "1"}) as running:
         yield running
     shutil.rmtree(state, ignore_errors=True)
 
