@@ -28,6 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ipp", default="", help="comma-separated printer ids that take jobs over IPP "
                         "(a real ippeveprinter) instead of raw 9100")
     parser.add_argument("--lpd", default="", help="comma-separated printer ids that take jobs over LPD")
+    parser.add_argument("--raw-port", type=int, default=0,
+                        help="printer N's raw port is this + N - 1 (e.g. 9100); 0: any free port")
+    parser.add_argument("--snmp-port", type=int, default=0,
+                        help="printer N's SNMP port is this + N - 1; 0: any free port")
+    parser.add_argument("--ipp-port", type=int, default=0,
+                        help="the IPP printers' ports, from this one up; 0: any free port")
+    parser.add_argument("--ipp-host", default="localhost",
+                        help="the host name the IPP printers give in their URIs")
     parser.add_argument("--v3-user", default="pullprint")
     parser.add_argument("--v3-auth-key", default="pullprint-auth", help="SHA auth pass phrase (>= 8 chars)")
     parser.add_argument("--v3-priv-key", default="pullprint-priv", help="AES priv pass phrase (>= 8 chars)")
@@ -52,7 +60,9 @@ async def _run(args: argparse.Namespace) -> int:
     sim = Simulator(args.printers, state_dir, host=args.host, control_port=args.control_port,
                     v3_printers=tuple(p for p in args.v3.split(",") if p), community=args.community,
                     v3_user=args.v3_user, v3_auth_key=args.v3_auth_key, v3_priv_key=args.v3_priv_key,
-                    snmp=args.snmp_mode != "none", ipp_printers=_ids(args.ipp), lpd_printers=_ids(args.lpd))
+                    snmp=args.snmp_mode != "none", ipp_printers=_ids(args.ipp), lpd_printers=_ids(args.lpd),
+                    raw_port=args.raw_port, snmp_port=args.snmp_port, ipp_port=args.ipp_port,
+                    ipp_host=args.ipp_host)
     await sim.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

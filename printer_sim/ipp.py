@@ -21,8 +21,10 @@ from pullprint.daemons import Daemon, free_port, port_open, require, start
 FORMATS = "application/pdf,application/postscript,text/plain,application/octet-stream,application/vnd.hp-pcl"
 
 
-def start_ipp_printer(printer_id: str, sink_dir: Path, work_dir: Path) -> tuple[Daemon, str]:
-    """Start ippeveprinter for `printer_id`; returns it and its ``ipp://`` URI."""
+def start_ipp_printer(printer_id: str, sink_dir: Path, work_dir: Path, *, port: int = 0,
+                      host_name: str = "localhost") -> tuple[Daemon, str]:
+    """Start ippeveprinter for `printer_id` (on `port`, any free one for 0), named `host_name` in its URIs;
+    returns it and its ``ipp://`` URI."""
     paths = require("ippeveprinter")
     ensure_system_dbus()  # ippeveprinter will not start without a system bus
     sink_dir.mkdir(parents=True, exist_ok=True)
@@ -31,12 +33,13 @@ def start_ipp_printer(printer_id: str, sink_dir: Path, work_dir: Path) -> tuple[
     hook = work_dir / "record-job"
     hook.write_text(f"#!/bin/sh\nexec {sys.executable} {Path(__file__).resolve()} {sink_dir} \"$1\"\n")
     hook.chmod(0o755)
-    port = free_port()
+    port = port or free_port()
+    # ippeveprinter listens on the addresses of `host_name` only (localhost: loopback), so it is asked there.
     daemon = start(f"ippeveprinter {printer_id}", [
-        paths["ippeveprinter"], "-p", str(port), "-n", "localhost", "-d", str(spool), "-r", "off", "-2",
+        paths["ippeveprinter"], "-p", str(port), "-n", host_name, "-d", str(spool), "-r", "off", "-2",
         "-f", FORMATS, "-c", str(hook), f"pullprint-sim-{printer_id}"],
-        log_path=work_dir / "ippeveprinter.log", ready=lambda: port_open("127.0.0.1", port), new_session=False)
-    return daemon, f"ipp://localhost:{port}/ipp/print"
+        log_path=work_dir / "ippeveprinter.log", ready=lambda: port_open(host_name, port), new_session=False)
+    return daemon, f"ipp://{host_name}:{port}/ipp/print"
 
 
 def record_job(sink_dir: Path, document: Path, environ: dict[str, str]) -> Path:

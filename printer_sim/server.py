@@ -35,7 +35,8 @@ class Simulator:
                  v3_printers: tuple[str, ...] = (), community: str = "public", v3_user: str = "pullprint",
                  v3_auth_key: str = "pullprint-auth", v3_priv_key: str = "pullprint-priv",
                  snmp: bool = True, ipp_printers: tuple[str, ...] = (),
-                 lpd_printers: tuple[str, ...] = ()) -> None:
+                 lpd_printers: tuple[str, ...] = (), raw_port: int = 0, snmp_port: int = 0,
+                 ipp_port: int = 0, ipp_host: str = "localhost") -> None:
         self.state_dir = state_dir
         self.host = host
         self.ids = [f"p{i}" for i in range(1, count + 1)]
@@ -44,8 +45,15 @@ class Simulator:
                                             priv_key=v3_priv_key) if pid in v3_printers
                                else SnmpSettings(community=community)) for pid in self.ids}
         self.sinks = {pid: Sink(self.states[pid], state_dir / "sinks" / pid, host) for pid in self.ids}
+        # Fixed ports (a printer host on a network): printer i (from 0) takes base + i; 0: any free.
+        if raw_port:
+            for index, pid in enumerate(self.ids):
+                self.sinks[pid].port = raw_port + index
+        self.ipp_port = ipp_port
+        self.ipp_host = ipp_host
         self.sink_server = SinkServer()
-        self.agent = SnmpAgent([(self.states[p], self.settings[p]) for p in self.ids], host) if snmp else None
+        self.agent = SnmpAgent([(self.states[p], self.settings[p]) for p in self.ids], host,
+                               base_port=snmp_port) if snmp else None
         # Printers that take jobs over IPP (a real ippeveprinter) or LPD instead of raw 9100; their
         # SNMP agent is the simulator's, as for every printer.
         self.ipp_printers = tuple(p for p in ipp_printers if p in self.ids)
@@ -65,7 +73,9 @@ class Simulator:
         for pid in self.ids:
             sink_dir = self.sinks[pid].sink_dir
             if pid in self.ipp_printers:
-                daemon, self.uris[pid] = start_ipp_printer(pid, sink_dir, self.state_dir / "ipp" / pid)
+                port = self.ipp_port + self.ipp_printers.index(pid) if self.ipp_port else 0
+                daemon, self.uris[pid] = start_ipp_printer(pid, sink_dir, self.state_dir / "ipp" / pid,
+                                                           port=port, host_name=self.ipp_host)
                 self._ipp_daemons.append(daemon)
             elif pid in self.lpd_printers:
                 lpd = start_lpd_sink(sink_dir, host=self.host)

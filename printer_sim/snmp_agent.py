@@ -243,17 +243,19 @@ class PrinterInstrumentation:
 class SnmpAgent:
     """Every printer's agent on the running asyncio loop: lean responders for v1/v2c, one engine for v3."""
 
-    def __init__(self, printers: list[tuple[PrinterState, SnmpSettings]], host: str = "127.0.0.1") -> None:
+    def __init__(self, printers: list[tuple[PrinterState, SnmpSettings]], host: str = "127.0.0.1",
+                 base_port: int = 0) -> None:
         self.printers = printers
         self.host = host
+        self.base_port = base_port  # printer i answers on base_port + i; 0: any free port each
         self.ports: list[int] = []
         self.engine: engine.SnmpEngine | None = None
         self._endpoints: list[asyncio.DatagramTransport] = []
 
-    def _bind(self) -> socket.socket:
+    def _bind(self, index: int) -> socket.socket:
         # port 0: the kernel picks a free port, no race between choosing and binding
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((self.host, 0))
+        sock.bind((self.host, self.base_port + index if self.base_port else 0))
         sock.setblocking(False)
         return sock
 
@@ -262,11 +264,11 @@ class SnmpAgent:
         v3 = [(state, s) for state, s in self.printers if s.version == "3"]
         v3_ports = await self._start_engine(v3) if v3 else []
         v3_iter = iter(v3_ports)
-        for state, settings in self.printers:
+        for index, (state, settings) in enumerate(self.printers):
             if settings.version == "3":
                 self.ports.append(next(v3_iter))
                 continue
-            sock = self._bind()
+            sock = self._bind(index)
             self.ports.append(sock.getsockname()[1])
             def responder(state: PrinterState = state, settings: Any = settings) -> CommunityResponder:
                 return CommunityResponder(state, settings.community)
@@ -284,8 +286,9 @@ class SnmpAgent:
             level = "authPriv" if s.priv_key else "authNoPriv" if s.auth_key else "noAuthNoPriv"
             config.add_vacm_user(eng, 3, user, level, (1, 3, 6, 1))
         ports, pending = [], []
+        indexes = [i for i, (_, s) in enumerate(self.printers) if s.version == "3"]
         for i, _ in enumerate(printers):
-            sock = self._bind()
+            sock = self._bind(indexes[i])
             ports.append(sock.getsockname()[1])
             transport = udp.UdpTransport().open_server_mode(sock=sock)
             config.add_transport(eng, _DOMAIN_BASE + (i,), transport)
