@@ -129,7 +129,7 @@ class PrintByMail:
                 continue
             try:
                 held = self.cluster.submit(mail.sender, Part(part.title, kind, data), f"mail-{digest}-{index}",
-                                           print_at=print_at)
+                                           print_at=print_at, group=f"mail-{digest[:16]}")
             except TryLater as exc:
                 log.warning("a mail from a sender could not be taken now: %s", exc)
                 return "451 4.3.0 the print service cannot take this mail now; it will be tried again"

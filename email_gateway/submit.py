@@ -24,6 +24,8 @@ from pullprint.wire import API, H_OWNER, H_OWNER_EMAIL, H_PRINT_AT, JobSubmissio
 # Answers that mean "the same mail will not do better later" (the sender is told why); all other
 # failures are temporary: the SMTP answer is 451 and the sending MTA tries again.
 _FINAL = {400, 403, 404, 409, 411, 413, 415}
+# The option that ties the jobs of one mail together (never sent to a printer: not a print option).
+JOB_GROUP = "pullprint-job-group"
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,10 @@ class ClusterClient:
             answer = {}
         return response.status, answer if isinstance(answer, dict) else {}
 
-    def submit(self, sender: str, part: Part, idempotency_key: str, *, print_at: str = "") -> Held:
+    def submit(self, sender: str, part: Part, idempotency_key: str, *, print_at: str = "", group: str = "") -> Held:
+        """Hold one part; `group` names the mail its parts came in (the jobs' ``pullprint-job-group`` option)."""
         headers = JobSubmission(owner="", title=part.title, content_type=part.content_type,
+                                options={JOB_GROUP: group} if group else {},
                                 idempotency_key=idempotency_key).to_headers()
         headers.pop(H_OWNER, None)
         headers.update({H_OWNER_EMAIL: sender, "Authorization": f"Bearer {self._token}",

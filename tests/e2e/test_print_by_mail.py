@@ -111,6 +111,10 @@ def test_a_mailed_pdf_is_held_released_by_badge_and_the_sender_told(mailed: Loca
     # The Word document is held as the PDF LibreOffice made of it.
     _, minutes = _held(mailed, alice, "Minutes.docx")
     assert len(minutes) == 1 and minutes[0]["pages"] == 1
+    # The parts of one mail are one job group; another mail's are another.
+    groups = [analyst_call(mailed, "GET", f"/jobs/{j['id']}").json()["job"]["options"].get("pullprint-job-group")
+              for j in (jobs[0], minutes[0])]
+    assert groups[0] == groups[1] and groups[0].startswith("mail-")
     assert replies[0]["In-Reply-To"] == message["Message-ID"] and replies[0]["Auto-Submitted"] == "auto-replied"
 
 
@@ -122,6 +126,10 @@ def test_a_mailed_image_is_rendered_to_pdf_once_and_counted(mailed: LocalCluster
     assert code == 250 and "1 held" in text
     token, jobs = _held(mailed, carol, "whiteboard.png")
     assert len(jobs) == 1 and jobs[0]["pages"] == 1  # the rendered PDF's page count
+    group = analyst_call(mailed, "GET", f"/jobs/{jobs[0]['id']}").json()["job"]["options"]["pullprint-job-group"]
+    alices = {analyst_call(mailed, "GET", f"/jobs/{j['id']}").json()["job"]["options"].get("pullprint-job-group")
+              for j in analyst_call(mailed, "GET", "/users/alice/jobs").json()["jobs"]}
+    assert group.startswith("mail-") and group not in alices
     assert release(mailed, token, {"jobs": [jobs[0]["id"]]}).json()["results"][0]["status"] == "printed"
     sink = Path(mailed.printers[0]["sink_dir"])
     printed = [p for p in sink.iterdir() if p.suffix != ".json" and p.read_bytes()[:5] == b"%PDF-"]
