@@ -413,7 +413,7 @@ OPERATIONS: list[Operation] = [
         _query("offline", {"type": "string", "enum": ["", "true", "false", "1", "0", "yes", "no"]},
                "only replayed events, or none of them")], None, {"200": _list("events", "Event")}),
     ("get", "/api/v1/reports/pages", "accounting.pages", "Pages printed per user, printer or site", [
-        _query("by", {"type": "string", "enum": ["user", "printer", "site"]}),
+        _query("by", {"type": "string", "enum": ["user", "printer", "site", "source"]}),
         _query("from", TIME, "prints at or after"), _query("to", TIME, "prints before"),
         _query("format", {"type": "string", "enum": ["json", "csv"]}, "default json")], None,
      {"200": {"description": "the report", "content": {

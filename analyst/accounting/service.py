@@ -14,9 +14,13 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from analyst.accounting.models import PrintRecord
+from analyst.jobs.models import Job
 from pullprint.wire import is_color, is_duplex
 
-REPORT_KEYS = {"user": PrintRecord.user_name, "printer": PrintRecord.printer_id, "site": PrintRecord.site}
+# "source": the way the job came in, its submitting host (a print server, the mail gateway's host, or
+# web-upload for the upload page), from the job's record, which is never deleted.
+REPORT_KEYS = {"user": PrintRecord.user_name, "printer": PrintRecord.printer_id, "site": PrintRecord.site,
+               "source": func.coalesce(Job.origin_host, "")}
 REPORT_FIELDS = ("key", "jobs", "pages", "unknown_page_jobs", "copies", "impressions", "sheets",
                  "duplex_jobs", "color_jobs")
 
@@ -75,7 +79,7 @@ def _count_if(condition: Any) -> Any:
 
 def pages_report(session: Session, *, by: str, start: datetime | None = None,
                  end: datetime | None = None) -> list[dict[str, Any]]:
-    """Rows per user, printer or site of prints with `start <= printed_at < end`, ordered by key.
+    """Rows per user, printer, site or source of prints with `start <= printed_at < end`, ordered by key.
 
     `pages`, `impressions` and `sheets` add up the jobs whose pages are known; `unknown_page_jobs`
     counts the others, so a document the collector could not count never passes for 0 pages.
@@ -92,6 +96,8 @@ def pages_report(session: Session, *, by: str, start: datetime | None = None,
         _count_if(PrintRecord.duplex.is_(True)).label("duplex_jobs"),
         _count_if(PrintRecord.color.is_(True)).label("color_jobs"),
     )
+    if by == "source":
+        query = query.select_from(PrintRecord).outerjoin(Job, Job.id == PrintRecord.job_id)
     if start is not None:
         query = query.where(PrintRecord.printed_at >= start)
     if end is not None:

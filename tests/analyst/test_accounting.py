@@ -62,6 +62,17 @@ def test_report_by_user_printer_and_site(api: Api, clock: Clock) -> None:
     assert {k: event["detail"][k] for k in expected} == expected
 
 
+def test_report_by_source_the_way_each_job_came_in(api: Api, clock: Clock) -> None:
+    print_job(api, "lp1", pages=2, origin_host="print-server-1")
+    print_job(api, "mail1", pages=3, origin_host="mail1")
+    print_job(api, "web1", pages=1, copies=2, origin_host="web-upload")
+    print_job(api, "web2", owner="bob", pages=4, origin_host="web-upload")
+    rows = {r["key"]: (r["jobs"], r["impressions"]) for r in api.get("/reports/pages?by=source").json["rows"]}
+    assert rows == {"mail1": (1, 3), "print-server-1": (1, 2), "web-upload": (2, 6)}
+    text = api.get("/reports/pages?by=source&format=csv").get_data(as_text=True)
+    assert next(csv.reader(io.StringIO(text)))[0] == "key" and "web-upload" in text
+
+
 def test_report_period_is_from_inclusive_to_exclusive(api: Api, clock: Clock) -> None:
     print_job(api, "early", pages=1)          # 07:00
     clock.advance(hours=1)
