@@ -7,6 +7,7 @@ import io
 import os
 import struct
 import subprocess
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -176,3 +177,24 @@ def test_a_phones_raster_is_converted_for_any_printer(device: str, languages: li
 def test_a_damaged_raster_is_refused_with_a_reason() -> None:
     with pytest.raises(RenderError):
         render.for_printer(b"RaS2" + os.urandom(2000), "raster", ["pdf"])
+
+
+def test_a_zip_bomb_in_an_office_document_is_refused_within_its_bounds() -> None:
+    """A .docx whose text inflates from ~1 MB to 1 GB: the box stops LibreOffice, nothing runs away."""
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.writestr("[Content_Types].xml", zipfile.ZipFile(io.BytesIO(docx("x"))).read("[Content_Types].xml"))
+        z.writestr("_rels/.rels", zipfile.ZipFile(io.BytesIO(docx("x"))).read("_rels/.rels"))
+        with z.open("word/document.xml", "w", force_zip64=True) as part:
+            part.write(b'<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/'
+                       b'2006/main"><w:body><w:p><w:r><w:t>')
+            chunk = b"A" * (1 << 20)
+            for _ in range(1024):
+                part.write(chunk)
+            part.write(b"</w:t></w:r></w:p></w:body></w:document>")
+    data = bomb.getvalue()
+    assert len(data) < 4 << 20  # what arrives is small
+    started = time.monotonic()
+    with pytest.raises(RenderError, match="could not be rendered"):
+        printable(data, "bomb.docx", limits=Limits(seconds=20, cpu_seconds=20, memory_bytes=768 * 1024 ** 2))
+    assert time.monotonic() - started < 30
