@@ -57,7 +57,7 @@ def submit_job() -> tuple[Response, int]:
     print_at = (request.headers.get(H_PRINT_AT) or "").strip()
     printer = mail_printer(node(), print_at) if print_at else None
     job, created = intake.submit(node(), request.headers, _document_chunks(), submitter=host)
-    metrics.count(node().redis, node().id, "jobs_received" if created else "jobs_repeated")
+    metrics.count(node().id, "jobs_received" if created else "jobs_repeated")
     answer = {"id": job["id"], "state": job.get("state", JobState.HELD), "locations": job.get("locations", []),
               "pages": job.get("pages")}
     if "release_code" in job:  # a guest's job: its code, shown this once (the mail gateway mails it)
@@ -83,9 +83,9 @@ def create_session() -> tuple[Response, int]:
     try:
         answer = terminal.login(n, sessions(), throttle, _caller(throttle), json_body())
     except (Unauthorized, TooManyRequests, Locked):
-        metrics.count(n.redis, n.id, "logins_failed")
+        metrics.count(n.id, "logins_failed")
         raise
-    metrics.count(n.redis, n.id, "logins")
+    metrics.count(n.id, "logins")
     return jsonify(answer), 201
 
 
@@ -120,7 +120,7 @@ def release(token: str) -> Response:
     session = terminal.session_for(sessions(), _caller(), token)
     answer = release_jobs(node(), session, terminal.parse_release(json_body()), request.headers.get("Idempotency-Key"))
     printed = sum(1 for r in answer["results"] if r["status"] == JobState.PRINTED)
-    metrics.count(node().redis, node().id, "jobs_printed", printed)
+    metrics.count(node().id, "jobs_printed", printed)
     return jsonify(answer)
 
 

@@ -128,7 +128,7 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
             if len(locations) < required:
                 # No live peer could take a copy: refuse rather than acknowledge a job on fewer disks
                 # than the operator asked for. The backend retries, then CUPS keeps the job queued.
-                metrics.count(node.redis, node.id, "jobs_refused_too_few_copies")
+                metrics.count(node.id, "jobs_refused_too_few_copies")
                 raise Unavailable("too-few-copies", f"only {len(locations)} of the {required} copies this cluster "
                                   f"keeps before acknowledging a job could be made (no other collector is "
                                   f"alive); try again later", copies=len(locations), required=required)

@@ -62,9 +62,8 @@ GAUGE_HELP = {
 }
 
 
-def count(redis: Any, collector_id: str, name: str, amount: int = 1) -> None:
-    """Add `amount` to the counter `name` (COUNTER_HELP). `redis` is not used any more: kept so that
-    callers need not change."""
+def count(collector_id: str, name: str, amount: int = 1) -> None:
+    """Add `amount` to the counter `name` (COUNTER_HELP), in this process (no call to anything)."""
     counter = _COUNTERS.get(name)
     if counter is not None and amount:
         counter.labels(collector=collector_id).inc(amount)
