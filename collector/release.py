@@ -316,9 +316,12 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
         _finish(node, claim, JobState.HELD, reason="printer-busy", printer=printer["id"])
         return _result(job_id, "printer-busy")
     if outcome.outcome in ("delivered", "completed"):
+        # Copies first, then the record: a releaser killed between the two leaves the job releasing
+        # (interrupted: the user decides), never printed with a copy left that an offline listing
+        # offers again once a Redis restart has forgotten the job's `gone` mark.
+        copies.discard_copies(node, job_id, set(locations or []) | set(record.locations))
         _finish(node, claim, JobState.PRINTED, printer=printer["id"], pages=record.pages,
                 copies=job.copies)
-        copies.discard_copies(node, job_id, set(locations or []) | set(record.locations))
         log.info("job %s printed on %s (%s)", job_id, printer["id"], outcome.outcome)
         return _result(job_id, JobState.PRINTED)
     if outcome.outcome == "not-sent":
@@ -388,26 +391,26 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
         locations = list(job.get("locations", []))
     except AnalystUnavailable as exc:
         if confirm_interrupted:  # only the analyst can say whether the job was interrupted
-            site_claims.release(node, job_id)
+            site_claims.release_own(node, job_id, printer["id"])
             return _result(job_id, "analyst-unreachable")
         if exc.maybe_acted:
             # The claim may have gone through (a slow analyst, not a dead one). Nothing was printed,
             # so the site claim goes: if the analyst did take the claim, its lease lapses into
             # "interrupted", which only the user's confirmation releases again.
-            site_claims.release(node, job_id)
+            site_claims.release_own(node, job_id, printer["id"])
             return _result(job_id, "analyst-unreachable")
         if site_claim is None:  # neither the analyst nor Redis can vouch that nobody else prints it
             return _result(job_id, "analyst-unreachable")
         if not site_claims.ready(node):
             # Redis restarted empty and has not been given back the claims it forgot.
-            site_claims.release(node, job_id)
+            site_claims.release_own(node, job_id, printer["id"])
             return _result(job_id, "analyst-unreachable")
         # Offline: the site claim stands until the release is replayed to the analyst.
         claim = Claim(job_id, user, 0, now_iso())
         # Offline we do not know the copies: this node, else every live peer (one without it says so).
         locations = [node.id] if copies.printable_here(node, job_id, offline=True) else sorted(members)
     except PullprintError as exc:
-        site_claims.release(node, job_id)
+        site_claims.release_own(node, job_id, printer["id"])
         if exc.code == INTERRUPTED:
             return _result(job_id, INTERRUPTED)
         code = {404: "not-found", 403: "not-owner", 409: "not-releasable"}.get(exc.status, exc.code)

@@ -142,6 +142,25 @@ def release(node: Node, job_id: str) -> None:
         node.redis.delete(keys.offline_claim(job_id))
 
 
+# Delete the claim only while it still holds exactly the value read (compare-and-delete).
+_RELEASE_IF = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
+
+
+def release_own(node: Node, job_id: str, printer: str = "") -> None:
+    """Free the job's site claim only if it is this release's own (sealed by this node for `printer`).
+
+    A release that gives up before printing frees what it took, never another releaser's claim: a
+    take Redis could not answer (None: timed out, so it may or may not have set the claim) finds a
+    claim that is not its own when the job's releaser died mid-release, and that claim must stay
+    (the job is interrupted; freeing it would let an offline release print it a second time).
+    """
+    key = keys.offline_claim(job_id)
+    with contextlib.suppress(Exception):
+        present = node.redis.get(key)
+        if present is not None and node.seals.open(key, present) == f"{node.id} {printer}".rstrip():
+            node.redis.register_script(_RELEASE_IF)(keys=[key], args=[present])
+
+
 def settle(node: Node, job_id: str, state: str, *, offline: bool) -> None:
     """What a release's outcome does to its site claim (see the module's docstring)."""
     if state == JobState.PRINTED:
