@@ -157,6 +157,7 @@ def readyz() -> tuple[Response, int]:
     census = status.last_census(n)
     replication = {"replicas": n.config.replicas, "min_copies_to_ack": copies.copies_to_ack(n),
                    "under_replicated_jobs": census.under_replicated_jobs if census else None,
+                   "replication_lag_seconds": status.replication_lag(census) if census else None,
                    "counted_at": census.counted_at if census else None}
     # Neither an unreachable analyst nor Redis makes a collector unready: it degrades and keeps serving.
     return jsonify({"ready": True, "collector": n.id, "journal": len(n.journal), "degraded": degraded,
@@ -171,4 +172,5 @@ def metrics_view() -> Response:
     if census is not None:  # no figure rather than a wrong 0 before the first count
         gauges["under_replicated_jobs"] = float(census.under_replicated_jobs)
         gauges["replication_census_age_seconds"] = max(0.0, time.time() - census.counted_at)
+        gauges["replication_lag_seconds"] = status.replication_lag(census)
     return Response(metrics.render(n.redis, n.id, gauges), mimetype="text/plain; version=0.0.4")

@@ -18,6 +18,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -52,6 +53,12 @@ _LATENCY = {
                              ["collector", "status"], buckets=LATENCY_BUCKETS),
 }
 
+# Queue depth per printer: what this collector's releases have for a printer and not yet sent (waiting
+# behind other jobs or for the printer's lock, or being sent); summed over the node's live workers.
+_PRINTER_QUEUE = Gauge("pullprint_collector_printer_queue_jobs", "Jobs this collector is releasing to each printer "
+                       "now and has not finished sending: waiting behind others, for the printer, or being sent.",
+                       ["collector", "printer"], multiprocess_mode="livesum")
+
 GAUGE_HELP = {
     "spool_jobs": "Job copies in this collector's spool.",
     "journal_entries": "Changes journalled for the analyst, not yet replayed.",
@@ -59,6 +66,8 @@ GAUGE_HELP = {
                              "copies them again (the sum over collectors is the cluster's count).",
     "replication_census_age_seconds": "Seconds since under_replicated_jobs was counted (every 5 s, or "
                                       "when the spool or membership changed).",
+    "replication_lag_seconds": "Replication lag: how long the longest-waiting of this collector's under-replicated "
+                               "jobs has been short of a copy (0: none is).",
 }
 
 
@@ -67,6 +76,11 @@ def count(collector_id: str, name: str, amount: int = 1) -> None:
     counter = _COUNTERS.get(name)
     if counter is not None and amount:
         counter.labels(collector=collector_id).inc(amount)
+
+
+def printer_queue(collector_id: str, printer_id: str, change: int) -> None:
+    """`change` jobs more (or fewer) on their way to `printer_id` from this collector."""
+    _PRINTER_QUEUE.labels(collector=collector_id, printer=printer_id).inc(change)
 
 
 def init_app(app: Flask, collector_id: str, spool_dir: str = "") -> None:

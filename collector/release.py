@@ -13,11 +13,11 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from collector import copies, journal, site_claims
+from collector import copies, journal, metrics, site_claims
 from collector.analyst_client import AnalystUnavailable
 from collector.clock import now_iso
 from collector.membership import Member
@@ -140,8 +140,10 @@ def _release(node: Node, session: Session, wanted: list[str] | None,
     def release_in_order() -> None:
         # One job after the other, in the order the user chose: the printer takes them in that order.
         started = time.monotonic()
-        for job_id in order:
-            results[job_id] = release_one(node, job_id, session.user, printer, warnings, confirm_interrupted)
+        with _on_the_way(node, printer["id"], len(order)) as done:
+            for job_id in order:
+                results[job_id] = release_one(node, job_id, session.user, printer, warnings, confirm_interrupted)
+                done()
         log.info("release of %d job(s) by %s at %s took %.2f s", len(order), session.user, printer["id"],
                  time.monotonic() - started)
         remember(answer_for(results))
@@ -182,13 +184,35 @@ def print_on_arrival(node: Node, job_id: str, user: str, printer: dict[str, Any]
     allowed, reason, warnings, message = _check_printer(node, printer)
     if not allowed:
         return {"printer": printer["id"], "status": reason or "printer-error", "message": message}
-    future = node.release_pool.submit(release_one, node, job_id, user, printer, warnings)
+    def release() -> ReleaseResult:
+        with _on_the_way(node, printer["id"], 1) as done:
+            result = release_one(node, job_id, user, printer, warnings)
+            done()
+            return result
+
+    future = node.release_pool.submit(release)
     try:
         result = future.result(timeout=node.config.release_wait_seconds)
     except concurrent.futures.TimeoutError:  # it goes on in the background, as a terminal's release does
         return {"printer": printer["id"], "status": "queued", "message": MESSAGES["queued"]}
     log.info("job %s released on arrival at %s: %s", job_id, printer["id"], result.status)
     return {"printer": printer["id"], "status": result.status, "message": result.message}
+
+
+@contextlib.contextmanager
+def _on_the_way(node: Node, printer_id: str, jobs: int) -> Iterator[Callable[[], None]]:
+    """Count `jobs` in the printer's queue depth (metrics) until each is `done()`, or the block ends."""
+    left = [jobs]
+    metrics.printer_queue(node.id, printer_id, jobs)
+
+    def done() -> None:
+        left[0] -= 1
+        metrics.printer_queue(node.id, printer_id, -1)
+    try:
+        yield done
+    finally:
+        if left[0]:
+            metrics.printer_queue(node.id, printer_id, -left[0])
 
 
 def _check_printer(node: Node, printer: dict[str, Any]) -> tuple[bool, str | None, list[str], str]:

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class ReplicationCensus:
     under_replicated_jobs: int
     held_copies: int
     counted_at: float  # wall-clock time of the count
+    # Replication lag: how long the longest-waiting of those jobs has been short of a copy (0: none).
+    replication_lag_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +74,7 @@ class CensusState:
 
     view: tuple[int, frozenset[str]] = (0, frozenset())
     at: float = float("-inf")
+    short_since: dict[str, float] = field(default_factory=dict)  # job id -> when it was first seen short
 
 
 def take_census(node: Node, state: CensusState | None = None) -> ReplicationCensus | None:
@@ -105,9 +108,23 @@ def take_census(node: Node, state: CensusState | None = None) -> ReplicationCens
         live = {node.id} | {loc for loc in placement.get("locations", []) if loc in members}
         if len(live) < node.config.replicas and min(live) == node.id:
             under.append(job_id)
-    census = ReplicationCensus(node.config.replicas, len(under), held, time.time())
+    counted_at = time.time()
+    since = state.short_since if state is not None else {}
+    for job_id in set(since) - set(under):
+        del since[job_id]  # copied again, printed or gone
+    for job_id in under:
+        since.setdefault(job_id, counted_at)
+    lag = counted_at - min(since.values()) if since else 0.0
+    census = ReplicationCensus(node.config.replicas, len(under), held, counted_at, round(lag, 3))
     _write(node, "replication.json", census.to_json())
     return census
+
+
+def replication_lag(census: ReplicationCensus) -> float:
+    """Seconds the longest-waiting under-replicated job has been short of a copy, now (0 when none is)."""
+    if not census.under_replicated_jobs:
+        return 0.0
+    return round(census.replication_lag_seconds + max(0.0, time.time() - census.counted_at), 3)
 
 
 def last_census(node: Node) -> ReplicationCensus | None:

@@ -4,8 +4,10 @@ histograms, and the live gauges beside them."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
+import time
 
 import pytest
 import requests
@@ -69,3 +71,28 @@ def test_a_scrape_counts_every_workers_logins_submissions_and_releases_once(clus
     assert re.search(r'^pullprint_collector_spool_jobs\{collector="c2"\} \d', after, re.M)
     assert 'collector="c1"' not in after and 'collector="c3"' not in after
     assert "# TYPE pullprint_collector_login_seconds histogram" in after
+
+
+def test_the_queue_depth_of_a_slow_printer_shows_while_its_jobs_go_out(cluster):
+    """Three jobs released at once to a printer that takes 1.5 s each: the collector shows them queued
+    for that printer (pullprint_collector_printer_queue_jobs), then none once they are out."""
+    collector = cluster.collectors["c3"]
+    carol = user(cluster, "carol")
+    printer = cluster.printers[0]
+    jobs = [submit(cluster, "carol", os.urandom(3000), url=collector.url).json()["id"] for _ in range(3)]
+    session = login(cluster, printer["id"], url=collector.url, badge=carol["badge"]).json()["session"]
+    cluster.sim.control.sink(printer["id"], delay_seconds=1.5)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(release, cluster, session, {"jobs": jobs}, url=collector.url, key=os.urandom(8).hex())
+            seen = []
+            while not answer.done():
+                seen.append(total(scrape(cluster, collector), "pullprint_collector_printer_queue_jobs",
+                                  collector="c3", printer=printer["id"]))
+                time.sleep(0.2)
+            assert [r["status"] for r in answer.result().json()["results"]] == ["printed"] * 3
+    finally:
+        cluster.sim.control.sink(printer["id"], delay_seconds=0)
+    assert max(seen) >= 2, seen  # two still waiting while the first went out
+    assert total(scrape(cluster, collector), "pullprint_collector_printer_queue_jobs", collector="c3",
+                 printer=printer["id"]) == 0

@@ -100,9 +100,11 @@ def test_prometheus_scrapes_every_service_and_the_dashboard_and_rules_work(clust
     # The analyst times its answers too (the collectors' logins asked it for the users and their jobs).
     wait_for(lambda: query(prometheus, 'sum(rate(pullprint_analyst_request_seconds_count{job="pullprint-analyst"}'
                                        '[1m])) > 0'), 30, "the analyst's request histogram")
-    # HAProxy says which collectors it sends to (1: UP).
-    serving = query(prometheus, 'haproxy_server_status{job="haproxy", state="UP"} == 1')
+    # HAProxy says which collectors it sends to (1: UP); its console backend holds the analyst.
+    serving = query(prometheus, 'haproxy_server_status{job="haproxy", proxy="be_collectors", state="UP"} == 1')
     assert {r["metric"]["server"] for r in serving} == set(cluster.collectors)
+    assert {r["metric"]["server"] for r in query(prometheus, 'haproxy_server_status{job="haproxy", '
+            'proxy="be_console", state="UP"} == 1')} == {"analyst"}
     # The SNMP poller's figures and every printer's state reach Prometheus too.
     wait_for(lambda: {r["metric"]["printer"] for r in query(prometheus, "max by (printer) (pullprint_printer_state)")}
              == {p["id"] for p in cluster.printers}, 30, "every printer's state")

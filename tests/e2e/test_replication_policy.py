@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 
 import pytest
 import requests
@@ -46,10 +47,14 @@ def strict_cluster():
     yield from _cluster(2)
 
 
-def _under_replicated_gauge(cluster, collector) -> float | None:
+def _gauge(cluster, collector, name: str) -> float | None:
     text = requests.get(f"{collector.url}/metrics", timeout=5, **tls(cluster)).text
-    match = re.search(r'^pullprint_collector_under_replicated_jobs\{collector="[^"]+"\} (\S+)$', text, re.M)
+    match = re.search(rf'^pullprint_collector_{name}\{{collector="[^"]+"\}} (\S+)$', text, re.M)
     return float(match.group(1)) if match else None
+
+
+def _under_replicated_gauge(cluster, collector) -> float | None:
+    return _gauge(cluster, collector, "under_replicated_jobs")
 
 
 def _readyz(cluster, collector) -> requests.Response:
@@ -76,6 +81,10 @@ def test_a_lone_collector_acknowledges_with_one_copy_and_reports_the_shortfall(l
     assert ready.json()["degraded"] == []  # Redis is fine, and the worker answering knows it
     assert ready.json()["replication"]["under_replicated_jobs"] == 1
     assert ready.json()["replication"]["min_copies_to_ack"] == 1
+    # The replication lag: how long the job has been short of a copy, growing while it is.
+    first = _readyz(lenient_cluster, c1).json()["replication"]["replication_lag_seconds"]
+    time.sleep(1.2)
+    assert _gauge(lenient_cluster, c1, "replication_lag_seconds") >= first + 1
 
     # A peer comes back: the job gets its second copy, and the shortfall is gone.
     c2 = lenient_cluster.start_collector("c2")
@@ -83,6 +92,7 @@ def test_a_lone_collector_acknowledges_with_one_copy_and_reports_the_shortfall(l
              30, "the job to be copied to the new peer")
     assert f"{job_id}.spool" in _spooled(c2)
     assert wait_for(lambda: _under_replicated_gauge(lenient_cluster, c1) == 0, 15, "the gauge to drop to 0")
+    assert _gauge(lenient_cluster, c1, "replication_lag_seconds") == 0
     assert _readyz(lenient_cluster, c1).json()["replication"]["under_replicated_jobs"] == 0
 
     # And it still prints, once.
