@@ -414,8 +414,9 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
         claim = Claim(job_id, user, token, lease_until=time.time() + node.config.lease_seconds)
         locations = list(job.get("locations", []))
     except AnalystUnavailable as exc:
-        if confirm_interrupted:  # only the analyst can say whether the job was interrupted
-            site_claims.release_own(node, job_id, printer["id"])
+        if confirm_interrupted:
+            # Only the analyst can say whether the job was interrupted. The site claim this confirm
+            # took over stays: the first holder may have printed the job, so no offline release may.
             return _result(job_id, "analyst-unreachable")
         if exc.maybe_acted:
             # The claim may have gone through (a slow analyst, not a dead one). Nothing was printed,
@@ -434,7 +435,8 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
         # Offline we do not know the copies: this node, else every live peer (one without it says so).
         locations = [node.id] if copies.printable_here(node, job_id, offline=True) else sorted(members)
     except PullprintError as exc:
-        site_claims.release_own(node, job_id, printer["id"])
+        if not confirm_interrupted:  # a confirm's claim (taken over from the interrupted holder) stays
+            site_claims.release_own(node, job_id, printer["id"])
         if exc.code == INTERRUPTED:
             return _result(job_id, INTERRUPTED)
         code = {404: "not-found", 403: "not-owner", 409: "not-releasable"}.get(exc.status, exc.code)

@@ -102,3 +102,29 @@ def test_copies_are_gone_before_the_analyst_hears_a_job_printed(node) -> None:
         assert at_finish == [(JobState.PRINTED, False)]
     finally:
         office.close()
+
+
+@pytest.mark.parametrize("refusal", ["unreachable", "not-releasable"])
+def test_a_confirmed_re_release_that_fails_keeps_the_interrupted_jobs_claim(node, refusal: str) -> None:
+    """The user confirms an interrupted job; the confirm takes the dead holder's claim over, then the
+    analyst is away (or refuses). The claim stays, so no offline release prints what the first
+    holder may already have printed."""
+    from collector.analyst_client import AnalystUnavailable
+
+    job_id = _submit(node, b"%PDF-1.7 one page")["id"]
+    dead = build_node(dataclasses.replace(node.config, id="c2"))
+    try:
+        assert site_claims.take(dead, job_id, 3600, printer="p1") is True
+    finally:
+        dead.close()
+    node.analyst.jobs[job_id].update(state=JobState.HELD, state_reason=INTERRUPTED)
+    if refusal == "unreachable":
+        def claim(job_id, **_):
+            raise AnalystUnavailable("analyst-unreachable", "the analyst is away")
+        node.analyst.claim = claim
+    else:
+        _refuse_claim(node, refusal)
+    result = release_one(node, job_id, "alice", {"id": "p2"}, [], confirm_interrupted=True)
+    assert result.status in ("analyst-unreachable", "not-releasable")
+    assert site_claims.claimed_or_gone(node, [job_id]) == {job_id}
+    assert site_claims.take(node, job_id, 3600, printer="p3") is False  # an offline release is refused
