@@ -40,6 +40,18 @@ def node(tmp_path, redis_settings, redis):
     built.close()
 
 
+def _interrupted_with_a_dead_holder(node) -> str:
+    """A job c2 claimed for p1 and was killed printing: interrupted at the analyst, c2's site claim still taken."""
+    job_id = _submit(node, b"%PDF-1.7 one page")["id"]
+    dead = build_node(dataclasses.replace(node.config, id="c2"))
+    try:
+        assert site_claims.take(dead, job_id, 3600, printer="p1") is True
+    finally:
+        dead.close()
+    node.analyst.jobs[job_id].update(state=JobState.HELD, state_reason=INTERRUPTED)
+    return job_id
+
+
 def _refuse_claim(node, code: str) -> None:
     def claim(job_id, **_):
         raise Conflict(code, "the analyst refuses this claim")
@@ -48,14 +60,7 @@ def _refuse_claim(node, code: str) -> None:
 
 
 def test_a_release_redis_could_not_answer_leaves_a_dead_releasers_claim(node, monkeypatch) -> None:
-    job_id = _submit(node, b"%PDF-1.7 one page")["id"]
-    dead = build_node(dataclasses.replace(node.config, id="c2"))
-    try:
-        # c2 claimed the job for p1 and was killed mid-print: the job is interrupted, its claim stays taken.
-        assert site_claims.take(dead, job_id, 3600, printer="p1") is True
-    finally:
-        dead.close()
-    node.analyst.jobs[job_id].update(state=JobState.HELD, state_reason=INTERRUPTED)
+    job_id = _interrupted_with_a_dead_holder(node)
     _refuse_claim(node, INTERRUPTED)
     with monkeypatch.context() as patched:
         patched.setattr(site_claims, "take", lambda *_, **__: None)  # Redis timed out on the take
@@ -111,13 +116,7 @@ def test_a_confirmed_re_release_that_fails_keeps_the_interrupted_jobs_claim(node
     holder may already have printed."""
     from collector.analyst_client import AnalystUnavailable
 
-    job_id = _submit(node, b"%PDF-1.7 one page")["id"]
-    dead = build_node(dataclasses.replace(node.config, id="c2"))
-    try:
-        assert site_claims.take(dead, job_id, 3600, printer="p1") is True
-    finally:
-        dead.close()
-    node.analyst.jobs[job_id].update(state=JobState.HELD, state_reason=INTERRUPTED)
+    job_id = _interrupted_with_a_dead_holder(node)
     if refusal == "unreachable":
         def claim(job_id, **_):
             raise AnalystUnavailable("analyst-unreachable", "the analyst is away")
