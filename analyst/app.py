@@ -16,7 +16,7 @@ from analyst.config import AnalystConfig
 from analyst.console.service import looks_like_hash
 from analyst.db import Database, head_revision, upgrade
 from analyst.web import EXTENSION, Analyst, analyst, transaction
-from nodeserver import peer
+from nodeserver import peer, request_id
 from pullprint import config as pullprint_config
 from pullprint import log
 from pullprint.errors import PullprintError
@@ -45,6 +45,7 @@ def create_app(config: AnalystConfig | None = None) -> Flask:
     app.config[peer.INSECURE] = config.insecure_plain_http
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = Analyst(config=config, db=Database(config.db_url, config.db_password))
+    request_id.init_app(app)  # first: every other hook's log lines carry the id
 
     from analyst.accounting.views import bp as accounting_bp
     from analyst.collectors.views import bp as collectors_bp

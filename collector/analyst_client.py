@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from collector.outbound import NodeClient, Unreachable
 from collector.state_mac import StateMac
+from nodeserver.client import NodeClient, Unreachable
 from pullprint import keys
 from pullprint.errors import Forbidden, Locked, PullprintError, TooManyRequests, Unauthorized
 from pullprint.pki import pool_dns

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from collector.config import CollectorConfig
 from collector.node import Node, build_node
-from nodeserver import peer
+from nodeserver import peer, request_id
 from pullprint import config as pp_config
 from pullprint.errors import PullprintError
 from pullprint.log import setup
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 def create_app(config: CollectorConfig | None = None, node: Node | None = None, **overrides: Any) -> Flask:
     setup("collector")
     config = config or pp_config.load(CollectorConfig, "collector", overrides=overrides)
+    setup("collector", node=config.id)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = None  # the spool enforces the job size limit while streaming
     app.config[peer.INSECURE] = config.insecure_plain_http
@@ -28,6 +29,7 @@ def create_app(config: CollectorConfig | None = None, node: Node | None = None, 
 
     from collector import api, internal_api, metrics, station, uploads
 
+    request_id.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(internal_api.bp)
     app.register_blueprint(uploads.bp)

@@ -14,6 +14,7 @@ from collector.analyst_client import AnalystProbe
 from collector.node import Node
 from collector.replay import replay_journal
 from pullprint import pki
+from pullprint.log import new_request_id, request_scope
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +90,12 @@ class Housekeeper:
         for name, period, duty in self.duties:
             if now >= self._next[name]:
                 self._next[name] = now + period
-                try:
-                    duty()
-                except Exception:  # noqa: BLE001 - one failing duty must not stop the others
-                    log.exception("housekeeping duty %s failed", name)
+                # Each run of a duty is one piece of work: its lines and its calls share an id naming it.
+                with request_scope(f"{name}-{new_request_id()}"):
+                    try:
+                        duty()
+                    except Exception:  # noqa: BLE001 - one failing duty must not stop the others
+                        log.exception("housekeeping duty %s failed", name)
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -102,10 +105,11 @@ class Housekeeper:
     def beat(self) -> None:
         while not self.stop_event.is_set():
             started = time.monotonic()
-            try:
-                self.heartbeat()
-            except Exception:  # noqa: BLE001
-                log.exception("heartbeat failed")
+            with request_scope(f"heartbeat-{new_request_id()}"):
+                try:
+                    self.heartbeat()
+                except Exception:  # noqa: BLE001
+                    log.exception("heartbeat failed")
             self.stop_event.wait(max(0.05, self.node.config.heartbeat_seconds - (time.monotonic() - started)))
 
     def start(self) -> None:

@@ -22,8 +22,12 @@ bp = Blueprint("internal", __name__, url_prefix="/internal/v1")
 
 @bp.before_request
 def authenticate() -> None:
-    """Only another collector (its certificate says so) may make these calls."""
-    peer.require("collector")
+    """Only another collector (its certificate says so) may make these calls; the analyst may also
+    have a copy shredded (a job deleted in the console: the analyst's record already says deleted)."""
+    if request.endpoint == "internal.delete_copy" and request.method == "DELETE":
+        peer.require("collector", "analyst")
+    else:
+        peer.require("collector")
 
 
 @bp.put("/replicas/<job_id>")
@@ -85,7 +89,11 @@ def direct_print(job_id: str) -> Response:
 
 @bp.delete("/jobs/<job_id>")
 def delete_copy(job_id: str) -> Response:
-    return jsonify({"deleted": node().spool.delete(check_job_id(job_id))})
+    """Crypto-shred this node's copy of the job (its key destroyed, collector/spool.py)."""
+    deleted = node().spool.delete(check_job_id(job_id))
+    if deleted:
+        log.info("copy of job %s shredded at the request of %s", job_id, getattr(peer.current(), "name", "a caller"))
+    return jsonify({"deleted": deleted})
 
 
 @bp.get("/users/<user>/jobs")

@@ -19,6 +19,7 @@ from collector.redis_client import username_for
 from collector.spool import SpoolStore
 from collector.state_mac import StateMac
 from pullprint.errors import PullprintError
+from pullprint.log import ContextExecutor
 from pullprint.tls import TlsFiles
 
 
@@ -32,11 +33,12 @@ class Node:
     journal: Journal
     directory: DirectoryCache
     membership: Membership
+    # Both pools run each task in its submitter's context: its log lines and calls keep the request's id.
     pool: concurrent.futures.ThreadPoolExecutor = field(
-        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="fanout"))
+        default_factory=lambda: ContextExecutor(16, thread_name_prefix="fanout"))
     # Releases run here so a slow printer never holds a request past release_wait_seconds.
     release_pool: concurrent.futures.ThreadPoolExecutor = field(
-        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="release"))
+        default_factory=lambda: ContextExecutor(32, thread_name_prefix="release"))
     redis_seen_at: float = 0.0  # monotonic time of the heartbeat's last successful Redis write
 
     @property

@@ -9,7 +9,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from collector.membership import Member
-from collector.outbound import NodeClient, Unreachable
+from nodeserver.client import NodeClient, Unreachable
 from pullprint.pki import identity_dns
 from pullprint.tls import TlsFiles
 

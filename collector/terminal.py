@@ -16,6 +16,7 @@ from collector.node import Node
 from collector.peers import PeerUnreachable
 from collector.sessions import Session, SessionStore
 from collector.throttle import limits_of
+from nodeserver.client import deadline, time_left
 from pullprint.errors import BadRequest, Forbidden, NotFound, PullprintError, Unauthorized, Unavailable
 from pullprint.ids import valid_job_id
 from pullprint.states import INTERRUPTED, OPEN_STATES, RELEASABLE, JobState
@@ -124,10 +125,25 @@ def parse_release(body: dict[str, Any]) -> ReleaseRequest:
     return ReleaseRequest(wanted, confirm)
 
 
+# Of a login's budget, the share its calls to other nodes may take in all: the rest is for this node's
+# own work after the last of them (an offline PIN check, the session, the answer).
+LOGIN_CALLS_SHARE = 0.8
+
+
 def login(node: Node, sessions: SessionStore, throttle: LoginThrottle, caller: Caller,
           body: dict[str, Any]) -> dict[str, Any]:
     """Log a user in at the caller's printer: throttled per terminal, address and user name (all
-    before any credential is looked at), the same 401 for every miss, a session bound to the caller."""
+    before any credential is looked at), the same 401 for every miss, a session bound to the caller.
+
+    One deadline covers the whole login (`login_budget_seconds`): its calls to the analyst and the
+    peers share it, each cut to what is left, so a slow analyst makes the login fall back to the
+    synced directory and the collectors' own lists in time, instead of adding one timeout per call."""
+    with deadline(node.config.login_budget_seconds * LOGIN_CALLS_SHARE):
+        return _login(node, sessions, throttle, caller, body)
+
+
+def _login(node: Node, sessions: SessionStore, throttle: LoginThrottle, caller: Caller,
+           body: dict[str, Any]) -> dict[str, Any]:
     printer_id, credentials = parse_credentials(body, caller)
     attempt = throttle.admit(limits_of(node.config).subjects(
         terminal=caller.terminal or None, address=caller.address, user=credentials.get("user")))
@@ -222,7 +238,7 @@ def list_jobs(node: Node, session: Session, *, everything: bool = False) -> dict
         jobs, total = node.analyst.user_jobs(session.user, limit)
     except AnalystUnavailable:
         warnings.append("offline: the central service is unreachable; showing jobs the site's collectors hold")
-        jobs = _jobs_from_peers(node, session.user, members, node.config.peer_timeout)
+        jobs = _jobs_from_peers(node, session.user, members, time_left(node.config.peer_timeout))
         total = len(jobs)
         jobs = jobs[:limit]
     if session.only:  # a release code's session: its one job

@@ -101,6 +101,10 @@ class Status:
     def error(self, text: str) -> None:
         self.line("ERROR", text)
 
+    def notice(self, text: str) -> None:
+        """A line cupsd writes to its error_log at LogLevel info (INFO lines only at debug)."""
+        self.line("NOTICE", text)
+
     def warning(self, text: str) -> None:
         self.line("WARNING", text)
 
@@ -446,6 +450,9 @@ def submit(target: Target, cfg: BackendConfig, submission: JobSubmission | dict[
     headers = dict(submission) if isinstance(submission, dict) else submission.to_headers()
     headers["Authorization"] = f"Bearer {cfg.token}"
     headers["User-Agent"] = "pullprint-cups-backend/1"
+    # One id for this job's every try: the load balancer, the collectors and the analyst log it on
+    # each line of the work, so `grep` of this id in their logs follows the job from CUPS's error_log.
+    request_id = headers["X-Request-ID"] = f"cups-{os.urandom(8).hex()}"
     request_head(target, headers)  # a token that cannot be sent holds the job before any try
     context = tls_context(cfg) if target.scheme == "https" else None  # one for every try
     started = time.monotonic()
@@ -454,7 +461,7 @@ def submit(target: Target, cfg: BackendConfig, submission: JobSubmission | dict[
     last_problem = ""
     while True:
         attempt += 1
-        status.info(f"Sending job to {target.host}:{target.port} (try {attempt})")
+        status.info(f"Sending job to {target.host}:{target.port} (try {attempt}, request {request_id})")
         status.debug(f"POST {target.describe()} owner={headers[H_OWNER]} copies={headers[H_COPIES]} "
                      f"key={headers.get(H_IDEMPOTENCY, '')} type={headers['Content-Type']}")
         try:
@@ -467,6 +474,7 @@ def submit(target: Target, cfg: BackendConfig, submission: JobSubmission | dict[
                 job = str(_json_object(body).get("id", ""))
                 repeated = " (already received earlier)" if code == 200 else ""
                 status.info(f"Job held for release as {job or 'unknown id'}{repeated}")
+                status.notice(f"held as {job or 'unknown id'}{repeated}, request {request_id}")
                 return BackendExit.OK
             message = _error_message(body, code, reason)
             if code == 401:

@@ -31,7 +31,7 @@ from email_gateway.message import BadMail, Mail, Part, parse
 from email_gateway.reply import Outcome, Replier
 from email_gateway.submit import ClusterClient, Refused, TryLater
 from pullprint import config as pp_config
-from pullprint.log import setup
+from pullprint.log import new_request_id, request_scope, setup
 from pullprint.render import RenderError, printable
 
 log = logging.getLogger("pullprint.mail")
@@ -118,38 +118,39 @@ class PrintByMail:
 
     def take(self, mail: Mail, raw: bytes, print_at: str = "") -> str:
         """Hold every part of `mail` (and print it at once at `print_at`, a printer opened to mail); the SMTP answer."""
-        digest = hashlib.sha256((mail.message_id or "").encode() if mail.message_id else raw).hexdigest()[:40]
-        outcome = Outcome(mail.sender, mail.subject, mail.message_id,
-                          refused=[(r.title, r.reason) for r in mail.refused])
-        for index, part in enumerate(mail.parts, 1):
-            try:
-                data, kind = printable(part.data, part.title, part.content_type)
-            except RenderError as exc:
-                outcome.refused.append((part.title, exc.reason))
-                continue
-            try:
-                held = self.cluster.submit(mail.sender, Part(part.title, kind, data), f"mail-{digest}-{index}",
-                                           print_at=print_at, group=f"mail-{digest[:16]}")
-            except TryLater as exc:
-                log.warning("a mail from a sender could not be taken now: %s", exc)
-                return "451 4.3.0 the print service cannot take this mail now; it will be tried again"
-            except Refused as exc:
-                if exc.code in SENDER_REFUSALS:
-                    log.info("a mail refused: %s", exc.code)
-                    return f"550 5.7.1 {exc.message}"
-                outcome.refused.append((part.title, exc.message))
-                continue
-            if held.printed:
-                outcome.printed.append((part.title, held.pages, held.printed))
-            else:
-                outcome.held.append((part.title, held.pages, held.release_code))
-                if held.not_printed:
-                    outcome.not_printed_at.append((part.title, held.not_printed))
-            log.info("mail part held as job %s (%d bytes, %s)%s", held.job_id, len(part.data), part.content_type,
-                     f", sent to {held.printed}" if held.printed else "")
-        self.replier.send_later(outcome)
-        sent = f"{len(outcome.printed)} sent to {print_at}, " if print_at else ""
-        return f"250 OK: {sent}{len(outcome.held)} held, {len(outcome.refused)} not printed"
+        with request_scope(f"mail-{new_request_id()}"):  # the id the collectors log this mail's jobs under
+            digest = hashlib.sha256((mail.message_id or "").encode() if mail.message_id else raw).hexdigest()[:40]
+            outcome = Outcome(mail.sender, mail.subject, mail.message_id,
+                              refused=[(r.title, r.reason) for r in mail.refused])
+            for index, part in enumerate(mail.parts, 1):
+                try:
+                    data, kind = printable(part.data, part.title, part.content_type)
+                except RenderError as exc:
+                    outcome.refused.append((part.title, exc.reason))
+                    continue
+                try:
+                    held = self.cluster.submit(mail.sender, Part(part.title, kind, data), f"mail-{digest}-{index}",
+                                               print_at=print_at, group=f"mail-{digest[:16]}")
+                except TryLater as exc:
+                    log.warning("a mail from a sender could not be taken now: %s", exc)
+                    return "451 4.3.0 the print service cannot take this mail now; it will be tried again"
+                except Refused as exc:
+                    if exc.code in SENDER_REFUSALS:
+                        log.info("a mail refused: %s", exc.code)
+                        return f"550 5.7.1 {exc.message}"
+                    outcome.refused.append((part.title, exc.message))
+                    continue
+                if held.printed:
+                    outcome.printed.append((part.title, held.pages, held.printed))
+                else:
+                    outcome.held.append((part.title, held.pages, held.release_code))
+                    if held.not_printed:
+                        outcome.not_printed_at.append((part.title, held.not_printed))
+                log.info("mail part held as job %s (%d bytes, %s)%s", held.job_id, len(part.data), part.content_type,
+                         f", sent to {held.printed}" if held.printed else "")
+            self.replier.send_later(outcome)
+            sent = f"{len(outcome.printed)} sent to {print_at}, " if print_at else ""
+            return f"250 OK: {sent}{len(outcome.held)} held, {len(outcome.refused)} not printed"
 
 
 def tls_context(cfg: GatewayConfig) -> ssl.SSLContext | None:

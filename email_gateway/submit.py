@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from email_gateway.message import Part
+from pullprint import log
 from pullprint.wire import API, H_OWNER, H_OWNER_EMAIL, H_PRINT_AT, JobSubmission
 
 # Answers that mean "the same mail will not do better later" (the sender is told why); all other
@@ -91,7 +92,8 @@ class ClusterClient:
                                 idempotency_key=idempotency_key).to_headers()
         headers.pop(H_OWNER, None)
         headers.update({H_OWNER_EMAIL: sender, "Authorization": f"Bearer {self._token}",
-                        "User-Agent": "pullprint-mail-gateway/1", "Content-Length": str(len(part.data))})
+                        "User-Agent": "pullprint-mail-gateway/1", "Content-Length": str(len(part.data)),
+                        **log.outgoing_headers()})
         if print_at:
             headers[H_PRINT_AT] = print_at
         problem = ""

@@ -1,4 +1,9 @@
-"""gunicorn's access log without secrets: session tokens in paths, and credentials in headers, redacted.
+"""gunicorn's logs as JSON lines, without secrets: session tokens in paths, and credentials in headers, redacted.
+
+Each access line is a JSON object (`pullprint.log`'s shape) with the request's id, method, redacted
+path, status, bytes, duration and the caller's address; an operator's own ``--access-logformat``
+is kept as given (redacted the same way). gunicorn's own messages (worker boots, timeouts) are
+written by the same JSON formatter as the service's.
 
 The terminal API keeps its paths (`/api/v1/sessions/TOKEN`, `.../release`), so the token would
 otherwise be written by `--access-logfile -` into every log collector downstream. Both services run
@@ -9,10 +14,17 @@ goes through `redact` first.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import traceback
 from typing import Any
 
+from gunicorn.config import AccessLogFormat
 from gunicorn.glogging import Logger
+
+from nodeserver.request_id import ENVIRON_KEY
+from pullprint import log
 
 REDACTED = "<redacted>"
 # The token is the path segment after /sessions/ (raw or decoded path, any number of slashes).
@@ -28,7 +40,40 @@ def redact(text: str) -> str:
 
 
 class RedactingLogger(Logger):
-    """gunicorn's Logger, whose access-log fields never hold a session token or a credential."""
+    """gunicorn's Logger, writing JSON lines whose fields never hold a session token or a credential."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(log.formatter())
+        # JSON access lines unless the operator chose a format (or text logs).
+        self.json_access = (cfg.access_log_format == AccessLogFormat.default
+                            and isinstance(log.formatter(), log.JsonFormatter))
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not self.json_access:
+            super().access(resp, req, environ, request_time)  # the operator's own format, redacted by atoms()
+            return
+        if not self.access_log_enabled:
+            return
+        try:
+            fields = self.atoms(resp, req, environ, request_time)
+            self.access_log.info(json.dumps(self.access_entry(fields, environ), ensure_ascii=False, default=str))
+        except Exception:
+            self.error(traceback.format_exc())
+
+    @staticmethod
+    def access_entry(fields: dict[str, Any], environ: dict[str, Any]) -> dict[str, Any]:
+        entry = json.loads(log.JsonFormatter().format(logging.makeLogRecord(
+            {"name": "access", "levelno": logging.INFO, "levelname": "INFO", "msg": "request"})))
+        entry.pop("msg", None)
+        request_id = environ.get(ENVIRON_KEY) or fields.get("{x-request-id}o")
+        if request_id and request_id != "-":
+            entry["request_id"] = request_id
+        entry.update({"remote": fields["h"], "method": fields["m"], "path": fields["U"], "status": fields["s"],
+                      "bytes": fields["B"], "duration_ms": round(int(fields["D"]) / 1000, 3),
+                      "user_agent": fields["a"]})
+        return entry
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
         fields = super().atoms(resp, req, environ, request_time)

@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from analyst import validate as v
+from analyst.collectors.calls import shred_copies
 from analyst.console import reports, search, service
 from analyst.console.service import Operator, SessionPolicy
 from analyst.events.service import record_event
@@ -243,13 +244,22 @@ def printer_service(printer_id: str) -> ResponseReturnValue:
 @bp.post("/console/jobs/<job_id>/delete")
 @signed_in(action=True)
 def delete_job(job_id: str) -> ResponseReturnValue:
-    """Delete a held (or failed) job as its owner can at a station: recorded, and every collector holding
-    a copy crypto-shreds it when it next squares its spool with the analyst (collector.copies.reconcile)."""
+    """Delete a held (or failed) job as its owner can at a station: recorded, then every collector holding
+    a copy is asked to crypto-shred it now; one that cannot be reached does when it next squares its
+    spool with the analyst (collector.copies.reconcile)."""
     reason = (request.form.get("reason") or "").strip()[:500]
     with analyst().db.session(write=True) as session:
-        jobs_service.delete_job(session, job_id, reason=f"deleted in the console by {operator().name}"
-                                + (f": {reason}" if reason else ""), now=now())
-    return _done(f"job {job_id}: deleted", to=_back("/console/jobs"))
+        job = jobs_service.delete_job(session, job_id, reason=f"deleted in the console by {operator().name}"
+                                      + (f": {reason}" if reason else ""), now=now())
+        holders = [loc.collector_id for loc in job.locations]
+    with analyst().db.session() as session:
+        shredded = shred_copies(session, analyst().config.tls(), job_id, holders)
+    done = [h for h, ok in shredded.items() if ok]
+    later = [h for h, ok in shredded.items() if not ok]
+    message = f"job {job_id}: deleted" + (f"; its copies shredded at {', '.join(done)}" if done else "")
+    if later:
+        message += f"; not reached now, so shredded at their next reconcile: {', '.join(later)}"
+    return _done(message, to=_back("/console/jobs"))
 
 
 def _back(default: str) -> str:

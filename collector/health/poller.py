@@ -25,6 +25,7 @@ from collector.health.model import PrinterHealth
 from collector.health.snmp import HealthClient, SnmpTarget
 from collector.state_mac import StateMac
 from pullprint import keys
+from pullprint.log import new_request_id, request_scope
 
 log = logging.getLogger("pullprint.collector.health")
 
@@ -154,10 +155,11 @@ class HealthPoller:
         try:
             while not self._stop.is_set():
                 started = time.monotonic()
-                try:
-                    loop.run_until_complete(self.run_cycle())
-                except Exception:  # Redis away or a bad printer record: log, try again next cycle
-                    log.exception("health poll cycle failed")
+                with request_scope(f"health-{new_request_id()}"):  # one id per cycle, on every line of it
+                    try:
+                        loop.run_until_complete(self.run_cycle())
+                    except Exception:  # Redis away or a bad printer record: log, try again next cycle
+                        log.exception("health poll cycle failed")
                 self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
         finally:
             if self._client is not None:

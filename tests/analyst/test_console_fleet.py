@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
@@ -116,6 +117,7 @@ def test_without_a_load_balancer_the_page_says_so_and_offers_no_drain(tmp_path: 
 
 def test_delete_a_held_job_from_the_console(console_app: Flask) -> None:
     api = Api(console_app.test_client())
+    api.as_("collector", "c1").post("/collectors/c1/heartbeat", json={"url": f"https://127.0.0.1:{daemons.free_port()}"})
     api.post("/jobs", json=job_body("j1"))
     api.post("/jobs", json=job_body("j2"))
     page = admin(console_app).get("/console/jobs").get_data(as_text=True)
@@ -128,6 +130,10 @@ def test_delete_a_held_job_from_the_console(console_app: Flask) -> None:
     assert done.status_code == 303 and done.headers["Location"].startswith("/console/jobs?user=alice")
     job = api.get("/jobs/j1").json["job"]
     assert job["state"] == "deleted" and job["state_reason"] == "deleted in the console by admin: left at the printer"
+    # Neither holder could be asked to shred its copy now (c1's address refuses, c2 has none on record):
+    # the operator is told they will at their next reconcile.
+    notice = parse_qs(urlsplit(done.headers["Location"]).query)["done"][0]
+    assert notice == "job j1: deleted; not reached now, so shredded at their next reconcile: c1, c2"
     assert api.get("/jobs/j2").json["job"]["state"] == "held"
     # Deleting it again, or elsewhere: nothing more happens, and a foreign "back" is not followed.
     again = admin(console_app).act("/console/jobs/j1/delete", {"back": "//evil.example/"})

@@ -177,7 +177,8 @@ def test_a_printer_out_of_service_refuses_a_release_and_comes_back(cluster, brow
 def test_search_the_event_log_and_export_it_as_csv(cluster, browser):
     from tests.e2e.conftest import submit
 
-    job_id = submit(cluster, "carol", b"%PDF-1.4\n% search test\n", title="=cmd|' /C calc'!A0").json()["id"]
+    submitted = submit(cluster, "carol", b"%PDF-1.4\n% search test\n", title="=cmd|' /C calc'!A0").json()
+    job_id, holders = submitted["id"], sorted(submitted["locations"])
     page = sign_in(browser, cluster)
     page.wait_for_url(console_url(cluster))
     page.click("#nav-events")
@@ -203,11 +204,14 @@ def test_search_the_event_log_and_export_it_as_csv(cluster, browser):
         page.click("#export")
     (job_row,) = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text())))
     assert job_row["title"] == "'=cmd|' /C calc'!A0"
-    # And the console deletes it, as its owner could at a station.
+    # And the console deletes it, as its owner could at a station: both copies are shredded at once.
+    assert all(list((cluster.collectors[h].spool_dir / "jobs").glob(f"{job_id}.*")) for h in holders)
     page.click(f"#delete-{job_id}")
     page.wait_for_selector("#notice")
-    assert page.locator("#notice").inner_text() == f"job {job_id}: deleted"
+    assert page.locator("#notice").inner_text() == f"job {job_id}: deleted; its copies shredded at {', '.join(holders)}"
     assert analyst_get(cluster, f"/jobs/{job_id}")["job"]["state"] == "deleted"
+    for collector in cluster.collectors.values():
+        assert not list((collector.spool_dir / "jobs").glob(f"{job_id}.*")), collector.id
 
 
 def test_a_read_only_account_sees_the_fleet_and_is_refused_an_action(cluster, browser, reader):

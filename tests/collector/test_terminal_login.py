@@ -208,3 +208,36 @@ def test_offline_misses_cost_the_same_work(tmp_path, monkeypatch) -> None:
         assert refused.value.to_json() == {"error": "bad-credentials", "message": "badge or PIN not recognised"}
         costs.append(len(calls) - before)
     assert costs == [1, 1, 1, 1]
+
+
+def test_a_slow_analyst_cannot_stretch_a_login_past_its_budget(tmp_path, redis, redis_settings) -> None:
+    """Each call to the analyst answers just under its own timeout: one after the other they would take
+    twice the budget. The login's one deadline makes it fall back (the listing from this node's own
+    spool, said to be offline) and answer within the budget."""
+    import time
+
+    slow = StandInAnalyst()
+    slow.auth = (200, {"user": "alice"})
+    handler = slow.server.RequestHandlerClass
+    for name in ("do_POST", "do_GET"):
+        answer = getattr(handler, name)
+
+        def delayed(self: Any, answer: Any = answer) -> None:
+            time.sleep(0.6)
+            answer(self)
+
+        setattr(handler, name, delayed)
+    SiteFailures._skip_until = 0.0
+    app, node = collector_app(tmp_path, slow.url, analyst_timeout=0.9, login_budget_seconds=1.0, **redis_settings)
+    try:
+        client = app.test_client()
+        started = time.monotonic()
+        answer = login(client, KIOSK, badge="0451")
+        took = time.monotonic() - started
+        assert answer.status_code == 201, answer.json
+        assert answer.json["user"] == "alice"  # the analyst's own answer to the credential (0.6 s)
+        assert any("offline" in w for w in answer.json["warnings"])  # the listing fell back in time
+        assert took < 1.0, f"the login took {took:.2f} s, over its 1 s budget"
+    finally:
+        node.close()
+        slow.close()

@@ -14,8 +14,8 @@ import pytest
 import redis
 import requests
 
-from collector.outbound import NodeClient, Unreachable
 from localcluster.cluster import LocalCluster
+from nodeserver.client import NodeClient, Unreachable
 from pullprint.pki import Authority, identity_dns
 from pullprint.tls import TlsFiles
 from tests.e2e.conftest import cluster_state_dir, tls

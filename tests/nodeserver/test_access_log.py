@@ -3,6 +3,7 @@ services' gunicorn command lines use the redacting logger."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -65,3 +66,35 @@ def test_redact_leaves_other_paths_alone() -> None:
     assert redact("GET /api/v1/sessions HTTP/1.1") == "GET /api/v1/sessions HTTP/1.1"  # the login itself
     assert redact("GET /api/v1/jobs/abc HTTP/1.1") == "GET /api/v1/jobs/abc HTTP/1.1"
     assert redact("/API/V1/SESSIONS/tok") == f"/API/V1/SESSIONS/{REDACTED}"
+
+
+def test_a_real_gunicorn_writes_json_lines_with_the_request_id_it_answers(tmp_path: Path) -> None:
+    port = daemons.free_port()
+    argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+            "--access-logfile", "-", "--logger-class", LOGGER,
+            "--chdir", str(Path(__file__).resolve().parents[2]), "tests.nodeserver.request_id_app:app"]
+    log_path = tmp_path / "service.log"
+    server = daemons.start("gunicorn", argv, log_path=log_path, ready=lambda: daemons.port_open("127.0.0.1", port))
+    url = f"http://127.0.0.1:{port}/api/v1/sessions/{TOKEN}"
+    try:
+        made = requests.get(url, timeout=5)
+        kept = requests.get(url, headers={"X-Request-ID": "cups-0011aabb"}, timeout=5)
+        hostile = requests.get(url, headers={"X-Request-ID": 'x"} {"level": "ERROR'}, timeout=5)
+        daemons.wait_until(lambda: log_path.read_text().count('"logger": "access"') >= 3, 10, "three access lines")
+    finally:
+        server.stop()
+    # The id is answered, and is the one the app worked under.
+    assert made.headers["X-Request-ID"] == made.json()["request_id"] != ""
+    assert kept.headers["X-Request-ID"] == kept.json()["request_id"] == "cups-0011aabb"
+    assert hostile.json()["request_id"] not in ("", 'x"} {"level": "ERROR') and made.json() != hostile.json()
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    access = [e for e in lines if e["logger"] == "access"]
+    app_lines = [e for e in lines if e["logger"] == "testapp"]
+    ids = [made.json()["request_id"], "cups-0011aabb", hostile.json()["request_id"]]
+    assert [e["request_id"] for e in access] == ids and [e["request_id"] for e in app_lines] == ids
+    assert all(e["path"] == f"/api/v1/sessions/{REDACTED}" and e["status"] == "200" and e["method"] == "GET"
+               and e["service"] == "testapp" and e["duration_ms"] >= 0 for e in access)
+    text = log_path.read_text()
+    assert TOKEN not in text and '"level": "ERROR' not in text.replace('\\"', "")
+    # gunicorn's own messages are JSON lines too.
+    assert any(e["logger"] == "gunicorn.error" and "Booting worker" in e["msg"] for e in lines)

@@ -1,15 +1,21 @@
-"""The collector's outbound HTTP client, to peers and the analyst: mutual TLS with the callee's identity
-checked, tight timeouts, errors mapped."""
+"""The HTTP client one pullprint node calls another with (collector → peer, collector → analyst,
+analyst → collector): mutual TLS with the callee's identity checked, tight timeouts, errors mapped,
+the current request id handed on, and the work's deadline kept (`deadline`)."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ssl
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from pullprint import log
 from pullprint.errors import PullprintError
 from pullprint.tls import TlsFiles, client_context
 
@@ -24,6 +30,40 @@ class Unreachable(PullprintError):
 
     status = 503
     maybe_acted = True
+
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("pullprint_deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every call made in this block (and in pool tasks it hands work to) ends within `seconds` of now
+    in all: each call's timeout is cut to what is left, and a call with nothing left is not sent
+    (it fails as unreachable, `maybe_acted` False). An inner block cannot extend an outer one."""
+    end = time.monotonic() + seconds
+    outer = _deadline.get()
+    token = _deadline.set(end if outer is None else min(outer, end))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def time_left(default: float) -> float:
+    """What is left of the current deadline, at most `default` (`default` outside any deadline)."""
+    end = _deadline.get()
+    return default if end is None else max(0.0, min(default, end - time.monotonic()))
+
+
+def _within_deadline(timeout: float | tuple[float, float]) -> float | tuple[float, float] | None:
+    """`timeout` cut to the current deadline; None when nothing is left of it."""
+    end = _deadline.get()
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0.005:
+        return None
+    return (min(timeout[0], left), min(timeout[1], left)) if isinstance(timeout, tuple) else min(timeout, left)
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
@@ -86,8 +126,14 @@ class NodeClient:
             error = self.unreachable("not-tls", f"{method} {url}: node calls go over https only")
             error.maybe_acted = False
             raise error
+        limit = _within_deadline(timeout or self.timeout)
+        if limit is None:
+            error = self.unreachable("deadline", f"{method} {url}: not sent, no time is left of this work's deadline")
+            error.maybe_acted = False
+            raise error
         try:
-            response = self._session(identity).request(method, url, timeout=timeout or self.timeout, **kwargs)
+            headers = {**log.outgoing_headers(), **(kwargs.pop("headers", None) or {})}
+            response = self._session(identity).request(method, url, timeout=limit, headers=headers, **kwargs)
         except requests.RequestException as exc:
             error = self.unreachable("node-unreachable", f"{method} {url}: {type(exc).__name__}")
             error.maybe_acted = not _never_sent(exc)
