@@ -212,7 +212,8 @@ def test_main_never_ends_in_a_traceback(collector_url, args, env, document):
                             io.BytesIO(document), stdout=io.StringIO(), stderr=stderr)
     assert code in set(BackendExit)
     lines = stderr.getvalue().splitlines()
-    assert all(line.split(":", 1)[0] in ("INFO", "NOTICE", "ERROR", "WARNING", "DEBUG", "STATE") for line in lines), lines
+    levels = ("INFO", "NOTICE", "ERROR", "WARNING", "DEBUG", "STATE")
+    assert all(line.split(":", 1)[0] in levels for line in lines), lines
     assert all(len(line.encode()) < backend.MAX_MESSAGE for line in lines)
     assert TOKEN not in stderr.getvalue()
     if code != BackendExit.OK:
