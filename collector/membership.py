@@ -76,12 +76,31 @@ class Membership:
         self.members_file = members_file
         self.ttl_seconds = ttl_seconds
         self.seals = seals
+        self._seen: tuple[float, dict[str, Member]] = (float("-inf"), {})
+
+    # How long one answer of `live` serves the process: every submit, login and release asks, and
+    # asking costs a Redis scan and a read of the members file. Small beside the membership's own
+    # lag (a dead collector stays listed for up to `ttl_seconds`).
+    SEEN_FOR_SECONDS = 0.25
 
     def announce(self, site: str) -> None:
         announce(self.redis, self.seals, self.id, site, self.ttl_seconds)
+        self.forget_seen()
+
+    def forget_seen(self) -> None:
+        """Ask Redis and the members file again at the next `live` (this node's own view changed)."""
+        self._seen = (float("-inf"), {})
 
     def live(self) -> dict[str, Member]:
         """Every live collector the analyst knows, this one included if it is announced, by id."""
+        at, members = self._seen
+        if time.monotonic() - at < self.SEEN_FOR_SECONDS:
+            return dict(members)
+        members = self._live()
+        self._seen = (time.monotonic(), members)
+        return dict(members)
+
+    def _live(self) -> dict[str, Member]:
         known, fresh = self._from_analyst()
         try:
             alive = live_ids(self.redis, self.seals)
@@ -118,3 +137,4 @@ class Membership:
         tmp = self.members_file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"at": time.time(), "collectors": list(collectors)}))
         os.replace(tmp, self.members_file)
+        self.forget_seen()

@@ -103,20 +103,26 @@ class RedactingFormatter(logging.Formatter):
         return redact(f"{line} [{request_id}]" if request_id else line)
 
 
+def line_head(logger: str, level: str, created: float, request_id: str = "") -> dict[str, Any]:
+    """The fields every JSON line starts with: time, level, service, node, logger, request id."""
+    entry: dict[str, Any] = {
+        "ts": datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat(timespec="milliseconds"),
+        "level": level, "service": _identity["service"] or logger.split(".")[0],
+    }
+    if _identity["node"]:
+        entry["node"] = _identity["node"]
+    entry["logger"] = logger
+    request_id = request_id or _request_id.get()
+    if request_id:
+        entry["request_id"] = request_id
+    return entry
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, service, node, logger, request id, message, extra fields, error."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname, "service": _identity["service"] or record.name.split(".")[0],
-        }
-        if _identity["node"]:
-            entry["node"] = _identity["node"]
-        entry["logger"] = record.name
-        request_id = getattr(record, "request_id", "") or _request_id.get()
-        if request_id:
-            entry["request_id"] = request_id
+        entry = line_head(record.name, record.levelname, record.created, getattr(record, "request_id", ""))
         entry["msg"] = redact(record.getMessage())
         for name, value in vars(record).items():
             if name in _RECORD_FIELDS or name in entry or name == "request_id":

@@ -274,7 +274,8 @@ def test_a_planted_analyst_down_flag_does_not_put_the_site_offline(node, redis) 
         real.close()
 
 
-def test_planted_members_and_addresses_are_ignored(node, redis) -> None:
+def test_planted_members_and_addresses_are_ignored(node, redis, monkeypatch) -> None:
+    monkeypatch.setattr(type(node.membership), "SEEN_FOR_SECONDS", 0.0)  # other nodes announce in this test
     # Redis says c2 is at the attacker's address, and that a collector "evil" exists.
     redis.set(keys.collector_member("c2"), json.dumps({"id": "c2", "url": "https://evil:9", "site": "main"}))
     redis.set(keys.collector_member("evil"), json.dumps({"id": "evil", "url": "https://evil:9", "site": "main"}))
