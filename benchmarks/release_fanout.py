@@ -115,9 +115,14 @@ def run_cups(state: Path) -> dict:
 
 
 def main() -> int:
+    global PRINTERS, JOBS_PER_PRINTER  # a tiny form (--printers 2 --jobs-per-printer 1) for CI
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--printers", type=int, default=PRINTERS, help=f"printers (default {PRINTERS})")
+    parser.add_argument("--jobs-per-printer", type=int, default=JOBS_PER_PRINTER,
+                        help=f"jobs released to each (default {JOBS_PER_PRINTER})")
     parser.add_argument("--out", default="benchmarks/results/release_fanout.json")
     args = parser.parse_args()
+    PRINTERS, JOBS_PER_PRINTER = args.printers, args.jobs_per_printer
     root = Path(tempfile.mkdtemp(prefix="pullprint-bench-"))
     root.chmod(0o755)
     try:
@@ -127,7 +132,7 @@ def main() -> int:
         shutil.rmtree(root, ignore_errors=True)
     floor = JOBS_PER_PRINTER * (BASE + STEP * (PRINTERS - 1))
     result = {
-        "benchmark": "release 40 jobs to 10 printers at once",
+        "benchmark": f"release {PRINTERS * JOBS_PER_PRINTER} jobs to {PRINTERS} printers at once",
         "printers": PRINTERS, "jobs_per_printer": JOBS_PER_PRINTER, "job_bytes": JOB_BYTES,
         "per_job_seconds": [round(BASE + STEP * i, 2) for i in range(PRINTERS)],
         "slowest_printer_floor_seconds": round(floor, 3),

@@ -436,20 +436,40 @@ def interrupt_releases(session: Session, *, now: datetime, grace: timedelta) -> 
     return jobs
 
 
-def expire_jobs(session: Session, *, now: datetime) -> list[Job]:
-    """Move held and failed jobs past their lifetime to expired; returns them so copies get shredded."""
-    rows = session.execute(
+# How many jobs one expiry transaction moves: a sweep of 100,000 is a hundred short write
+# transactions, so registrations (SQLite's one writer) wait milliseconds between them, not the sweep.
+EXPIRE_BATCH = 1000
+
+
+def expire_jobs(session: Session, *, now: datetime, limit: int | None = None) -> list[Job]:
+    """Move held and failed jobs past their lifetime to expired (at most `limit` of them, any);
+    returns them so copies get shredded."""
+    due = (Job.state.in_(EXPIRABLE), Job.expires_at <= now)
+    # The conditions stay on the UPDATE itself: a job claimed since the inner SELECT read it is
+    # re-checked there (PostgreSQL re-reads a row changed concurrently) and left alone.
+    where = (*due, Job.id.in_(select(Job.id).where(*due).limit(limit).scalar_subquery())) \
+        if limit is not None else due
+    ids = list(session.scalars(
         update(Job)
-        .where(Job.state.in_(EXPIRABLE), Job.expires_at <= now)
+        .where(*where)
         .values(state=JobState.EXPIRED.value, state_reason="expired", updated_at=now)
         .returning(Job.id)
         .execution_options(synchronize_session=False)
-    ).all()
-    jobs = [get_job(session, row[0]) for row in rows]
+    ))
+    jobs = _load(session, ids)
     for job in jobs:
         record_event(session, "expire", now=now, user=job.owner, job=job.id,
                      detail={"expires_at": v.iso(job.expires_at)})
     jobs.sort(key=lambda j: (j.submitted_at, j.id))
+    return jobs
+
+
+def _load(session: Session, ids: Sequence[str], chunk: int = 1000) -> list[Job]:
+    """The jobs `ids` as they are now, their copies with them: one SELECT per `chunk`, not one per job."""
+    jobs: list[Job] = []
+    for start in range(0, len(ids), chunk):
+        jobs.extend(session.scalars(select(Job).where(Job.id.in_(ids[start:start + chunk]))
+                                    .execution_options(populate_existing=True)))
     return jobs
 
 

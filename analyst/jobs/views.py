@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from flask import Blueprint, request
 from flask.typing import ResponseReturnValue
@@ -153,5 +154,13 @@ def expire() -> ResponseReturnValue:
     with transaction() as session:
         # Interrupted first: one of those past its lifetime then expires in the same call.
         interrupted = [service.job_to_dict(job) for job in service.interrupt_releases(session, now=now(), grace=grace)]
-        expired = [service.job_to_dict(job) for job in service.expire_jobs(session, now=now())]
-        return {"expired": expired, "interrupted": interrupted}
+    # Then the expired, a batch per transaction: a long sweep never holds the write lock for long.
+    expired: list[dict[str, Any]] = []
+    while True:
+        with transaction() as session:
+            batch = service.expire_jobs(session, now=now(), limit=service.EXPIRE_BATCH)
+            expired.extend(service.job_to_dict(job) for job in batch)
+        if len(batch) < service.EXPIRE_BATCH:
+            break
+    expired.sort(key=lambda job: (job["submitted_at"], job["id"]))
+    return {"expired": expired, "interrupted": interrupted}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from flask import Flask
 
+from analyst.jobs import service
 from tests.analyst.conftest import Api, Clock, job_body
 
 
@@ -330,3 +332,44 @@ def test_claim_blocked_by_an_open_claim_loses_once_it_commits(app: Flask, api: A
     rival.join(30)
     assert results == [409]
     assert api.get("/jobs/job1").json["job"]["claim"]["by"] == "c1"
+
+
+def test_expiry_sweeps_in_batches_and_names_every_job_once(api: Api, clock: Clock,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Three jobs per transaction: seven due jobs take three batches, the last one short.
+    monkeypatch.setattr(service, "EXPIRE_BATCH", 3)
+    names = [f"old{i}" for i in range(7)]
+    for name in names:
+        api.post("/jobs", json=job_body(name, idempotency_key=f"urn:uuid:{name}"))
+    api.post("/jobs", json=job_body("releasing", idempotency_key="urn:uuid:releasing"))
+    clock.advance(hours=4)
+    api.post("/jobs", json=job_body("young", idempotency_key="urn:uuid:young"))
+    clock.advance(hours=4, seconds=1)
+    claim(api, "releasing", lease_seconds=60)
+    expired = api.post("/maintenance/expire").json["expired"]
+    assert [(j["id"], j["state"], j["locations"]) for j in expired] == [(n, "expired", ["c1", "c2"]) for n in names]
+    assert api.post("/maintenance/expire").json == {"expired": [], "interrupted": []}
+    assert sorted(e["job"] for e in api.get("/events?kind=expire&limit=100").json["events"]) == names
+    assert [j["id"] for j in api.get("/users/alice/jobs").json["jobs"]] == ["releasing", "young"]
+
+
+
+def test_expiry_batch_leaves_a_job_claimed_meanwhile(app: Flask, api: Api, clock: Clock) -> None:
+    """A sweep that starts while a claim of a due job is still uncommitted waits for it and then
+    leaves the claimed job alone: the UPDATE re-checks what its batch chose."""
+    from analyst.web import EXTENSION
+
+    api.post("/jobs", json=job_body())
+    api.post("/jobs", json=job_body("other", idempotency_key="urn:uuid:other"))
+    clock.advance(hours=8, seconds=1)
+    answers: list[dict] = []
+    with app.extensions[EXTENSION].db.session(write=True) as session:
+        service.claim_job(session, "job1", user="alice", collector="c1", printer="p1", lease_seconds=60,
+                          now=clock())
+        sweep = threading.Thread(target=lambda: answers.append(Api(app.test_client()).post("/maintenance/expire").json))
+        sweep.start()
+        sweep.join(0.5)
+        assert sweep.is_alive(), "the sweep must wait for the open claim"
+    sweep.join(30)
+    assert [j["id"] for j in answers[0]["expired"]] == ["other"]
+    assert api.get("/jobs/job1").json["job"]["state"] == "releasing"
