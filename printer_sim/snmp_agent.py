@@ -3,10 +3,11 @@
 A real fleet has one address per printer, so each simulated printer gets its own UDP port on the
 one asyncio loop (2,000 printers = 2,000 sockets, fine for epoll).
 
-- v1/v2c printers: a lean command responder per port built on pysnmp's protocol API (`pysnmp.proto.api`
-  message/PDU classes, BER via pyasn1). pysnmp's full SnmpEngine costs several milliseconds per
-  request in message processing alone; 2,000 printers polled every few seconds need the lean path
-  (measured, see docs/printers.md).
+- v1/v2c printers: a lean command responder per port on the collector's BER codec
+  (collector/health/ber.py, pure, no I/O). pysnmp's full SnmpEngine costs several milliseconds per
+  request in message processing alone, and its protocol API (pyasn1) still about 1 ms; 2,000
+  printers polled every few seconds on the poller's machine need the lean path (measured, see
+  docs/printers.md).
 - v3 (USM) printers: the full pysnmp SnmpEngine (it does engine-id discovery, authentication,
   privacy, time windows), one engine owning one transport per v3 printer. Its MIB is a small
   instrumentation object answering from `PrinterState`: alert rows come and go with faults, which a
@@ -21,14 +22,13 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from pyasn1.codec.ber import decoder, encoder
-from pyasn1.error import PyAsn1Error
 from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.entity import config, engine
 from pysnmp.entity.rfc3413 import cmdrsp, context
-from pysnmp.proto import api, rfc1902, rfc1905
+from pysnmp.proto import rfc1902, rfc1905
 from pysnmp.smi import error as smi_error
 
+from collector.health import ber
 from printer_sim.state import PrinterState
 
 MAX_BULK_VARBINDS = 64  # like pysnmp's own responder: keeps answers well inside one datagram
@@ -65,35 +65,31 @@ class _Drop(smi_error.PySnmpError):
     """Raised from the instrumentation: the command responder then sends no answer at all."""
 
 
-def _value(kind: str, value: object, state: PrinterState) -> object:
+def _typed(kind: str, value: object, state: PrinterState) -> ber.Value:
+    """A MIB entry of `PrinterState.mib()` as an SNMP value."""
     if kind == "int":
-        return rfc1902.Integer32(value)
+        return int(value)  # type: ignore[call-overload]
     if kind == "str":
-        return rfc1902.OctetString(str(value))
+        return str(value).encode()
     if kind == "bytes":
-        return rfc1902.OctetString(value)
+        return bytes(value)  # type: ignore[call-overload]
     if kind == "oid":
-        return rfc1902.ObjectIdentifier(value)
+        return tuple(value)  # type: ignore[arg-type]
     if kind == "ticks":
-        return rfc1902.TimeTicks(value)
+        return ber.TimeTicks(value)  # type: ignore[call-overload]
     if kind == "uptime":
-        return rfc1902.TimeTicks(state.uptime_ticks() % (2**32))
+        return ber.TimeTicks(state.uptime_ticks() % (2**32))
     raise ValueError(kind)
 
 
-def _typed(p_mod: object, kind: str, value: object, state: PrinterState) -> object:
-    """A value in the message's own protocol module (v1 and v2c have distinct type tags)."""
-    if kind == "int":
-        return p_mod.Integer(value)  # type: ignore[attr-defined]
-    if kind in ("str", "bytes"):
-        return p_mod.OctetString(value if isinstance(value, bytes) else str(value))  # type: ignore[attr-defined]
-    if kind == "oid":
-        return p_mod.ObjectIdentifier(value)  # type: ignore[attr-defined]
-    if kind == "ticks":
-        return p_mod.TimeTicks(value)  # type: ignore[attr-defined]
-    if kind == "uptime":
-        return p_mod.TimeTicks(state.uptime_ticks() % (2**32))  # type: ignore[attr-defined]
-    raise ValueError(kind)
+_PYSNMP_TYPES: dict[type, Any] = {int: rfc1902.Integer32, bytes: rfc1902.OctetString, tuple: rfc1902.ObjectIdentifier,
+                                  ber.TimeTicks: rfc1902.TimeTicks}
+
+
+def _pysnmp_value(kind: str, value: object, state: PrinterState) -> object:
+    """The same value as a pysnmp object, for the v3 engine."""
+    typed = _typed(kind, value, state)
+    return _PYSNMP_TYPES[type(typed)](typed)
 
 
 class CommunityResponder(asyncio.DatagramProtocol):
@@ -113,66 +109,61 @@ class CommunityResponder(asyncio.DatagramProtocol):
             return  # switched-off agent: silence, the manager times out
         try:
             answer = self.answer(data)
-        except (PyAsn1Error, smi_error.PySnmpError, ValueError):
-            return  # garbage in, nothing out (like a real agent)
+        except ber.BerError:
+            return  # garbage in (or v3 to a community-only printer), nothing out, like a real agent
         if answer is not None and self.transport is not None:
             self.transport.sendto(answer, addr)
             self.answered += 1
 
     def answer(self, data: bytes) -> bytes | None:
-        version = int(api.decodeMessageVersion(data))
-        p_mod = api.PROTOCOL_MODULES.get(version)
-        if p_mod is None:
-            return None  # v3 to a community-only printer
-        request, _ = decoder.decode(data, asn1Spec=p_mod.Message())
-        if bytes(p_mod.apiMessage.get_community(request)) != self.community:
+        request = ber.decode_message(data)
+        if request.community != self.community:
             return None
-        pdu = p_mod.apiMessage.get_pdu(request)
-        response = p_mod.apiMessage.get_response(request)
-        rsp_pdu = p_mod.apiMessage.get_pdu(response)
-        var_binds = [(tuple(name), name) for name, _ in p_mod.apiPDU.get_varbinds(pdu)]
+        pdu = request.pdu
+        if pdu.kind == ber.RESPONSE:
+            return None  # an agent never answers an answer
         mib, order = self.state.mib()
-        v1 = version == api.SNMP_VERSION_1
-        out: list[tuple[object, object]] = []
+        v1 = request.version == ber.V1
+        oids = [oid for oid, _ in pdu.var_binds]
+        out: list[ber.VarBind] = []
+
+        def reply(var_binds: tuple[ber.VarBind, ...] | list[ber.VarBind], status: int = 0, index: int = 0) -> bytes:
+            return ber.encode_message(ber.Message(request.version, request.community,
+                                                  ber.Pdu(ber.RESPONSE, pdu.request_id, status, index,
+                                                          tuple(var_binds))))
 
         def error(status: int, index: int) -> bytes:
-            p_mod.apiPDU.set_error_status(rsp_pdu, status)
-            p_mod.apiPDU.set_error_index(rsp_pdu, index)
-            p_mod.apiPDU.set_varbinds(rsp_pdu, [(name, p_mod.null) for _, name in var_binds])
-            return encoder.encode(response)
+            return reply([(oid, None) for oid in oids], status, index)
 
         def next_of(oid: tuple[int, ...]) -> tuple[int, ...] | None:
             position = bisect.bisect_right(order, oid)
             return order[position] if position < len(order) else None
 
-        tag = pdu.tagSet
-        if tag == p_mod.GetRequestPDU.tagSet:
-            for i, (oid, name) in enumerate(var_binds, 1):
+        if pdu.kind == ber.GET:
+            for i, oid in enumerate(oids, 1):
                 entry = mib.get(oid)
                 if entry is None:
                     if v1:
-                        return error(2, i)  # noSuchName
-                    out.append((name, rfc1905.noSuchInstance))
+                        return error(ber.NO_SUCH_NAME, i)
+                    out.append((oid, ber.Missing.NO_SUCH_INSTANCE))
                 else:
-                    out.append((name, _typed(p_mod, *entry, self.state)))
-        elif tag == p_mod.GetNextRequestPDU.tagSet:
-            for i, (oid, name) in enumerate(var_binds, 1):
+                    out.append((oid, _typed(*entry, self.state)))
+        elif pdu.kind == ber.GETNEXT:
+            for i, oid in enumerate(oids, 1):
                 found = next_of(oid)
                 if found is None:
                     if v1:
-                        return error(2, i)
-                    out.append((name, rfc1905.endOfMibView))
+                        return error(ber.NO_SUCH_NAME, i)
+                    out.append((oid, ber.Missing.END_OF_MIB_VIEW))
                 else:
-                    out.append((rfc1902.ObjectName(found), _typed(p_mod, *mib[found], self.state)))
-        elif not v1 and tag == p_mod.GetBulkRequestPDU.tagSet:
-            non_repeaters = max(0, int(p_mod.apiBulkPDU.get_non_repeaters(pdu)))
-            repetitions = max(0, int(p_mod.apiBulkPDU.get_max_repetitions(pdu)))
-            oids = [oid for oid, _ in var_binds]
+                    out.append((found, _typed(*mib[found], self.state)))
+        elif pdu.kind == ber.GETBULK:  # v2c only: the codec refuses a v1 GetBulk
+            non_repeaters = max(0, pdu.error_status)
+            repetitions = max(0, pdu.error_index)
             head, repeaters = oids[:non_repeaters], oids[non_repeaters:]
             for oid in head:
                 found = next_of(oid)
-                out.append((rfc1902.ObjectName(found), _typed(p_mod, *mib[found], self.state)) if found
-                           else (rfc1902.ObjectName(oid), rfc1905.endOfMibView))
+                out.append((found, _typed(*mib[found], self.state)) if found else (oid, ber.Missing.END_OF_MIB_VIEW))
             cursor = list(repeaters)
             for _ in range(repetitions):
                 if not cursor or len(out) + len(cursor) > MAX_BULK_VARBINDS:
@@ -182,16 +173,15 @@ class CommunityResponder(asyncio.DatagramProtocol):
                     found = next_of(oid)
                     if found is None:
                         ended += 1
-                        out.append((rfc1902.ObjectName(oid), rfc1905.endOfMibView))
+                        out.append((oid, ber.Missing.END_OF_MIB_VIEW))
                     else:
-                        out.append((rfc1902.ObjectName(found), _typed(p_mod, *mib[found], self.state)))
+                        out.append((found, _typed(*mib[found], self.state)))
                         cursor[j] = found
                 if ended == len(cursor):
                     break
-        else:  # SET (read-only agent) or an unexpected PDU type
-            return error(17 if not v1 else 2, 1)  # notWritable / noSuchName
-        p_mod.apiPDU.set_varbinds(rsp_pdu, out)
-        return encoder.encode(response)
+        else:  # SET: a read-only agent
+            return error(ber.NO_SUCH_NAME if v1 else ber.NOT_WRITABLE, 1)
+        return reply(out)
 
 
 class PrinterInstrumentation:
@@ -220,7 +210,7 @@ class PrinterInstrumentation:
         out = []
         for name, _val in var_binds:
             entry = mib.get(tuple(name))
-            out.append((name, _value(*entry, state) if entry else rfc1905.noSuchInstance))
+            out.append((name, _pysnmp_value(*entry, state) if entry else rfc1905.noSuchInstance))
         return out
 
     def read_next_variables(self, *var_binds, **ctx):
@@ -231,7 +221,7 @@ class PrinterInstrumentation:
             position = bisect.bisect_right(order, tuple(name))
             if position < len(order):
                 oid = order[position]
-                out.append((rfc1902.ObjectName(oid), _value(*mib[oid], state)))
+                out.append((rfc1902.ObjectName(oid), _pysnmp_value(*mib[oid], state)))
             else:
                 out.append((name, rfc1905.endOfMibView))
         return out

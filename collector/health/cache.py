@@ -115,7 +115,7 @@ def poll_now(printer: Mapping[str, Any], *, timeout: float = 1.0,
     target = SnmpTarget.from_printer(printer)
     if target is None:
         return None
-    # never let pysnmp's own retry schedule outlive the caller's budget
+    # never let the client's retry schedule outlive the caller's budget
     per_try = max(0.05, min(target.timeout, timeout / (target.retries + 1)))
     target = SnmpTarget(**{**target.__dict__, "timeout": per_try})
     return _ThreadPoller.poll(target, previous, timeout)

@@ -22,7 +22,7 @@ from typing import Any
 
 from collector.health.cache import decode_reading, store_health
 from collector.health.model import PrinterHealth
-from collector.health.snmp import HealthClient, SnmpTarget
+from collector.health.snmp import DEFAULT_CONCURRENCY, HealthClient, SnmpTarget
 from collector.state_mac import StateMac
 from pullprint import keys
 from pullprint.log import new_request_id, request_scope
@@ -52,7 +52,7 @@ class HealthPoller:
 
     def __init__(self, collector_id: str, redis: Any, printers: Callable[[], Iterable[Printer]], *,
                  site: str | None = None, interval: float = 15.0, report: ReportFn | None = None,
-                 concurrency: int = 128, supplies_every: int = 10, takeover_after: float = 3.0,
+                 concurrency: int = DEFAULT_CONCURRENCY, supplies_every: int = 10, takeover_after: float = 3.0,
                  members: Callable[[], Iterable[str]] | None = None, seals: StateMac | None = None) -> None:
         self.collector_id = collector_id
         self.redis = redis
