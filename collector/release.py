@@ -356,12 +356,20 @@ def print_here(node: Node, claim: Claim, printer: dict[str, Any],
     return _result(job_id, "print-failed", f"The printer reported a failure: {outcome.detail}")
 
 
+# A claim with at least this share of its lease left is sent without renewing it first.
+FRESH_LEASE = 0.9
+
+
 def _still_ours(node: Node, claim: Claim) -> str | None:
     """Right before sending: renew the claim's lease at the analyst. Waiting for the printer may
     have outlasted the lease; if a user has confirmed a new release since, this claim is stale and
     the job must not go out twice. None: send; otherwise why not."""
     if claim.offline_at:
         return None  # the site claim in Redis is the claim, kept until replayed
+    if claim.lease_until - time.time() >= node.config.lease_seconds * FRESH_LEASE:
+        # Taken a moment ago (no wait for the printer): nobody can take the job over before the
+        # lease lapses, which a renewal now would push back by almost nothing.
+        return None
     try:
         node.analyst.renew(claim.job_id, token=claim.token, lease_seconds=node.config.lease_seconds)
     except AnalystUnavailable:
@@ -408,10 +416,11 @@ def release_one(node: Node, job_id: str, user: str, printer: dict[str, Any], war
     if site_claim is False:
         return _result(job_id, _why_taken(node, job_id))
     try:
+        asked = time.time()  # the analyst's lease starts after this, so it ends after lease_until
         job, token = node.analyst.claim(job_id, collector=node.id, printer=printer["id"], user=user,
                                         lease_seconds=node.config.lease_seconds,
                                         confirm_interrupted=confirm_interrupted)
-        claim = Claim(job_id, user, token, lease_until=time.time() + node.config.lease_seconds)
+        claim = Claim(job_id, user, token, lease_until=asked + node.config.lease_seconds)
         locations = list(job.get("locations", []))
     except AnalystUnavailable as exc:
         if confirm_interrupted:

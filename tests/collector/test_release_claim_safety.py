@@ -15,6 +15,7 @@ here step by step against the real Redis with a stand-in analyst:
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 
@@ -127,3 +128,36 @@ def test_a_confirmed_re_release_that_fails_keeps_the_interrupted_jobs_claim(node
     assert result.status in ("analyst-unreachable", "not-releasable")
     assert site_claims.claimed_or_gone(node, [job_id]) == {job_id}
     assert site_claims.take(node, job_id, 3600, printer="p3") is False  # an offline release is refused
+
+
+@pytest.mark.parametrize(("lease_used", "renewals", "status"), [
+    (0.0, 0, JobState.PRINTED),           # claimed a moment ago: nobody can have taken the job over
+    (0.5, 1, JobState.PRINTED),           # waited for the printer: the lease is renewed first
+    (0.5, 1, "not-releasable"),           # ...and a claim superseded meanwhile sends nothing
+])
+def test_the_claim_is_renewed_before_sending_unless_it_was_just_taken(node, lease_used, renewals, status) -> None:
+    office = Sink()
+    try:
+        node.analyst.printers["p1"] = {"id": "p1", "uri": office.uri, "in_service": True}
+        data = b"%PDF-1.7 board minutes"
+        job_id = _submit(node, data)["id"]
+        node.analyst.jobs[job_id].update(state=JobState.RELEASING, claim={"by": "c1", "printer": "p1", "token": 1})
+        asked: list[str] = []
+
+        def renew(job_id, **_):
+            asked.append(job_id)
+            if status == "not-releasable":
+                raise Conflict("stale-token", "a newer claim holds this job")
+            return node.analyst.jobs[job_id]
+
+        node.analyst.renew = renew
+        lease = node.config.lease_seconds
+        claim = Claim(job_id, "alice", 1, lease_until=time.time() + lease * (1 - lease_used))
+        result = print_here(node, claim, node.directory.printer("p1"), [node.id])
+        assert (result.status, len(asked)) == (status, renewals)
+        deadline = time.monotonic() + 5
+        while status == JobState.PRINTED and not office.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert office.received == ([data] if status == JobState.PRINTED else [])
+    finally:
+        office.close()
