@@ -172,7 +172,6 @@ def _error(description: str, headers: dict[str, Any] | None = None) -> Schema:
 
 
 _JOB = _one("job", "Job")
-_JOBS = _list("jobs", "Job")
 _RETRY_AFTER = {"Retry-After": {"required": True, "schema": {"type": "integer"}, "description": "seconds"}}
 _NOT_FOUND_ROUTE = "; or a path id with a '/' in it (no such route)"
 
@@ -309,7 +308,12 @@ OPERATIONS: list[Operation] = [
     ("get", "/api/v1/jobs", "jobs.search", "Jobs matching every filter given, oldest first", [
         _query("state", {"type": "string", "enum": ["", *[s.value for s in JobState]]}),
         _query("reason", _STRING, "state_reason, e.g. interrupted"), _query("location", _STRING, "a collector id"),
-        _query("owner", _STRING), {**_LIMIT, "description": "default 1000"}], None, {"200": _JOBS}),
+        _query("owner", _STRING), {**_LIMIT, "description": "default 1000"},
+        _query("after", _STRING, "the `next` of the page before: this page starts after its last job")], None,
+     {"200": _json(_closed({"jobs": {"type": "array", "items": _ref("Job")},
+                            "next": {**_STRING, "description": "on a full page: the cursor of the page after it"}},
+                           optional=("next",))),
+      "400": _error("bad-field: an unknown state, a limit out of range, or an after this listing did not give")}),
     ("post", "/api/v1/jobs/lookup", "jobs.lookup", "The jobs among `ids` the analyst knows, in any state", [],
      _request(LOOKUP_REQUEST), {"200": _json(_closed({"jobs": {"type": "object", "additionalProperties": _ref("Job"),
                                                                 "description": "by id"}}))}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -117,8 +117,16 @@ class AnalystClient:
         """The analyst's record of each job it knows among `job_ids` (at most 1000 per call)."""
         return dict(self._call("POST", f"{self.base}/jobs/lookup", json={"ids": job_ids})["jobs"])
 
-    def jobs(self, **filters: str) -> list[dict[str, Any]]:
-        return list(self._call("GET", f"{self.base}/jobs", params=filters)["jobs"])
+    def jobs(self, **filters: str) -> Iterator[dict[str, Any]]:
+        """Every job matching `filters`, oldest first: a page (`limit`, default 1000) per call, each
+        asked for as the one before is used up (an analyst without paging gives one page)."""
+        params = dict(filters)
+        while True:
+            answer = self._call("GET", f"{self.base}/jobs", params=params)
+            yield from answer["jobs"]
+            if not answer.get("next"):
+                return
+            params["after"] = str(answer["next"])
 
     def user_jobs(self, user: str, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
         """The user's open jobs, oldest first (at most `limit`), and how many there are in all."""

@@ -271,18 +271,17 @@ def sweep_orphans(node: Node) -> dict[str, int]:
     """Find orphans both ways: records that name this node but have no file here, and expired files."""
     found = {"records_without_file": 0, "expired_files": 0}
     try:
-        records = node.analyst.jobs(location=node.id)
+        for job in node.analyst.jobs(location=node.id):  # page by page: a node may hold a million
+            if job.get("state") in FINAL_STATES or node.spool.has(job["id"]):
+                continue
+            log.warning("job %s is recorded on %s but its file is missing: forgetting this copy", job["id"], node.id)
+            try:
+                node.analyst.remove_location(job["id"], node.id)
+                found["records_without_file"] += 1
+            except (AnalystUnavailable, PullprintError):
+                pass
     except (AnalystUnavailable, PullprintError):
-        records = None
-    for job in records or []:
-        if job.get("state") in FINAL_STATES or node.spool.has(job["id"]):
-            continue
-        log.warning("job %s is recorded on %s but its file is missing: forgetting this copy", job["id"], node.id)
-        try:
-            node.analyst.remove_location(job["id"], node.id)
-            found["records_without_file"] += 1
-        except (AnalystUnavailable, PullprintError):
-            pass
+        pass  # the rest of the listing waits for the next sweep
     now = datetime.now(UTC)
     for job_id in node.spool.job_ids():
         try:

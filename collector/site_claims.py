@@ -222,8 +222,8 @@ def restore_analyst_claims(node: Node) -> int:
     """Claim, site-wide, every job the analyst sees being released or interrupted, so that no
     offline release prints one of them after Redis forgot their claims."""
     lifetime = _lifetime(node)
-    jobs = node.analyst.jobs(state=JobState.RELEASING, limit="10000")
-    jobs += [job for job in node.analyst.jobs(state=JobState.HELD, reason=INTERRUPTED, limit="10000")
+    jobs = list(node.analyst.jobs(state=JobState.RELEASING))
+    jobs += [job for job in node.analyst.jobs(state=JobState.HELD, reason=INTERRUPTED)
              if job.get("state_reason") == INTERRUPTED]  # (an analyst without the filter sends them all)
     with node.redis.pipeline(transaction=False) as pipe:
         for job in jobs:

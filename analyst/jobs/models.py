@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from analyst.db import Base, UTCDateTime
@@ -15,7 +15,9 @@ class Job(Base):
     __tablename__ = "jobs"
     # A retried submission (same CUPS job-uuid) finds the first job instead of creating a second one.
     __table_args__ = (UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
-                      UniqueConstraint("release_code_hash", name="uq_jobs_release_code_hash"))
+                      UniqueConstraint("release_code_hash", name="uq_jobs_release_code_hash"),
+                      # Listings in submission order, and the keyset of their pages (`after`).
+                      Index("ix_jobs_submitted_at_id", "submitted_at", "id"))
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(64), index=True)
@@ -53,6 +55,8 @@ class JobLocation(Base):
     """One collector holding a copy of a job's spool file."""
 
     __tablename__ = "job_locations"
+    # The jobs a collector holds (its orphan sweep): without it, a scan of every copy.
+    __table_args__ = (Index("ix_job_locations_collector_id", "collector_id", "job_id"),)
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     collector_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -373,3 +374,38 @@ def test_expiry_batch_leaves_a_job_claimed_meanwhile(app: Flask, api: Api, clock
     sweep.join(30)
     assert [j["id"] for j in answers[0]["expired"]] == ["other"]
     assert api.get("/jobs/job1").json["job"]["state"] == "releasing"
+
+
+def test_a_collectors_listing_reads_every_page_once(api: Api, clock: Clock) -> None:
+    """GET /jobs gives a cursor on a full page; the collector's client follows it to the end.
+    Jobs submitted in the same instant are ordered by id, so none is skipped or listed twice."""
+    from collector.analyst_client import AnalystClient
+
+    held = [f"j{i}" for i in range(7)]
+    for i, name in enumerate(held):
+        if i % 3 == 0:
+            clock.advance(seconds=1)  # some share a submission time, some do not
+        api.post("/jobs", json=job_body(name, idempotency_key=f"urn:uuid:{name}"))
+    api.post("/jobs", json=job_body("elsewhere", idempotency_key="urn:uuid:else", locations=["c3"],
+                                    received_by="c3"))
+    client = AnalystClient("https://analyst.invalid", None, 5)
+    asked: list[dict] = []
+
+    def request(method: str, url: str, **kwargs: Any) -> Any:
+        asked.append(dict(kwargs["params"]))
+        answer = api.open(url.removeprefix(client.base), method=method, query_string=kwargs["params"])
+        assert answer.status_code == 200, answer.json
+        return type("Response", (), {"json": lambda self: answer.json})()
+
+    client._request = request  # type: ignore[method-assign]
+    assert [job["id"] for job in client.jobs(location="c1", limit="3")] == held
+    assert len(asked) == 3 and "after" not in asked[0] and all("after" in page for page in asked[1:])
+    assert [job["id"] for job in client.jobs(location="c3")] == ["elsewhere"]
+    assert "next" not in api.get("/jobs?location=c1&limit=8").json  # a page that is not full ends it
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "2026-13-01T00:00:00+00:00,j1", "2026-01-01T00:00:00+00:00,",
+                                    "2026-01-01T00:00:00+00:00," + "x" * 65])
+def test_a_listing_cursor_it_did_not_give_is_refused(api: Api, cursor: str) -> None:
+    answer = api.get("/jobs", query_string={"after": cursor})
+    assert answer.status_code == 400 and answer.json["field"] == "after"
