@@ -32,18 +32,22 @@ def run_level(submitters: int, jobs: int, lp_jobs: int, size: int) -> dict:
                         "--submitters", str(submitters), "--out", str(out)], check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL)
         scenario = json.loads(out.read_text())["scenarios"]["submit-release"]
-    reference, ours = scenario["reference"], scenario["pullprint"]
+    reference, crash_safe, ours = scenario["reference"], scenario["reference_crash_safe"], scenario["pullprint"]
     return {
         "submitters": submitters, "jobs": jobs, "lp_jobs": lp_jobs, "size_bytes": size,
         "loadavg_1_5_15": scenario["loadavg_1_5_15"],
         "cups": {"jobs_per_s": reference["submit"]["jobs_per_s"],
                  "server_cpu_ms_per_job": reference["submit"]["server_cpu_ms_per_job"]},
+        "cups_crash_safe": {"jobs_per_s": crash_safe["submit"]["jobs_per_s"],
+                            "server_cpu_ms_per_job": crash_safe["submit"]["server_cpu_ms_per_job"]},
         "pullprint_http": {"jobs_per_s": ours["submit_http"]["jobs_per_s"],
                            "server_cpu_ms_per_job": ours["submit_http"]["server_cpu_ms_per_job"]},
         "pullprint_lp": {"jobs_per_s": ours["submit_lp"]["jobs_per_s"],
                          "server_cpu_ms_per_job": ours["submit_lp"]["server_cpu_ms_per_job"]},
         "ratios": {"http": scenario["ratios"]["submit_http_throughput"],
-                   "lp": scenario["ratios"]["submit_lp_throughput"]},
+                   "lp": scenario["ratios"]["submit_lp_throughput"],
+                   "http_vs_crash_safe": scenario["ratios"]["submit_http_throughput_vs_crash_safe"]},
+        "release_latency_ms": {"cups": reference["release"]["latency"], "pullprint": ours["release"]["latency"]},
     }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SERIES = (("cups", "plain CUPS (lp -H indefinite)", "#1b6ca8"),
+          ("cups_crash_safe", "plain CUPS, SyncOnClose Yes", "#0f766e"),
           ("pullprint_http", "pullprint, HTTP through HAProxy", "#c2410c"),
           ("pullprint_lp", "pullprint, lp to SecurePrint", "#6b21a8"))
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 460, 300, 64, 16, 40, 48
@@ -80,14 +81,15 @@ def render(data: dict) -> str:
     body += panel(levels, "latency", "Mean time per job being submitted", "ms", W)
     legend = []
     for i, (_, label, colour) in enumerate(SERIES):
-        legend.append(f'<rect x="{PAD_L + i * 290}" y="{H + 8}" width="14" height="4" fill="{colour}"/>'
-                      f'<text x="{PAD_L + i * 290 + 20}" y="{H + 14}">{escape(label)}</text>')
+        x, y = PAD_L + (i % 2) * 400, H + 8 + (i // 2) * 16  # two entries a row
+        legend.append(f'<rect x="{x}" y="{y}" width="14" height="4" fill="{colour}"/>'
+                      f'<text x="{x + 20}" y="{y + 6}">{escape(label)}</text>')
     note = escape(f"{data.get('command', '')} — {data.get('started_at', '')}, {data.get('nproc', '?')} cores")
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W}" height="{H + 44}" '
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W}" height="{H + 60}" '
             f'font-family="sans-serif" font-size="12" role="img" aria-label="submit throughput and latency '
             f'against concurrency">\n<rect width="100%" height="100%" fill="white"/>\n'
             + "\n".join(body + legend)
-            + f'\n<text x="{PAD_L}" y="{H + 36}" font-size="10" fill="#555">{note}</text>\n</svg>\n')
+            + f'\n<text x="{PAD_L}" y="{H + 52}" font-size="10" fill="#555">{note}</text>\n</svg>\n')
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -297,6 +297,47 @@ def measure(url: str, password: str, *, jobs: int, users: int, sweep: int, sampl
         registry.close()
 
 
+def time_index_migration(url: str, password: str, users: int) -> dict[str, Any]:
+    """Migration 0008 at this size: its indexes dropped (a downgrade to 0007), then built again by
+    the analyst's own upgrade, timed, with registrations going on meanwhile (how long they wait)."""
+    from alembic import command
+
+    from analyst.db import _alembic_config, make_engine, upgrade
+
+    registry = Registry(url, password)  # first: the analyst's start upgrades the schema itself
+    engine = make_engine(url, password)
+    try:
+        with engine.execution_options(pullprint_write=True).begin() as connection:
+            config = _alembic_config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0007")
+    finally:
+        engine.dispose()
+    try:
+        register = registry.client()
+        new_jobs, during = NewJobs(users), []
+        new_jobs.n = 10**9  # ids apart from the measurements' registrations
+        stop = threading.Event()
+
+        def keep_registering() -> None:
+            while not stop.is_set():
+                timed(during, lambda: register("POST", "/jobs", json=new_jobs.body()))
+                time.sleep(0.01)
+
+        worker = threading.Thread(target=keep_registering)
+        worker.start()
+        time.sleep(0.2)
+        started = time.perf_counter()
+        upgrade(url, password)
+        seconds = time.perf_counter() - started
+        time.sleep(0.2)
+        stop.set()
+        worker.join()
+    finally:
+        registry.close()
+    return {"seconds": round(seconds, 3), "registration_during": summary(during)}
+
+
 def sweep_child(url: str, password: str) -> None:
     """One POST /maintenance/expire; prints how many jobs it expired and how long it took."""
     registry = Registry(url, password)
@@ -354,6 +395,7 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[s
         result.update(measure(url, password, jobs=args.jobs, users=args.users, sweep=args.sweep,
                               samples=args.samples, sweep_command=sweep_command))
         result["db_bytes_after"] = size()
+        result["migration_0008"] = time_index_migration(url, password, args.users)
     result["load_after"] = load()
     return result
 

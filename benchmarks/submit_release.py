@@ -201,16 +201,20 @@ class TreeCpu:
 
 # -- reference: plain CUPS ---------------------------------------------------------------------------
 
-def reference_run(base: Path, docs: list[tuple[Path, str]], submitters: int) -> dict[str, Any]:
+def reference_run(base: Path, docs: list[tuple[Path, str]], submitters: int, *,
+                  sync_on_close: bool = False) -> dict[str, Any]:
+    """Plain CUPS holding `docs` and releasing them one by one; `sync_on_close`: configured
+    crash-safe (SyncOnClose Yes: cupsd fsyncs what it spools)."""
     import cups
 
     from printer_sim.cluster import start_sim
     from pullprint.cupsd import PrivateCupsd
 
-    sim = start_sim(1, base / "ref-printers", snmp=False)
+    name = "ref-sync" if sync_on_close else "ref"
+    sim = start_sim(1, base / f"{name}-printers", snmp=False)
     cupsd = None
     try:
-        cupsd = PrivateCupsd.start(base / "ref-cupsd", log_level="warn")
+        cupsd = PrivateCupsd.start(base / f"{name}-cupsd", log_level="warn", sync_on_close=sync_on_close)
         printer = sim.printers[0]
         subprocess.run(["lpadmin", "-h", cupsd.server, "-p", "Ref", "-E", "-v", printer["uri"], "-m", "raw"],
                        check=True, capture_output=True, env=cupsd.env())
@@ -238,7 +242,8 @@ def reference_run(base: Path, docs: list[tuple[Path, str]], submitters: int) -> 
             conn.setJobHoldUntil(job_id, "no-hold")
             latencies.append(sink.wait(sha) - asked)
         return {
-            "what": "private cupsd, raw queue -> socket:// sink; lp -H indefinite; pycups setJobHoldUntil no-hold",
+            "what": "private cupsd, raw queue -> socket:// sink; lp -H indefinite; pycups setJobHoldUntil no-hold"
+                    + ("; SyncOnClose Yes" if sync_on_close else ""),
             "submit": {"jobs": len(docs), "submitters": submitters, "seconds": round(elapsed, 3),
                        "jobs_per_s": round(len(docs) / elapsed, 2),
                        "server_cpu_ms_per_job": round(cpu * 1000 / len(docs), 2),
@@ -467,6 +472,9 @@ def scenario_submit_release(args: argparse.Namespace) -> dict[str, Any]:
         print(f"reference: plain CUPS, {args.jobs} x {args.size} B", flush=True)
         reference = reference_run(base, docs, args.submitters)
         print(f"  {json.dumps(reference['submit'])}\n  {json.dumps(reference['release'])}", flush=True)
+        print("reference: plain CUPS crash-safe (SyncOnClose Yes)", flush=True)
+        crash_safe = reference_run(base, docs, args.submitters, sync_on_close=True)
+        print(f"  {json.dumps(crash_safe['submit'])}", flush=True)
         print("pullprint: LocalCluster", flush=True)
         pull = pullprint_run(base, docs, args.lp_jobs, args.submitters, args.logins, args.lp_parallel,
                              args.backend_ref)
@@ -477,12 +485,16 @@ def scenario_submit_release(args: argparse.Namespace) -> dict[str, Any]:
         ratios = {
             "submit_lp_throughput": ratio(pull["submit_lp"]["jobs_per_s"], reference["submit"]["jobs_per_s"]),
             "submit_http_throughput": ratio(pull["submit_http"]["jobs_per_s"], reference["submit"]["jobs_per_s"]),
+            "submit_http_throughput_vs_crash_safe": ratio(pull["submit_http"]["jobs_per_s"],
+                                                          crash_safe["submit"]["jobs_per_s"]),
+            "submit_lp_throughput_vs_crash_safe": ratio(pull["submit_lp"]["jobs_per_s"],
+                                                        crash_safe["submit"]["jobs_per_s"]),
             **{f"release_latency_{p}": ratio(pp_release.get(f"{p}_ms"), ref_release.get(f"{p}_ms"))
                for p in ("p50", "p95", "p99")},
             "note": "pullprint / reference: above 1 is faster for throughput, slower for latency",
         }
         return {"jobs": args.jobs, "size_bytes": args.size, "submitters": args.submitters,
-                "reference": reference, "pullprint": pull, "ratios": ratios}
+                "reference": reference, "reference_crash_safe": crash_safe, "pullprint": pull, "ratios": ratios}
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -138,13 +138,14 @@ class PrivateCupsd:
 
     @classmethod
     def start(cls, state_dir: Path, port: int | None = None, *, log_level: str = "info",
-              retry_interval: int = 300,
+              retry_interval: int = 300, sync_on_close: bool = False,
               listen: Sequence[str] = (), allow: Sequence[str] = (), netns: str | None = None,
               timeout: float = 20.0, new_session: bool = True) -> PrivateCupsd:
         """Build the tree under `state_dir`, start ``cupsd -f`` and wait until it accepts connections.
 
         `retry_interval` is JobRetryInterval: how long a job stays held after a backend asked for a
-        retry (CUPS_BACKEND_RETRY) before cupsd runs it again.
+        retry (CUPS_BACKEND_RETRY) before cupsd runs it again. `sync_on_close`: SyncOnClose Yes, cupsd
+        fsyncs each spool and state file it writes (crash-safe; off by default, as in Debian's CUPS).
 
         A print server for other hosts needs `listen` (more IPv4 addresses to listen on, with the
         same port) and `allow` (cupsd.conf Allow values such as ``10.231.7.0/24``; only localhost
@@ -159,7 +160,8 @@ class PrivateCupsd:
         _install_stock_backends(root / "bin" / "backend", as_root=backends_as_root)
         socket_path = root / "state" / "cups.sock"
         socket_line = f"Listen {socket_path}\n" if len(str(socket_path)) <= _MAX_SOCKET_PATH else ""
-        (root / "etc" / "cups-files.conf").write_text(_CUPS_FILES_CONF.format(root=root))
+        (root / "etc" / "cups-files.conf").write_text(_CUPS_FILES_CONF.format(root=root)
+                                                      + ("SyncOnClose Yes\n" if sync_on_close else ""))
         if netns and not socket_line:
             raise ValueError(f"{socket_path} is too long for a unix socket; a cupsd in a network "
                              f"namespace is reached through it")

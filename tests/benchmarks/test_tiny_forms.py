@@ -34,16 +34,17 @@ def test_concurrency_sweep_and_its_chart(tmp_path: Path) -> None:
                    out=tmp_path / "concurrency.json")
     assert [level["submitters"] for level in result["levels"]] == [1, 2]
     for level in result["levels"]:
-        for system in ("cups", "pullprint_http", "pullprint_lp"):
+        for system in ("cups", "cups_crash_safe", "pullprint_http", "pullprint_lp"):
             assert positive(level[system]["jobs_per_s"]), (system, level)
         assert positive(level["ratios"]["http"]) and positive(level["ratios"]["lp"])
+        assert positive(level["ratios"]["http_vs_crash_safe"])
     svg = tmp_path / "chart.svg"
     drawn = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "plot_concurrency.py"),
                             "--json", str(tmp_path / "concurrency.json"), "--out", str(svg)],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert drawn.returncode == 0, drawn.stderr
     text = svg.read_text()
-    assert text.startswith("<svg") and text.count('<path d="M') == 6  # a line per system in each panel
+    assert text.startswith("<svg") and text.count('<path d="M') == 8  # a line per system in each panel
     assert "plain CUPS" in text and "pullprint" in text
 
 
