@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 
 from collector import journal
 from collector.analyst_client import AnalystUnavailable
-from collector.clock import younger_than
+from collector.clock import now_iso, younger_than
 from collector.membership import Member
 from collector.node import Node
 from collector.peers import PeerUnreachable
@@ -75,10 +75,40 @@ def commit_replicas(node: Node, job_id: str, locations: Iterable[str]) -> None:
 
 
 def discard_copies(node: Node, job_id: str, locations: Iterable[str]) -> None:
-    """Delete a job's copies here and on every live peer that has one."""
+    """Delete a printed job's copies here and on every peer that has one.
+
+    A peer that is away (dead, or restarting and not serving yet) keeps its copy for now: that is
+    journalled here (`journal.COPY_LEFT`) before the job is recorded printed. The journal's replay
+    shreds the copy once the peer is back, and until then every Redis restart gets the job's
+    `gone` mark back from this journal (`site_claims.reassert_journal_claims`), so the leftover copy
+    is never offered offline (the fault suite's long run printed 11 jobs twice that way)."""
     node.spool.delete(job_id)
-    _on_live_peers(node, job_id, locations, node.peers.delete, logging.WARNING,
-                   "could not delete copy of %s on %s: %s")
+    members = node.membership.peers()
+    for location in sorted(set(locations) - {node.id}):
+        peer = members.get(location)
+        try:
+            if peer is None:
+                raise PeerUnreachable("peer-away", f"{location} is not a live member")
+            node.peers.delete(peer, job_id)
+        except (PeerUnreachable, PullprintError) as exc:
+            log.warning("could not delete copy of %s on %s (%s): shredded when it is back", job_id, location,
+                        exc.message)
+            node.journal.append(journal.COPY_LEFT, {"id": job_id, "collector": location, "at": now_iso()})
+
+
+def shred_left_copy(node: Node, job_id: str, collector: str, at: str) -> None:
+    """The replay of a COPY_LEFT entry: delete the copy on `collector`; Deferred while it is away.
+    After a job's lifetime the entry goes anyway: the peer's own expiry has shredded the copy by then."""
+    if not younger_than(at, seconds=node.config.job_lifetime_hours * 3600):
+        return
+    peer = node.membership.peers().get(collector)
+    if peer is None:
+        raise journal.Deferred(job_id)
+    try:
+        node.peers.delete(peer, job_id)
+    except (PeerUnreachable, PullprintError) as exc:
+        log.info("copy of %s on %s not shredded yet: %s", job_id, collector, exc.message)
+        raise journal.Deferred(job_id) from None
 
 
 def _on_live_peers(node: Node, job_id: str, locations: Iterable[str], call: Callable[[Member, str], None],

@@ -18,13 +18,15 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# The kinds of entry, and what each one's payload is (collector/replay.py sends them to the analyst).
+# The kinds of entry, and what each one's payload is (collector/replay.py sends them to the analyst,
+# or, for COPY_LEFT, to the peer).
 REGISTER = "register"                  # a job accepted while the analyst was away: its record, marked offline
 FINISH = "finish"                      # the outcome of a release the analyst had claimed: token, state, reason
 OFFLINE_CLAIM = "offline-claim"        # an offline release about to send its first byte (write-ahead)
 OFFLINE_CLAIM_SETTLED = "offline-claim-settled"  # that release is over (an outcome to record is an offline-release)
 OFFLINE_RELEASE = "offline-release"    # the outcome of an offline release: replayed as a claim and a finish
 LOCATION = "location"                  # a copy made while the analyst was away (repair, pull)
+COPY_LEFT = "copy-left"                # a printed job's copy a peer was away to shred: shredded when it is back
 
 
 @contextlib.contextmanager

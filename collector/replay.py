@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from collector import journal, site_claims
+from collector import copies, journal, site_claims
 from collector.analyst_client import AnalystUnavailable
 from collector.clock import younger_than
 from collector.journal import Deferred
@@ -51,6 +51,8 @@ def deliver(node: Node, kind: str, payload: dict[str, Any],
             pass  # only read by replay_journal, to settle the claim before it
         elif kind == journal.LOCATION:
             node.analyst.add_location(payload["id"], payload["collector"])
+        elif kind == journal.COPY_LEFT:
+            copies.shred_left_copy(node, payload["id"], str(payload.get("collector", "")), str(payload.get("at", "")))
         else:
             log.error("unknown journal entry kind %r dropped", kind)
     except AnalystUnavailable:

@@ -196,7 +196,8 @@ def claimed_or_gone(node: Node, job_ids: list[str]) -> set[str]:
 
 def reassert_journal_claims(node: Node) -> int:
     """Put this node's not-yet-replayed releases back into Redis (it restarted empty): their site
-    claims, and `gone` for what they printed. Returns how many claims were put back."""
+    claims, and `gone` for what they printed and for what a peer still holds a copy of (COPY_LEFT).
+    Returns how many claims were put back."""
     restored = 0
     lifetime = _lifetime(node)
     entries = node.journal.entries()
@@ -204,14 +205,15 @@ def reassert_journal_claims(node: Node) -> int:
     with node.redis.pipeline(transaction=False) as pipe:
         for entry in entries:
             kind, payload = entry.get("kind"), entry.get("payload", {})
-            if kind not in (journal.OFFLINE_CLAIM, journal.OFFLINE_RELEASE, journal.FINISH) or not payload.get("id"):
+            if kind not in (journal.OFFLINE_CLAIM, journal.OFFLINE_RELEASE, journal.FINISH,
+                            journal.COPY_LEFT) or not payload.get("id"):
                 continue
             if kind == journal.OFFLINE_RELEASE or (kind == journal.OFFLINE_CLAIM and payload["id"] not in settled):
                 claim = keys.offline_claim(payload["id"])
                 value = f"{node.id} {payload.get('printer', '')}".rstrip()
                 pipe.set(claim, _sealed(node, claim, value, lifetime), nx=True, ex=lifetime)
                 restored += 1
-            if payload.get("state") == JobState.PRINTED:
+            if payload.get("state") == JobState.PRINTED or kind == journal.COPY_LEFT:
                 gone = keys.job_gone(payload["id"])
                 pipe.set(gone, _sealed(node, gone, JobState.PRINTED, lifetime), ex=lifetime)
         pipe.execute()

@@ -161,3 +161,37 @@ def test_the_claim_is_renewed_before_sending_unless_it_was_just_taken(node, leas
         assert office.received == ([data] if status == JobState.PRINTED else [])
     finally:
         office.close()
+
+
+def test_a_copy_a_dead_peer_kept_stays_gone_across_a_redis_restart_until_it_is_shredded(node, redis,
+                                                                                        monkeypatch) -> None:
+    """The fault suite's long run: a job printed while c2 (holding its replica) was away; Redis
+    restarted empty and forgot the job's `gone` mark; with the analyst away, c2 released its copy
+    offline and the job printed twice. The releaser's journal now keeps the leftover copy."""
+    from collector import copies, replay
+
+    office = Sink()
+    try:
+        node.analyst.printers["p1"] = {"id": "p1", "uri": office.uri, "in_service": True}
+        job_id = _submit(node, b"%PDF-1.7 payroll")["id"]
+        node.analyst.jobs[job_id].update(state=JobState.RELEASING, claim={"by": "c1", "printer": "p1", "token": 1})
+        result = print_here(node, Claim(job_id, "alice", 1), node.directory.printer("p1"), [node.id, "c2"])
+        assert result.status == JobState.PRINTED
+        assert [(e["kind"], e["payload"]["collector"]) for e in node.journal.entries()] == [("copy-left", "c2")]
+
+        redis.flushall()  # Redis restarted empty: the `gone` mark is forgotten...
+        assert not site_claims.is_gone(node, job_id)
+        site_claims.reassert_journal_claims(node)  # ...and put back from the releaser's journal
+        assert site_claims.is_gone(node, job_id) and site_claims.claimed_or_gone(node, [job_id]) == {job_id}
+
+        replay.replay_journal(node)  # c2 still away: the entry waits
+        assert len(node.journal) == 1
+        shredded: list[tuple[str, str]] = []
+        monkeypatch.setattr(node.membership, "peers", lambda: {"c2": "c2's address"})
+        monkeypatch.setattr(node.peers, "delete", lambda peer, job: shredded.append((peer, job)))
+        replay.replay_journal(node)  # c2 is back: its copy goes, and so does the entry
+        assert shredded == [("c2's address", job_id)] and len(node.journal) == 0
+        copies.shred_left_copy(node, job_id, "c2", "2000-01-01T00:00:00+00:00")  # past the job's lifetime:
+        assert len(shredded) == 1                                                # dropped, nothing sent
+    finally:
+        office.close()
