@@ -183,9 +183,11 @@ def check(cluster: LocalCluster, ledger_path: Path, workload: Workload, *, fault
     acks = [r for r in records if r["kind"] == "ack"]
     ids_by_key: dict[str, set[str]] = defaultdict(set)
     sha_by_key: dict[str, str] = {}
+    size_by_key: dict[str, int] = {}
     for ack in acks:
         ids_by_key[ack["key"]].add(ack["id"])
         sha_by_key[ack["key"]] = ack["sha256"]
+        size_by_key[ack["key"]] = int(ack.get("size", 0))
     id_to_key = {ack["id"]: ack["key"] for ack in acks}
     attempted = {r["key"] for r in records if r["kind"] in ("gave-up", "rejected")}
 
@@ -211,7 +213,9 @@ def check(cluster: LocalCluster, ledger_path: Path, workload: Workload, *, fault
             if delivery.get("complete", True):
                 phantoms.append({**delivery, "attempted_but_unacked": key in attempted})
             continue
-        if not delivery.get("complete", True):
+        if not delivery.get("complete", True) or delivery["bytes"] < size_by_key[key]:
+            # Cut short: the connection was reset, or closed cleanly by the kernel when the sending
+            # collector was killed mid-print (the printer sees an ordinary end of job).
             partial_by_key[key].append(delivery)
         elif delivery["sha256"] == sha_by_key[key]:
             complete_by_key[key].append(delivery)

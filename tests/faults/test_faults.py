@@ -49,3 +49,9 @@ def test_nothing_is_printed_that_was_never_acknowledged(report: dict[str, Any]) 
 
 def test_no_job_is_printed_twice_under_faults(report: dict[str, Any]) -> None:
     assert report["duplicated"] == 0, _details(report)
+
+
+def test_every_whole_print_is_the_document_submitted(report: dict[str, Any]) -> None:
+    # A print cut short by a killed sender counts as partial (its job was interrupted); one of the
+    # job's full length with other bytes would be a corrupt spool or a mixed-up job.
+    assert report["corrupt_deliveries"] == 0, _details(report)
