@@ -458,17 +458,15 @@ EXPIRE_BATCH = 500
 EXPIRE_PAUSE_SECONDS = 0.12  # between two batches, on SQLite (analyst.jobs.views.expire)
 
 
-def expire_jobs(session: Session, *, now: datetime, limit: int | None = None) -> list[Job]:
+def expire_jobs(session: Session, *, now: datetime, limit: int = EXPIRE_BATCH) -> list[Job]:
     """Move held and failed jobs past their lifetime to expired (at most `limit` of them, any);
     returns them so copies get shredded."""
     due = (Job.state.in_(EXPIRABLE), Job.expires_at <= now)
     # The conditions stay on the UPDATE itself: a job claimed since the inner SELECT read it is
     # re-checked there (PostgreSQL re-reads a row changed concurrently) and left alone.
-    where = (*due, Job.id.in_(select(Job.id).where(*due).limit(limit).scalar_subquery())) \
-        if limit is not None else due
     ids = list(session.scalars(
         update(Job)
-        .where(*where)
+        .where(*due, Job.id.in_(select(Job.id).where(*due).limit(limit).scalar_subquery()))
         .values(state=JobState.EXPIRED.value, state_reason="expired", updated_at=now)
         .returning(Job.id)
         .execution_options(synchronize_session=False)
