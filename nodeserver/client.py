@@ -24,8 +24,9 @@ class Unreachable(PullprintError):
     """The other node did not answer in time, refused the connection, or answered 5xx.
 
     `maybe_acted` is False only when the request certainly never reached the other node
-    (connection refused or connect timeout), so it is safe to send it somewhere else. Each client
-    raises its own kind (`PeerUnreachable`, `AnalystUnavailable`), so a caller can tell them apart.
+    (connection refused, connect timeout, a certificate refused), so it is safe to send it somewhere
+    else. Each client raises its own kind (`PeerUnreachable`, `AnalystUnavailable`), so a caller can
+    tell them apart.
     """
 
     status = 503
@@ -66,10 +67,18 @@ def _within_deadline(timeout: float | tuple[float, float]) -> float | tuple[floa
     return (min(timeout[0], left), min(timeout[1], left)) if isinstance(timeout, tuple) else min(timeout, left)
 
 
+# What a TLS error says when a certificate was refused, by us or by the callee's TLS layer: the
+# request never reached the callee's application. Any other TLS error (an EOF, a cut record) may
+# come after the request went out on a kept-open connection, from a callee killed mid-call.
+_CERTIFICATE_REFUSED = ("CERTIFICATE_VERIFY_FAILED", "CertificateError(", "ALERT_")
+
+
 def _never_sent(exc: requests.RequestException) -> bool:
-    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
-        return True  # no connection, or no TLS session (a certificate refused): nothing was sent
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
     text = repr(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return any(sign in text for sign in _CERTIFICATE_REFUSED)
     return isinstance(exc, requests.ConnectionError) and (
         "NewConnectionError" in text or "Connection refused" in text)
 
