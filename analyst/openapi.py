@@ -223,7 +223,10 @@ AUTH_REQUEST = _body({
     "code": _text(32, description="a guest job's release code (it releases that job alone)"),
     "printer": _text(64), "collector": _text(64),
     "terminal": _or_null({**TERMINAL, "description": "the enrolled terminal the login came through"}),
-    "source": _text(64, description="the client address the collector saw")},
+    "source": _text(64, description="the client address the collector saw"),
+    "jobs_limit": {**_int(minimum=1, maximum=10_000), "description": (
+        "list the user's open jobs in the answer too, at most this many (null: all), as "
+        "GET /api/v1/users/{name}/jobs?limit= does; absent: no listing")}},
 ) | {"description": "a badge, or a user and a PIN (else 400 missing-field)"}
 _TAGS = _or_null({"type": "array", "maxItems": 64,
                   "items": {"type": "string", "pattern": printers._TAG.pattern, "maxLength": 32}})
@@ -373,7 +376,8 @@ OPERATIONS: list[Operation] = [
     ("post", "/api/v1/auth", "users.auth",
      "Check a badge, or a user name and PIN (throttled per terminal, source address and user)", [],
      _request(AUTH_REQUEST), {
-         "200": _json(_closed({"user": _STRING, "job": _STRING}, optional=("job",))),
+         "200": _json(_closed({"user": _STRING, "job": _STRING, "jobs": {"type": "array", "items": _ref("Job")},
+                               "total": _COUNT}, optional=("job", "jobs", "total"))),
          "401": _error("bad-credentials: unknown badge, unknown user and wrong PIN alike; or no certificate"),
          "403": _error("terminal-revoked; user-denied (the right credentials of a denied user); or the caller's "
                        "role may not"),

@@ -442,7 +442,7 @@ def pullprint_run(base: Path, docs: list[tuple[Path, str]], lp_docs: int, submit
         # Per printer: the lp batch (p2) and the HTTP batch (p1) share documents, so each printer on its own.
         result["duplicate_prints"] = sum(len(h) - len(set(h)) for h in (_sink_hashes(sink), _sink_hashes(sink2)))
 
-        # Badge logins (carol with a few held jobs, a realistic list), sequential then 4 at a time.
+        # Badge logins (carol with a few held jobs, a realistic list), sequential, then 4 and 8 at a time.
         for _ in range(3):
             client.submit("carol", docs[0][0])
 
@@ -457,9 +457,10 @@ def pullprint_run(base: Path, docs: list[tuple[Path, str]], lp_docs: int, submit
             return took
 
         _, sequential = run_pool(logins, 1, one_login)
-        _, concurrent_ = run_pool(logins, 4, one_login)
+        _, four = run_pool(logins, 4, one_login)
+        _, eight = run_pool(logins, 8, one_login)
         result["login"] = {"jobs_listed": 3, "sequential": percentiles(sequential),
-                           "four_terminals_at_once": percentiles(concurrent_)}
+                           "four_terminals_at_once": percentiles(four), "eight_terminals_at_once": percentiles(eight)}
         return result
     finally:
         cluster.stop()

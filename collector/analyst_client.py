@@ -185,13 +185,22 @@ class AnalystClient:
             raise refusal from None
 
     def auth(self, credentials: dict[str, str], *, printer: str, collector: str, terminal: str = "",
-             source: str = "") -> tuple[str, str]:
-        """(user, job) the credentials name, job "" but for a guest's release code (the one job it
-        releases); the analyst throttles by `terminal`, `source` and user, and refuses a terminal
-        revoked since this collector's last sync (403)."""
-        body = self._decision("POST", f"{self.base}/auth", json={
-            **credentials, "printer": printer, "collector": collector, "terminal": terminal, "source": source})
-        return str(body["user"]), str(body.get("job") or "")
+             source: str = "", jobs_limit: int | None = None,
+             ) -> tuple[str, str, tuple[list[dict[str, Any]], int] | None]:
+        """(user, job, listing) the credentials name: job "" but for a guest's release code (the one
+        job it releases); with a `jobs_limit`, listing is the user's open jobs as
+        `user_jobs(user, jobs_limit)` gives them (0: all), asked for in the same call (None: not
+        asked, or an analyst that does not list at login). The analyst throttles by `terminal`,
+        `source` and user, and refuses a terminal revoked since this collector's last sync (403)."""
+        body: dict[str, Any] = {**credentials, "printer": printer, "collector": collector, "terminal": terminal,
+                                "source": source}
+        if jobs_limit is not None:
+            body["jobs_limit"] = jobs_limit or None
+        body = self._decision("POST", f"{self.base}/auth", json=body)
+        listing = None
+        if isinstance(body.get("jobs"), list):
+            listing = list(body["jobs"]), int(body.get("total", len(body["jobs"])))
+        return str(body["user"]), str(body.get("job") or ""), listing
 
     def sender(self, email: str) -> dict[str, Any]:
         """Whose a sender's address is, ``{"user", "email", "provisioned", "guest"}`` (the analyst's policy:

@@ -21,12 +21,13 @@ BAD_CREDENTIALS = ("bad-credentials", "badge or PIN not recognised")
 
 @dataclass(frozen=True)
 class Login:
-    """Who logged in: the user, whether only the synced directory said so, and for a guest's release
-    code the one job it releases."""
+    """Who logged in: the user, whether only the synced directory said so, for a guest's release
+    code the one job it releases, and the user's open jobs with their total when the analyst listed them."""
 
     user: str
     offline: bool = False
     job: str = ""
+    jobs: tuple[list[dict[str, Any]], int] | None = None
 USER_DENIED = ("user-denied", "your account may not print at the moment; your jobs stay held. Ask IT")
 MASKED = "***"  # how the analyst's printer answers (all but the sync) show an SNMPv3 key that is set
 SNMP_SECRETS = ("snmp_v3_auth_key", "snmp_v3_priv_key")
@@ -90,8 +91,9 @@ class DirectoryCache:
 
     # -- lookups -----------------------------------------------------------------------------------
     def authenticate(self, credentials: dict[str, str], *, printer: str, collector: str, terminal: str = "",
-                     source: str = "") -> Login:
-        """Who the badge, user + PIN or release code name. Raises Unauthorized alike for all misses.
+                     source: str = "", jobs_limit: int | None = None) -> Login:
+        """Who the badge, user + PIN or release code name, with their open jobs (at most `jobs_limit`,
+        0: all; None: not asked) when the analyst answered. Raises Unauthorized alike for all misses.
 
         The analyst throttles too, by the `terminal` and `source` address reported here and by user;
         its 429/423 (and a 403 for a terminal revoked since the last sync) come back as they are.
@@ -99,9 +101,9 @@ class DirectoryCache:
         only the analyst knows (503 until it is back).
         """
         try:
-            user, job = self.analyst.auth(credentials, printer=printer, collector=collector, terminal=terminal,
-                                          source=source)
-            return Login(user, job=job)
+            user, job, jobs = self.analyst.auth(credentials, printer=printer, collector=collector,
+                                                terminal=terminal, source=source, jobs_limit=jobs_limit)
+            return Login(user, job=job, jobs=jobs)
         except AnalystUnavailable:
             if "code" in credentials:
                 raise Unavailable("analyst-unreachable", "a release code can be checked only while the central "

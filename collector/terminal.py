@@ -148,8 +148,10 @@ def _login(node: Node, sessions: SessionStore, throttle: LoginThrottle, caller: 
     attempt = throttle.admit(limits_of(node.config).subjects(
         terminal=caller.terminal or None, address=caller.address, user=credentials.get("user")))
     try:
+        # The analyst lists the user's jobs in the same answer: one call to it per login.
         who = node.directory.authenticate(credentials, printer=printer_id, collector=node.id,
-                                          terminal=caller.terminal, source=caller.address)
+                                          terminal=caller.terminal, source=caller.address,
+                                          jobs_limit=node.config.terminal_job_limit)
     except Unauthorized:
         throttle.failed(attempt)
         raise
@@ -159,7 +161,8 @@ def _login(node: Node, sessions: SessionStore, throttle: LoginThrottle, caller: 
     throttle.succeeded(attempt)
     node.directory.printer(printer_id)  # an unknown printer is a 404 before a session exists
     session = sessions.create(who.user, printer_id, bound_to=caller.binding, offline=who.offline, only=who.job)
-    return {"session": session.token, "user": who.user, "printer": printer_id, **list_jobs(node, session)}
+    return {"session": session.token, "user": who.user, "printer": printer_id,
+            **list_jobs(node, session, analyst_listing=who.jobs)}
 
 
 def session_for(sessions: SessionStore, caller: Caller, token: str) -> Session:
@@ -228,14 +231,16 @@ def _jobs_from_peers(node: Node, user: str, members: dict[str, Member], budget: 
     return sorted((j for i, j in found.items() if i not in taken), key=lambda j: j.get("submitted_at", ""))
 
 
-def list_jobs(node: Node, session: Session, *, everything: bool = False) -> dict[str, Any]:
+def list_jobs(node: Node, session: Session, *, everything: bool = False,
+              analyst_listing: tuple[list[dict[str, Any]], int] | None = None) -> dict[str, Any]:
     """The user's jobs (oldest first, at most `terminal_job_limit` of them unless `everything`) with
-    where they can be printed from, and how many there are in all; never waits on a dead node."""
+    where they can be printed from, and how many there are in all; never waits on a dead node.
+    `analyst_listing`: the jobs and total the analyst already gave (at login): it is not asked again."""
     limit = None if everything else node.config.terminal_job_limit
     members = node.membership.peers()
     warnings: list[str] = []
     try:
-        jobs, total = node.analyst.user_jobs(session.user, limit)
+        jobs, total = analyst_listing or node.analyst.user_jobs(session.user, limit)
     except AnalystUnavailable:
         warnings.append("offline: the central service is unreachable; showing jobs the site's collectors hold")
         jobs = _jobs_from_peers(node, session.user, members, time_left(node.config.peer_timeout))

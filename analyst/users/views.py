@@ -6,6 +6,7 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from analyst import validate as v
+from analyst.jobs import service as jobs
 from analyst.terminals.service import check_terminal_id
 from analyst.users import service
 from analyst.web import analyst, json_body, now, transaction
@@ -77,6 +78,10 @@ def auth() -> ResponseReturnValue:
     if terminal is not None:
         check_terminal_id(terminal)
     source = v.text(body, "source", max_len=64) or None
+    # A terminal's login lists the user's jobs at once: asked for, the answer carries them (as
+    # GET /users/<name>/jobs?limit= would; null: all), and the login costs the collector one call.
+    list_jobs = "jobs_limit" in body
+    jobs_limit = v.integer(body, "jobs_limit", minimum=1, maximum=10_000)
     state = analyst()
     # Not in a request-wide transaction: the service opens short ones around its PIN check.
     result = service.authenticate(state.db, pepper=state.pepper, clock=state.clock, limits=state.login_limits,
@@ -90,4 +95,9 @@ def auth() -> ResponseReturnValue:
         raise refusal_of(Verdict(result.retry_after, result.locked))
     if result.user is None:
         raise Unauthorized("bad-credentials", BAD_CREDENTIALS)
-    return {"user": result.user, **({"job": result.job} if result.job else {})}
+    answer: dict[str, object] = {"user": result.user, **({"job": result.job} if result.job else {})}
+    if list_jobs:
+        with transaction() as session:
+            held, total = jobs.user_jobs(session, result.user, jobs_limit)
+            answer.update(jobs=[jobs.job_to_dict(job) for job in held], total=total)
+    return answer

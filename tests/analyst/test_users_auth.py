@@ -52,6 +52,26 @@ def test_badge_and_pin_login(api: Api) -> None:
     assert api.post("/auth", json={"user": "alice", "pin": "472913", "printer": "p1"}).json == {"user": "alice"}
 
 
+def test_a_login_lists_the_users_jobs_as_the_listing_does_when_asked(api: Api) -> None:
+    add_alice(api)
+    for n in range(3):
+        assert api.post("/jobs", json=job_body(f"job{n}")).status_code == 201
+    assert api.post("/jobs", json=job_body("bobs", owner="bob")).status_code == 201
+    listing = api.get("/users/alice/jobs?limit=2").json
+    answer = api.post("/auth", json={"badge": "0012345678", "printer": "p1", "jobs_limit": 2})
+    assert answer.status_code == 200
+    assert answer.json == {"user": "alice", "jobs": listing["jobs"], "total": 3}
+    assert [j["id"] for j in answer.json["jobs"]] == ["job0", "job1"]  # hers alone, oldest first
+    everything = api.post("/auth", json={"user": "alice", "pin": "472913", "printer": "p1", "jobs_limit": None})
+    assert [j["id"] for j in everything.json["jobs"]] == ["job0", "job1", "job2"]
+    # A wrong credential lists nothing; a bad limit is refused before any credential is looked at.
+    wrong = api.post("/auth", json={"user": "alice", "pin": "000000", "printer": "p1", "jobs_limit": 2})
+    assert (wrong.status_code, wrong.json) == (401, BAD)
+    for bad in (0, -1, 10_001, "2", True, 1.5):
+        refused = api.post("/auth", json={"badge": "0012345678", "printer": "p1", "jobs_limit": bad})
+        assert (refused.status_code, refused.json["error"]) == (400, "bad-field"), bad
+
+
 def test_unknown_badge_unknown_user_and_wrong_pin_look_the_same(api: Api) -> None:
     add_alice(api)
     answers = [api.post("/auth", json=body) for body in (

@@ -30,6 +30,7 @@ class StandInAnalyst:
     def __init__(self) -> None:
         self.auth: tuple[int, dict[str, Any]] = (401, {"error": "bad-credentials", "message": "no"})
         self.calls: list[dict[str, Any]] = []
+        self.gets: list[str] = []
         analyst = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +52,7 @@ class StandInAnalyst:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:  # noqa: N802
+                analyst.gets.append(self.path)
                 data = json.dumps({"printer": {"id": "p1", "uri": "socket://127.0.0.1:9"}, "jobs": [],
                                    "total": 0}).encode()
                 self.send_response(200)
@@ -144,6 +146,22 @@ def test_a_session_is_bound_to_its_terminal_and_its_printer(collector, analyst: 
     assert collector.get(f"/api/v1/sessions/{token}",
                          headers={"Authorization": f"Bearer {OTHER}"}).json["error"] == "wrong-terminal"
     assert login(collector, None, printer="p1", badge="0451").json["error"] == "terminal-not-enrolled"
+
+
+def test_a_login_asks_the_analyst_once_when_it_lists_the_jobs_in_its_answer(collector, analyst) -> None:
+    held = {"id": "j-1", "owner": "alice", "title": "Quarterly report", "state": "held", "locations": ["c1"],
+            "size": 10, "pages": 1, "submitted_at": "2026-12-03T10:00:00+00:00"}
+    analyst.auth = (200, {"user": "alice", "jobs": [held], "total": 250})
+    answer = login(collector, KIOSK, badge="0451")
+    assert answer.status_code == 201, answer.json
+    assert [j["id"] for j in answer.json["jobs"]] == ["j-1"] and answer.json["jobs_total"] == 250
+    assert analyst.calls[-1]["jobs_limit"] == 100  # terminal_job_limit, asked for with the credential
+    assert not [path for path in analyst.gets if "/jobs" in path]  # nothing asked again
+    # An analyst that does not list at login (one not yet upgraded): the collector asks for the jobs itself.
+    analyst.auth = (200, {"user": "alice"})
+    answer = login(collector, KIOSK, badge="0451")
+    assert answer.status_code == 201 and answer.json["jobs_total"] == 0
+    assert [path for path in analyst.gets if "/jobs" in path] == ["/api/v1/users/alice/jobs?limit=100"]
 
 
 def test_unenrolled_sessions_are_bound_to_the_address(tmp_path, redis, redis_settings, analyst) -> None:
