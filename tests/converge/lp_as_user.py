@@ -5,9 +5,9 @@
 The workstation's queue needs the user's credentials (auth-info-required username,password), so lp
 asks for the password on the terminal (getpass, which discards what was typed before the prompt): it
 runs on a pseudo-terminal here, in the user's own session on it, and the password is sent once the
-prompt shows. lp talks to the local
-cupsd over TCP, where cupsd asks for Basic (on its domain socket it would know the user by PeerCred,
-without a password to hand on). Prints lp's output; exits with lp's status.
+prompt shows. Plain `lp`, as a person types it: the role's /etc/cups/client.conf makes it talk to
+the local cupsd over TCP, where cupsd asks for Basic (on its domain socket it would know the user by
+PeerCred, without a password to hand on). Prints lp's output; exits with lp's status.
 """
 
 import os
@@ -28,7 +28,7 @@ if pid == 0:
     os.setuid(account.pw_uid)
     os.chdir(account.pw_dir)
     env = {"HOME": account.pw_dir, "USER": user, "LOGNAME": user, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-    os.execvpe("lp", ["lp", "-h", "localhost:631", *lp_args], env)
+    os.execvpe("lp", ["lp", *lp_args], env)
 seen = b""
 deadline = time.monotonic() + 30
 sent = False

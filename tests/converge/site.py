@@ -40,6 +40,11 @@ HOSTS: dict[str, list[str]] = {
     "printers1": ["printers"],
 }
 OPERATOR = "converge-test"
+# The pullprint CLI on a host, and the analyst's settings for it on analyst1 (as its unit has them).
+PULLPRINT = "/opt/pullprint/venv/bin/pullprint"
+ANALYST_ENV = ("PULLPRINT_CONFIG=/etc/pullprint/analyst.json "
+               "PULLPRINT_ANALYST_BADGE_PEPPER_FILE=/etc/pullprint/secrets/badge_pepper "
+               "PULLPRINT_ANALYST_DB_PASSWORD_FILE=/etc/pullprint/secrets/analyst_db_password")
 GROUPS = ["analyst", "database", "redis", "collectors", "lb", "print_servers", "workstations", "printers"]
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
                    r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)"
@@ -107,6 +112,22 @@ def _wheelhouse() -> tuple[Path, Path]:
     return deps, dist
 
 
+def next_version_wheel(version: str) -> Path:
+    """A wheel of this checkout numbered `version` (what a release would be): from the copy `_wheelhouse` made."""
+    source, dist = CACHE / f"source-{version}", CACHE / f"dist-{version}"
+    for old in (source, dist):
+        shutil.rmtree(old, ignore_errors=True)
+    shutil.copytree(CACHE / "source", source)
+    for name, key in (("pyproject.toml", "version"), ("pullprint/__init__.py", "__version__")):
+        path = source / name
+        text, count = re.subn(rf'^{key} = "[^"]+"', f'{key} = "{version}"', path.read_text(), count=1, flags=re.M)
+        assert count == 1, f"no version line in {name}"
+        path.write_text(text)
+    subprocess.run([str(BIN / "pip"), "wheel", "-q", "--no-deps", "--wheel-dir", str(dist), str(source)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    return next(dist.glob(f"pullprint-{version}-*.whl"))
+
+
 class Site:
     """The testbed hosts of one site and the Ansible runs onto them. `down()` removes every host."""
 
@@ -162,6 +183,16 @@ class Site:
         """The operator's certificate the CA role issued (administration at the analyst and collectors)."""
         base = self.workdir / "pki" / "issued" / "operators" / f"admin-{OPERATOR}"
         return str(base.with_suffix(".pem")), str(base.with_suffix(".key"))
+
+    @property
+    def analyst_url(self) -> str:
+        return f"https://{self.address('analyst1')}:8700"
+
+    def sink(self, printer: str) -> dict[str, str]:
+        """The SHA-256 of each document the simulated printer `printer` received, by file name."""
+        out = self.ssh("printers1", f"cd /var/lib/pullprint/printers/sinks/{printer} && sha256sum *.prn 2>/dev/null",
+                       check=False, timeout=300).stdout
+        return {name: digest for digest, name in (line.split() for line in out.splitlines())}
 
     def address(self, host: str) -> str:
         return str(self.state["hosts"][host]["address"])

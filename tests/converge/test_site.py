@@ -22,13 +22,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.converge.site import HOSTS, Site
+from tests.converge.site import ANALYST_ENV, HOSTS, PULLPRINT, Site
 
 pytestmark = pytest.mark.converge
-ANALYST_ENV = ("PULLPRINT_CONFIG=/etc/pullprint/analyst.json "
-               "PULLPRINT_ANALYST_BADGE_PEPPER_FILE=/etc/pullprint/secrets/badge_pepper "
-               "PULLPRINT_ANALYST_DB_PASSWORD_FILE=/etc/pullprint/secrets/analyst_db_password")
-PULLPRINT = "/opt/pullprint/venv/bin/pullprint"
 # Which service runs where once the site has converged.
 SERVICES = {"analyst1": ["postgresql", "pullprint-analyst", "pullprint-db-backup.timer"],
             "redis1": ["redis-server"], "c1": ["pullprint-collector"], "c2": ["pullprint-collector"],
@@ -82,7 +78,7 @@ def test_the_hosts_run_what_was_asked(site: Site) -> None:
     assert psql == ["on", "scram-sha-256"]
     hba = site.ssh("analyst1", "grep -E '^(host|hostssl)' /etc/postgresql/15/main/pg_hba.conf").stdout
     assert f"hostssl    pullprint  pullprint  {site.address('analyst1')}/32  scram-sha-256" in hba
-    ready = requests.get(f"https://{site.address('analyst1')}:8700/readyz", verify=site.ca_file,
+    ready = requests.get(f"{site.analyst_url}/readyz", verify=site.ca_file,
                          cert=site.admin_cert, timeout=10)
     assert ready.status_code == 200, ready.text
     # Redis: TLS only (no plain port), ACL users, the default user off.
@@ -191,30 +187,23 @@ def _login(site: Site, people: dict[str, str], printer: str, title: str, timeout
                          + site.ssh("ws1", "lpstat -W all -l -o; tail -5 /var/log/cups/error_log", check=False).stdout)
 
 
-def _sink(site: Site, printer: str) -> dict[str, str]:
-    """sha256 of each document the simulated printer received."""
-    out = site.ssh("printers1", f"cd /var/lib/pullprint/printers/sinks/{printer} && sha256sum *.prn 2>/dev/null",
-                   check=False).stdout
-    return {name: digest for digest, name in (line.split() for line in out.splitlines())}
-
-
 @pytest.mark.parametrize("printer", ["p1", "p2"], ids=["raw-9100", "ipp"])
 def test_lp_on_the_workstation_is_held_listed_and_released_onto_the_printer(
         site: Site, people: dict[str, str], printer: str) -> None:
     title = f"report-{printer}-{uuid.uuid4().hex[:8]}.txt"
     data = (f"quarterly figures for {printer}\n" + "x" * 5000 + f"\n{uuid.uuid4()}\n").encode()
-    before = _sink(site, printer)
+    before = site.sink(printer)
     _lp(site, people, title, data)
     session, job = _login(site, people, printer, title)
     # Held: nothing at the printer until the release.
-    assert _sink(site, printer) == before
+    assert site.sink(printer) == before
     answer = requests.post(f"{site.lb_url}/api/v1/sessions/{session}/release", json={"jobs": [job]},
                            headers={"Authorization": f"Bearer {people['t_' + printer]}",
                                     "Idempotency-Key": uuid.uuid4().hex}, verify=site.ca_file, timeout=120)
     assert answer.status_code == 200, answer.text
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        new = {k: v for k, v in _sink(site, printer).items() if k not in before}
+        new = {k: v for k, v in site.sink(printer).items() if k not in before}
         if new:
             break
         time.sleep(0.5)
