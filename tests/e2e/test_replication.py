@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import os
 
 from tests.e2e.conftest import analyst_get, login, received_hashes, release, sha, submit, user, wait_for
@@ -68,3 +70,35 @@ def test_lone_collector_accepts_and_copies_as_soon_as_a_peer_returns(cluster):
         for cid in others:
             if not cluster.collectors[cid].daemon.alive():
                 cluster.start_collector(cid)
+
+
+def _provisional(collector, job_id: str) -> bool:
+    return bool(json.loads((collector.spool_dir / "jobs" / f"{job_id}.json").read_text()).get("provisional"))
+
+
+def test_every_copy_of_a_registered_job_is_committed_soon_after_its_201(cluster):
+    # The commits go after the answer, coalesced per peer: with submitters side by side, every copy
+    # still becomes a real one (printable offline, repaired from) within moments.
+    documents = [os.urandom(5_000) for _ in range(24)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda d: submit(cluster, "alice", d, url=cluster.collectors["c1"].url), documents))
+    assert [a.status_code for a in answers] == [201] * len(documents), [a.text for a in answers]
+    copies = [(a.json()["id"], peer) for a in answers for peer in a.json()["locations"] if peer != "c1"]
+    assert len(copies) == len(documents)  # one peer copy each (replicas: 2)
+    wait_for(lambda: not any(_provisional(cluster.collectors[peer], job) for job, peer in copies), 10,
+             "every peer copy committed")
+
+
+def test_with_the_analyst_away_the_peer_copy_is_committed_before_the_201(cluster):
+    cluster.stop_analyst(kill=True)
+    try:
+        answer = submit(cluster, "alice", os.urandom(5_000), url=cluster.collectors["c1"].url)
+        assert answer.status_code == 201, answer.text
+        job_id = answer.json()["id"]
+        peers = [c for c in answer.json()["locations"] if c != "c1"]
+        assert peers
+        # Journalled, only the copies vouch for the job: if c1 died now, this committed copy is what
+        # gets the job registered (reconcile adopts it) instead of being swept as never acknowledged.
+        assert not any(_provisional(cluster.collectors[peer], job_id) for peer in peers)
+    finally:
+        cluster.start_analyst_again()
