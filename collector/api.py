@@ -147,6 +147,8 @@ def readyz() -> tuple[Response, int]:
     n = node()
     if not n.spool.writable():
         return jsonify({"ready": False, "reason": "spool is not writable"}), 503
+    if n.spool.retiring:  # HAProxy sends it nothing more, drained or not
+        return jsonify({"ready": False, "reason": "retiring: handing its jobs over"}), 503
     degraded = []
     # What the heartbeat last saw, not a ping: a slow Redis must not make the health check time out
     # on every collector at once (HAProxy would have no server left).

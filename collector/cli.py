@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -36,6 +37,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--check-config", action="store_true",
                         help="check the settings (file, environment, secret files) and exit: OK, or what is wrong")
+    parser.add_argument("--hand-over", action="store_true",
+                        help="before retiring this collector (drained, still running): give every job it holds to "
+                             "the other collectors, then exit; from then on it takes no new job or copy")
+    parser.add_argument("--hand-over-seconds", type=float, default=600.0,
+                        help="give up (exit 1, keeping what could not be handed over) after this long")
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
@@ -50,6 +56,8 @@ def main(argv: list[str]) -> int:
     os.environ.update(env)  # the housekeeping in this process and the gunicorn workers read the same settings
     log = setup("collector")
     cfg = pp_config.load(CollectorConfig, "collector")
+    if args.hand_over:
+        return _hand_over(cfg, args.hand_over_seconds)
 
     from collector.copies import reconcile
     from collector.housekeeping import Housekeeper
@@ -112,6 +120,43 @@ def main(argv: list[str]) -> int:
     if output_cupsd is not None:
         output_cupsd.stop()
     return 0 if stopping.is_set() else 1
+
+
+def _hand_over(cfg: CollectorConfig, seconds: float) -> int:
+    """`--hand-over`: pass over the spool until every job is with the other collectors (or time is up)."""
+    from collector.analyst_client import AnalystUnavailable
+    from collector.copies import hand_over
+    from collector.node import build_node
+
+    node = build_node(cfg)
+    node.spool.mark_retiring()
+    print(f"collector {cfg.id} is retiring: it takes no new job or copy, and hands over the "
+          f"{len(node.spool.job_ids())} jobs it holds", flush=True)
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            try:
+                print(json.dumps(hand_over(node)), flush=True)
+            except AnalystUnavailable as exc:
+                print(f"the analyst is away ({exc.message}): nothing is handed over without it", flush=True)
+            left = len(node.spool.job_ids())
+            if not left:
+                break
+            if time.monotonic() > deadline:
+                print(f"{left} jobs are still here after {seconds:.0f} s (being printed, not registered yet, or "
+                      f"too few other collectors to hold {cfg.replicas} copies): this collector keeps them; "
+                      f"run --hand-over again, or add a collector first", flush=True)
+                return 1
+            time.sleep(2)
+    finally:
+        node.close()
+    # The others learn the new places at their reconcile; until then they count this node as a holder.
+    wait = cfg.reconcile_seconds + 5
+    print(f"every job is with the other collectors; waiting {wait:.0f} s for their reconcile, then stop this "
+          f"collector", flush=True)
+    time.sleep(wait)
+    print("done: stop and remove this collector now", flush=True)
+    return 0
 
 
 def _metrics_dir(cfg: CollectorConfig) -> dict[str, str]:

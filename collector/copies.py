@@ -26,15 +26,16 @@ LOOKUP_BATCH = 500  # lets the analyst expire a job (and say so) before its file
 
 
 def replicate(node: Node, job: JobSubmission, open_sealed: Callable[[], BinaryIO] | None = None,
-              exclude: Iterable[str] = ()) -> list[str]:
-    """Copy a job to live peers until it has `replicas` copies; returns the peers that now hold it.
+              exclude: Iterable[str] = (), wanted: int | None = None, staying: bool = True) -> list[str]:
+    """Copy a job to live peers until it has `replicas` copies (or `wanted` more); returns the peers that now hold it.
 
     Peers of the same site are tried first, in random order so copies spread evenly. With no live
     peer at all the job stays under-replicated (`submit` acknowledges it only when
     `min_copies_to_ack` allows, and the repair copies it once a peer is back); with live peers that
-    all fail, raise Unavailable: the backend retries through the load balancer.
+    all fail, raise Unavailable: the backend retries through the load balancer. A node handing its
+    jobs over before it retires is not `staying`: the copies it makes do not name it as a holder.
     """
-    wanted = max(0, node.config.replicas - 1)
+    wanted = max(0, node.config.replicas - 1) if wanted is None else wanted
     if wanted == 0:
         return []
     peers = [p for p in node.membership.peers().values() if p.id not in set(exclude)]
@@ -45,7 +46,7 @@ def replicate(node: Node, job: JobSubmission, open_sealed: Callable[[], BinaryIO
         if len(holders) >= wanted:
             break
         # Each copy knows where the others are, so whichever holder prints can delete them all.
-        locations = sorted({*job.locations, node.id, *holders, peer.id})
+        locations = sorted({*job.locations, *([node.id] if staying else []), *holders, peer.id})
         try:
             with (open_sealed or (lambda: node.spool.open_sealed(job.id)))() as sealed:
                 # Provisional until the job is registered (or journalled): a copy left behind by an
@@ -312,3 +313,58 @@ def expire_jobs(node: Node) -> int:
     for job in expired:
         gone += node.spool.delete(job["id"])
     return gone
+
+
+def hand_over(node: Node) -> dict[str, int]:
+    """One pass of a retirement: give every job this collector holds to the others, then drop its copy.
+
+    Each job gets `replicas` copies on other live collectors (made from this copy where it has fewer,
+    committed at once), the analyst learns where they are and that this node holds none, and this
+    node's copy goes. Left for a later pass: a job being printed, one the analyst does not know yet
+    (its registration still in a journal), and one the others cannot hold `replicas` copies of
+    (too few collectors would be left). Returns the counts of each outcome.
+
+    The caller has marked the spool retiring (`SpoolStore.mark_retiring`) first, so that no new job
+    or copy lands here meanwhile. Raises AnalystUnavailable: without the analyst nothing is handed over.
+    """
+    counts = {"handed_over": 0, "already_elsewhere": 0, "dropped": 0, "left": 0}
+    members = node.membership.peers()
+    local = node.spool.job_ids()
+    for start in range(0, len(local), LOOKUP_BATCH):
+        batch = local[start:start + LOOKUP_BATCH]
+        known = node.analyst.lookup(batch)
+        for job_id in batch:
+            counts[_hand_over_one(node, job_id, known.get(job_id), members)] += 1
+    return counts
+
+
+def _hand_over_one(node: Node, job_id: str, job: dict[str, Any] | None, members: dict[str, Member]) -> str:
+    if job is None or job["state"] == JobState.RELEASING:
+        return "left"
+    if job["state"] in FINAL_STATES:
+        node.spool.delete(job_id)
+        return "dropped"
+    others = sorted(c for c in job.get("locations", []) if c != node.id and c in members)
+    added: list[str] = []
+    if len(others) < node.config.replicas:
+        try:
+            meta = node.spool.meta(job_id)
+        except PullprintError:
+            return "dropped"  # printed and deleted meanwhile
+        submission = replace(JobSubmission.from_json(meta), locations=tuple(others))
+        try:
+            added = replicate(node, submission, exclude={node.id, *others}, wanted=node.config.replicas - len(others),
+                              staying=False)
+        except PullprintError:
+            added = []
+        for peer in added:
+            node.analyst.add_location(job_id, peer)
+        node.replica_commits.now(job_id, added)
+        if len(others) + len(added) < node.config.replicas:
+            log.warning("job %s has %d copies on other collectors, not %d: this node keeps its copy", job_id,
+                        len(others) + len(added), node.config.replicas)
+            return "left"
+    node.analyst.remove_location(job_id, node.id)
+    node.spool.delete(job_id)
+    return "handed_over" if added else "already_elsewhere"
+

@@ -97,6 +97,9 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
 
     Raises PullprintError for bad input: a malformed header, too many copies, a full quota.
     """
+    if node.spool.retiring:  # drained at the load balancer already; the backend's retry goes elsewhere
+        raise Unavailable("retiring", f"{node.id} is handing its jobs over before it retires: send the job "
+                          f"to another collector")
     owned, guest = _with_owner(node, headers)
     submission = replace(JobSubmission.from_headers(owned), origin_host=submitter)
     # A guest has no badge or PIN: the job's own release code releases it (shown once, in this answer).

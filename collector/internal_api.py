@@ -13,7 +13,7 @@ from collector.release import Claim, print_here
 from collector.spool import check_job_id
 from collector.web import json_body, node
 from nodeserver import peer
-from pullprint.errors import BadRequest, Forbidden, NotFound
+from pullprint.errors import BadRequest, Forbidden, NotFound, Unavailable
 from pullprint.ids import valid_job_id
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ def store_replica(job_id: str) -> tuple[Response, int]:
         meta = decode_meta(request.headers.get(META_HEADER, ""))
     except ValueError:
         raise BadRequest("bad-meta", f"the {META_HEADER} header is missing or malformed") from None
+    if node().spool.retiring:  # the sender tries another peer
+        raise Unavailable("retiring", f"{node().id} is handing its jobs over before it retires: it takes no copy")
     node().spool.store_replica(job_id, request.stream, meta, limit=node().config.max_job_bytes)
     return jsonify({"stored": job_id, "collector": node().id}), 201
 

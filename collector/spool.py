@@ -31,6 +31,7 @@ READ_SIZE = 64 * 1024
 CLEAR_FIELDS = frozenset({"id", "site", "received_by", "submitted_at", "expires_at", "locations", "provisional",
                           "size"})
 META_FORMAT = 2  # 1 (no "format" field): everything in clear
+RETIRING = "retiring"  # a file beside jobs/: this node is handing its jobs over (`pullprint collector --hand-over`)
 _KEY_CACHE_MAX = 65_536  # jobs' metadata keys kept per process, so listing a user's jobs reads one file per job
 
 
@@ -246,6 +247,14 @@ class SpoolStore:
         except BaseException:
             tmp_spool.unlink(missing_ok=True)
             raise
+
+    def mark_retiring(self) -> None:
+        """From now on this node takes no new job and no peer's copy: it is handing its jobs over."""
+        (self.root / RETIRING).touch()
+
+    @property
+    def retiring(self) -> bool:
+        return (self.root / RETIRING).exists()
 
     def has(self, job_id: str) -> bool:
         spool_path, meta_path = self._paths(job_id)

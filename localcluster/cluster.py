@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import ssl
+import subprocess
 import sys
 import time
 import urllib.error
@@ -85,6 +86,7 @@ class CollectorProcess:
     spool_dir: Path
     daemon: daemons.Daemon | None = None
     scheme: str = "https"
+    command: tuple[list[str], dict[str, str]] = ([], {})  # how it was started: argv, environment
 
     @property
     def url(self) -> str:
@@ -390,6 +392,7 @@ class LocalCluster:
                 "--release-mode", release_mode or self.release_mode]
         if self.collector_user:
             env["HOME"] = str(self.state_dir / collector_id)
+        process.command = (argv, env)
         process.daemon = daemons.start(f"collector {collector_id}", argv, env=env,
                                        log_path=self.state_dir / collector_id / "collector.log",
                                        ready=lambda: _http_ok(f"{process.url}/readyz", self.client_context()),
@@ -425,6 +428,15 @@ class LocalCluster:
         assert self.ca is not None and self.redis is not None
         self.ca.revoke(role="collector", name=collector_id)
         self.redis.remove_collector(collector_id)
+
+    def hand_over_collector(self, collector_id: str, seconds: float = 60.0,
+                            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """What an operator runs on a drained collector before retiring it: `pullprint collector --hand-over`,
+        with the node's own settings (as its service account)."""
+        argv, started_with = self.collectors[collector_id].command
+        return subprocess.run([*argv, "--hand-over", "--hand-over-seconds", str(seconds)],
+                              env={**started_with, **(env or {})}, capture_output=True, text=True,
+                              timeout=seconds + 120, check=False, user=self.collector_user or None)
 
     def kill_collector(self, collector_id: str) -> None:
         """SIGKILL the collector's whole process group at once (gunicorn master, workers, housekeeping)."""

@@ -106,10 +106,11 @@ class Load:
             if self._unreleased(user) >= self.per_user_cap:
                 time.sleep(self.pause)
                 continue
-            self._submit(session, user, f"load {uuid.uuid4().hex}\n".encode() + os.urandom(3000).hex().encode())
+            self.submit(session, user, f"load {uuid.uuid4().hex}\n".encode() + os.urandom(3000).hex().encode())
             time.sleep(self.pause)
 
-    def _submit(self, session: requests.Session, user: str, document: bytes) -> None:
+    def submit(self, session: requests.Session, user: str, document: bytes) -> None:
+        """One document for `user`, sent as the backend sends it (retried on a 5xx with the same key)."""
         key = f"urn:uuid:{uuid.uuid4()}"
         headers = {"Authorization": f"Bearer {self.submit_token}", "X-Pullprint-Owner": user,
                    "X-Pullprint-Title": f"load-{key[9:17]}", "Idempotency-Key": key,

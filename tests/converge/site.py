@@ -251,7 +251,7 @@ class Site:
         (self.workdir / "settings.json").write_text(json.dumps(settings, indent=1))
 
     # --- Ansible ---
-    def playbook(self, *args: str, timeout: float = 1800) -> Run:
+    def playbook(self, *args: str, timeout: float = 1800, playbook: str = "site.yml") -> Run:
         env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_FORKS": "10", "ANSIBLE_PIPELINING": "1",
                "ANSIBLE_HOST_KEY_CHECKING": "1", "ANSIBLE_LOCAL_TEMP": str(self.workdir / "ansible-local"),
@@ -263,7 +263,7 @@ class Site:
         result = subprocess.run(
             ["nice", "-n", "10", str(BIN / "ansible-playbook"), "-i", str(self.workdir / "inventory.ini"),
              "-e", f"@{self.workdir / 'vault.json'}", "-e", f"@{self.workdir / 'settings.json'}", *args,
-             str(ANSIBLE / "site.yml")],
+             str(ANSIBLE / playbook)],
             capture_output=True, text=True, cwd=ANSIBLE, env=env, timeout=timeout, check=False)
         run = Run(result.returncode, result.stdout + result.stderr, time.monotonic() - started)
         for m in RECAP.finditer(result.stdout):

@@ -10,7 +10,9 @@ the site is changed under it, the way operators and failures change it:
    serves; meanwhile the collectors ride through in degraded mode (jobs journalled, logins checked
    against the synced directory);
 3. a rolling upgrade: site.yml converges the next version (a wheel numbered 0.1.1) onto every host,
-   the collectors one at a time through drain, restart, ready and back.
+   the collectors one at a time through drain, restart, ready and back;
+4. a collector retired (ansible/retire-collector.yml): drained, its jobs handed over to the others,
+   stopped.
 
 After each, every acknowledged job is held or printed exactly once (the analyst's records and the
 printer's sink), no submission failed (a retry, as the backend makes, is fine), no login failed, and
@@ -24,6 +26,7 @@ import os
 import secrets
 import shlex
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -195,3 +198,56 @@ def test_a_rolling_upgrade_under_load_loses_nothing(site: Site, load_people: dic
     for host in ("analyst1", "print1"):
         shown = site.ssh(host, "/opt/pullprint/venv/bin/pip show pullprint").stdout
         assert f"Version: {NEXT_VERSION}" in shown, (host, shown)
+
+
+def test_a_database_restored_from_its_backup_loses_no_held_job(site: Site, load_people: dict[str, Any]) -> None:
+    # The backup is a day old, say: jobs held since are not in it. After the restore the collectors'
+    # reconcile finds their (committed) copies unknown to the analyst and registers them again.
+    owner = sorted(load_people["users"])[0]
+    load = Load(site.lb_url, site.ca_file, load_people["token"], load_people["users"], [], "p1")
+    session = requests.Session()
+
+    def submit_some(n: int) -> list[str]:
+        before = set(load.figures.acked)
+        for _ in range(n):
+            load.submit(session, owner, f"restore {uuid.uuid4().hex}\n".encode())
+        assert not load.figures.failed_submissions, load.figures.failed_submissions
+        return sorted(set(load.figures.acked) - before)
+
+    in_backup = submit_some(3)
+    site.ssh("analyst1", "systemctl start pullprint-db-backup.service")
+    dump = site.ssh("analyst1", "ls -t /var/backups/pullprint-db/pullprint-*.dump | head -1").stdout.strip()
+    after_backup = submit_some(3)
+    site.ssh("analyst1", "systemctl stop pullprint-analyst")
+    site.ssh("analyst1", f"su postgres -c 'pg_restore --clean --if-exists --dbname=pullprint {shlex.quote(dump)}'")
+    site.ssh("analyst1", "systemctl start pullprint-analyst")
+    _wait("the analyst ready", lambda: requests.get(f"{site.analyst_url}/readyz", verify=site.ca_file,
+                                                    cert=site.admin_cert, timeout=5).status_code == 200)
+    restored_at = time.monotonic()
+
+    def held() -> set[str]:
+        jobs = _analyst(site, f"/api/v1/jobs?owner={owner}&limit=10000")["jobs"]
+        return {job["id"] for job in jobs if job["state"] == "held"}
+
+    assert set(in_backup) <= held()
+    _wait("the jobs held since the backup registered again", lambda: set(after_backup) <= held(), timeout=180)
+    took = time.monotonic() - restored_at
+    print(f"\nrestore: {len(after_backup)} jobs held after the backup were registered again {took:.0f} s "
+          f"after the restored analyst was up (the collectors' reconcile)")
+
+
+def test_retiring_a_collector_under_load_loses_nothing(site: Site, load_people: dict[str, Any]) -> None:
+    spool = "/var/lib/pullprint/spool/jobs"
+    count = f"find {spool} -name '*.spool' | wc -l"
+
+    def retire(load: Load) -> dict[str, Any]:
+        held = int(site.ssh("c3", count).stdout.strip())
+        run = site.playbook("-e", "retire=c3", playbook="retire-collector.yml")
+        assert run.returncode == 0 and run.total("failed") == 0, run.output[-6000:]
+        left = int(site.ssh("c3", count).stdout.strip())
+        assert left == 0, f"{left} jobs still on c3 after its hand-over"
+        state = site.ssh("c3", "systemctl is-active pullprint-collector", check=False).stdout.strip()
+        assert state != "active", state
+        return {"retired": "c3", "jobs_on_it_before": held, "retire_yml_s": round(run.seconds, 1)}
+
+    _under_load(site, load_people, "retire a collector", retire)

@@ -99,6 +99,8 @@ def issued_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_site_playbook_passes_syntax_check() -> None:
     _run("ansible-playbook", "-i", "inventory.example.ini", "site.yml", "--syntax-check")
+    _run("ansible-playbook", "-i", "inventory.example.ini", "retire-collector.yml", "--syntax-check",
+         "-e", "retire=c3.example.org")
 
 
 def test_every_role_default_is_prefixed_and_modules_are_fully_qualified() -> None:
