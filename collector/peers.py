@@ -121,7 +121,10 @@ class ReplicaCommits:
                 if not batch:
                     self._sending = False
                     return
-            self._send(batch)
+            try:
+                self._send(batch)
+            except Exception:  # noqa: BLE001 - never stop sending for the jobs after these
+                log.exception("commit of copies on %s failed; deferred to their reconcile", ",".join(batch))
 
     def _send(self, job_ids_by_peer: Mapping[str, list[str]]) -> None:
         """Best effort: a failure is logged; the peer's reconcile commits what it missed."""
