@@ -94,6 +94,12 @@ def _analyst(site: Site, path: str) -> Any:
     return answer.json()
 
 
+def _jobs_of(site: Site, users: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The analyst's records of these users' jobs, by id."""
+    return {job["id"]: job for user in users
+            for job in _analyst(site, f"/api/v1/jobs?owner={user}&limit=10000")["jobs"]}
+
+
 def _wait(what: str, ready: Callable[[], bool], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -110,6 +116,7 @@ def _under_load(site: Site, people: dict[str, Any], name: str, change: Callable[
     """Run `change` under the load, then hold what the cluster kept against what was acknowledged."""
     load = Load(site.lb_url, site.ca_file, people["token"], people["users"], people["terminals"], "p1")
     before = set(site.sink("p1"))
+    earlier = set(_jobs_of(site, people["users"]))  # the earlier tests' jobs of the same users
     load.start()
     try:
         time.sleep(STEADY_SECONDS)
@@ -124,8 +131,7 @@ def _under_load(site: Site, people: dict[str, Any], name: str, change: Callable[
     def settled() -> bool:
         # Journalled registrations replayed, and no release still under way.
         records.clear()
-        for user in people["users"]:
-            records.update({job["id"]: job for job in _analyst(site, f"/api/v1/jobs?owner={user}&limit=10000")["jobs"]})
+        records.update({k: v for k, v in _jobs_of(site, people["users"]).items() if k not in earlier})
         return all(job in records for job in figures.acked) and not any(
             r["state"] == "releasing" for r in records.values())
 
