@@ -1,4 +1,4 @@
-"""Job copies across collectors: replicate, discard, pull; reconcile, repair, orphan sweep and expiry."""
+"""Job copies across collectors: replicate, commit, discard, pull; reconcile, repair, orphan sweep and expiry."""
 
 from __future__ import annotations
 
@@ -66,6 +66,15 @@ def copies_to_ack(node: Node) -> int:
     return max(1, min(node.config.min_copies_to_ack, node.config.replicas))
 
 
+def commit_replicas(node: Node, job_id: str, locations: Iterable[str]) -> None:
+    """Tell the peers holding a job's copies that it is registered: their copies are real now.
+
+    Best effort: a peer that misses this commits its copy itself when it reconciles with the analyst.
+    """
+    _on_live_peers(node, job_id, locations, node.peers.commit, logging.INFO,
+                   "commit of %s on %s deferred to its reconcile: %s")
+
+
 def discard_copies(node: Node, job_id: str, locations: Iterable[str]) -> None:
     """Delete a printed job's copies here and on every peer that has one.
 
@@ -101,6 +110,18 @@ def shred_left_copy(node: Node, job_id: str, collector: str, at: str) -> None:
     except (PeerUnreachable, PullprintError) as exc:
         log.info("copy of %s on %s not shredded yet: %s", job_id, collector, exc.message)
         raise journal.Deferred(job_id) from None
+
+
+def _on_live_peers(node: Node, job_id: str, locations: Iterable[str], call: Callable[[Member, str], None],
+                   level: int, failure: str) -> None:
+    """`call(peer, job_id)` on each live peer among `locations`; a failure is logged, not raised."""
+    members = node.membership.peers()
+    for location in locations:
+        if location != node.id and location in members:
+            try:
+                call(members[location], job_id)
+            except (PeerUnreachable, PullprintError) as exc:
+                log.log(level, failure, job_id, location, exc.message)
 
 
 def pull_copy(node: Node, job_id: str, holder: Member) -> None:
@@ -359,7 +380,7 @@ def _hand_over_one(node: Node, job_id: str, job: dict[str, Any] | None, members:
             added = []
         for peer in added:
             node.analyst.add_location(job_id, peer)
-        node.replica_commits.now(job_id, added)
+        commit_replicas(node, job_id, added)
         if len(others) + len(added) < node.config.replicas:
             log.warning("job %s has %d copies on other collectors, not %d: this node keeps its copy", job_id,
                         len(others) + len(added), node.config.replicas)

@@ -150,10 +150,8 @@ def submit(node: Node, headers: HeaderSource | Mapping[str, str], body: Iterable
     if not created and answer["id"] != job_id:
         # A retried submission (same CUPS job-uuid): the first job stands, this copy goes.
         copies.discard_copies(node, job_id, locations)
-    elif answer.get("journalled"):
-        node.replica_commits.now(job_id, locations)  # before the 201: only these copies vouch for the job
     else:
-        node.replica_commits.later(job_id, locations)  # after it: the analyst vouches for the job meanwhile
+        copies.commit_replicas(node, job_id, locations)
     if seen_key:
         with contextlib.suppress(Exception):
             ttl = int(node.config.job_lifetime_hours * 3600)

@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from collector import copies, site_claims
-from collector.peers import COMMIT_BATCH, META_HEADER, decode_meta, encode_meta
+from collector.peers import META_HEADER, decode_meta, encode_meta
 from collector.release import Claim, print_here
 from collector.spool import check_job_id
 from collector.web import json_body, node
 from nodeserver import peer
 from pullprint.errors import BadRequest, Forbidden, NotFound, Unavailable
-from pullprint.ids import valid_job_id
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +43,10 @@ def store_replica(job_id: str) -> tuple[Response, int]:
     return jsonify({"stored": job_id, "collector": node().id}), 201
 
 
-@bp.post("/replicas/commit")
-def commit_replicas() -> Response:
-    """The jobs are registered (or journalled): their provisional copies here become real ones."""
-    jobs = json_body().get("jobs")
-    if not isinstance(jobs, list) or not 0 < len(jobs) <= COMMIT_BATCH or not all(map(valid_job_id, jobs)):
-        raise BadRequest("bad-commit", f"jobs must be a list of 1 to {COMMIT_BATCH} job ids")
-    committed, missing = [], []
-    for job_id in jobs:
-        try:
-            node().spool.update_meta(job_id, provisional=False)
-            committed.append(job_id)
-        except NotFound:
-            missing.append(job_id)  # deleted meanwhile (printed, or a repeat discarded): nothing to commit
-    return jsonify({"committed": committed, "missing": missing})
+@bp.put("/replicas/<job_id>/commit")
+def commit_replica(job_id: str) -> Response:
+    node().spool.update_meta(check_job_id(job_id), provisional=False)
+    return jsonify({"committed": job_id})
 
 
 @bp.get("/jobs/<job_id>/spool")

@@ -13,7 +13,7 @@ from collector.config import CollectorConfig
 from collector.directory import DirectoryCache
 from collector.journal import Journal
 from collector.membership import Membership
-from collector.peers import PeerClient, ReplicaCommits
+from collector.peers import PeerClient
 from collector.redis_client import connect as connect_redis
 from collector.redis_client import username_for
 from collector.spool import SpoolStore
@@ -40,10 +40,6 @@ class Node:
     release_pool: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: ContextExecutor(32, thread_name_prefix="release"))
     redis_seen_at: float = 0.0  # monotonic time of the heartbeat's last successful Redis write
-    replica_commits: ReplicaCommits = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.replica_commits = ReplicaCommits(self.peers, self.membership.peers, self.pool, self.config.id)
 
     @property
     def id(self) -> str:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.peers import COMMIT_BATCH
-
 _ERROR = {"type": "object", "required": ["error", "message"],
           "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}
 _JOB = {"type": "object", "properties": {
@@ -266,18 +264,9 @@ DOCUMENT: dict[str, Any] = {
                           "400": _error("copy does not verify, or bad-meta: the metadata header is missing or "
                                         "malformed"),
                           "413": _error("larger than max_job_bytes"), **_NODE_ERRORS}}},
-        "/internal/v1/replicas/commit": {"post": {
-            "summary": "The jobs are registered (or journalled): their provisional copies here become real ones",
-            "security": NODE_CALL,
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["jobs"], "properties": {"jobs": {
-                    "type": "array", "minItems": 1, "maxItems": COMMIT_BATCH, "items": {"type": "string"}}}}}}},
-            "responses": {"200": _json({"type": "object", "properties": {
-                              "committed": {"type": "array", "items": {"type": "string"}},
-                              "missing": {"type": "array", "items": {"type": "string"},
-                                          "description": "no copy here (printed or discarded meanwhile)"}}}),
-                          "400": _error(f"bad-commit: not a list of 1 to {COMMIT_BATCH} job ids; bad-json"),
-                          "403": _NODE_ERRORS["403"], "413": _error(_TOO_LARGE)}}},
+        "/internal/v1/replicas/{id}/commit": {"put": {
+            "summary": "The job is registered: a provisional copy becomes a real one",
+            "security": NODE_CALL, "responses": {"200": _json({"type": "object"}), **_NODE_ERRORS}}},
         "/internal/v1/jobs/{id}/spool": {"get": {
             "summary": "Fetch a sealed copy (pull)", "security": NODE_CALL,
             "responses": {"200": {"description": "sealed bytes; metadata in X-Pullprint-Meta"}, **_NODE_ERRORS}}},

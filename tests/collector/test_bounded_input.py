@@ -18,10 +18,9 @@ from collector.app import create_app
 from collector.config import CollectorConfig
 from collector.membership import Member
 from collector.node import build_node
-from collector.peers import COMMIT_BATCH, PeerClient
+from collector.peers import PeerClient
 from collector.release import release_jobs
 from collector.replay import deliver
-from collector.spool import new_job_id
 from collector.terminal import parse_release
 from collector.web import json_body
 from pullprint.errors import BadRequest, PullprintError, TooLarge
@@ -97,14 +96,15 @@ def test_a_crafted_job_id_stays_one_path_segment_at_the_analyst(recorder: Record
 
 def test_a_crafted_job_id_stays_one_path_segment_at_a_peer(recorder: Recorder) -> None:
     peers, peer = PeerClient(None, 2.0), Member("c2", recorder.url)
-    calls = [lambda: peers.fetch(peer, EVIL),
+    calls = [lambda: peers.commit(peer, EVIL), lambda: peers.fetch(peer, EVIL),
              lambda: peers.print_direct(peer, EVIL, {}, 2.0), lambda: peers.delete(peer, EVIL + "x")]
     for call in calls:
         try:
             call()
         except PullprintError:
             pass
-    assert recorder.paths and all(p.startswith("/internal/v1/jobs/..%2F") for p in recorder.paths), recorder.paths
+    assert recorder.paths and all(p.startswith(("/internal/v1/jobs/..%2F", "/internal/v1/replicas/..%2F"))
+                                  for p in recorder.paths), recorder.paths
 
 
 @pytest.mark.parametrize("value", ["0" * 31, "0" * 33, "A" * 32, "0" * 31 + "\n", "0" * 32 + "\n", EVIL, "", None, 7])
@@ -177,23 +177,6 @@ def test_replica_and_spool_paths_refuse_a_crafted_id(collector) -> None:
         answer = client.open(path, method=method, headers=auth)
         assert answer.status_code in (400, 404), (path, answer.status_code)
         assert answer.is_json
-
-
-def test_a_commit_of_crafted_or_too_many_ids_is_refused_and_touches_nothing(collector) -> None:
-    app, node = collector
-    client = app.test_client()
-    auth = {"Authorization": "Bearer token"}
-    job_id = new_job_id()
-    node.spool.receive(job_id, [b"held"], {"owner": "alice", "provisional": True}, limit=1000)
-    for body in ({"jobs": [job_id, EVIL]}, {"jobs": [job_id, "0" * 32 + "\n"]}, {"jobs": job_id}, {"jobs": []},
-                 {"jobs": [job_id] * (COMMIT_BATCH + 1)}, {}):
-        answer = client.post("/internal/v1/replicas/commit", json=body, headers=auth)
-        assert answer.status_code == 400 and answer.json["error"] == "bad-commit", (body, answer.json)
-        assert node.spool.meta(job_id)["provisional"]
-    unknown = new_job_id()
-    answer = client.post("/internal/v1/replicas/commit", json={"jobs": [job_id, unknown]}, headers=auth)
-    assert answer.status_code == 200 and answer.json == {"committed": [job_id], "missing": [unknown]}
-    assert not node.spool.meta(job_id)["provisional"]
 
 
 def test_a_replica_is_bounded_like_a_submission(tmp_path) -> None:
