@@ -8,6 +8,7 @@ URL that could reach a log line, an error message or a child process's argv.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -108,6 +109,41 @@ def make_engine(url: str, password: str = "") -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
+class _WriterQueue:
+    """SQLite has one writer at a time, and its busy handler polls for the lock with sleeps of up to
+    100 ms: with a few workers writing at once (every login records itself) the tail was a second.
+    Writers of this analyst queue here instead, a thread lock within a process and `flock` on a file
+    beside the database across the gunicorn workers, and each is woken the moment the one before is
+    done. SQLite's own locking still decides; other writers (the CLI) just keep polling."""
+
+    def __init__(self, database_file: Path) -> None:
+        self._path = database_file.with_name(database_file.name + ".writers")
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._threads:
+            if self._fd is None or self._pid != os.getpid():  # opened after gunicorn forks, once per process
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 class Database:
     """The engine of this process, created on first use (so after gunicorn forks), and its sessions."""
 
@@ -119,6 +155,9 @@ class Database:
         self._pid = 0
         self._readers: sessionmaker[Session] | None = None
         self._writers: sessionmaker[Session] | None = None
+        database_file = _sqlite_file(self.url)
+        self._writer_queue = _WriterQueue(database_file) if database_file is not None else None
+        self._in_write = threading.local()
 
     @property
     def engine(self) -> Engine:
@@ -140,8 +179,17 @@ class Database:
         self.engine  # noqa: B018 - creates the engine and the session makers for this process
         maker = self._writers if write else self._readers
         assert maker is not None
-        with maker() as session, session.begin():
-            yield session
+        if not write or self._writer_queue is None or getattr(self._in_write, "active", False):
+            with maker() as session, session.begin():
+                yield session
+            return
+        with self._writer_queue.turn():
+            self._in_write.active = True
+            try:
+                with maker() as session, session.begin():
+                    yield session
+            finally:
+                self._in_write.active = False
 
     def ping(self) -> None:
         """Raise unless the database answers ``SELECT 1``."""

@@ -97,7 +97,7 @@ def auth() -> ResponseReturnValue:
         raise Unauthorized("bad-credentials", BAD_CREDENTIALS)
     answer: dict[str, object] = {"user": result.user, **({"job": result.job} if result.job else {})}
     if list_jobs:
-        with transaction() as session:
+        with state.db.session() as session:  # a read: never waits for (or holds up) a writer
             held, total = jobs.user_jobs(session, result.user, jobs_limit)
             answer.update(jobs=[jobs.job_to_dict(job) for job in held], total=total)
     return answer
