@@ -14,7 +14,7 @@ from analyst import metrics
 from analyst import validate as v
 from analyst.config import AnalystConfig
 from analyst.console.service import looks_like_hash
-from analyst.db import Database, head_revision, upgrade
+from analyst.db import Database, DatabaseBusy, head_revision, upgrade
 from analyst.web import EXTENSION, Analyst, analyst, transaction
 from nodeserver import peer, request_id
 from pullprint import config as pullprint_config
@@ -164,6 +164,11 @@ def _add_auth_and_errors(app: Flask) -> None:
     def database_error(exc: OperationalError) -> ResponseReturnValue:
         logger.error("database error on %s %s: %s", request.method, request.path, exc.orig)
         return {"error": "database-unavailable", "message": "the database cannot be reached now"}, 503
+
+    @app.errorhandler(DatabaseBusy)
+    def database_busy(exc: DatabaseBusy) -> ResponseReturnValue:
+        logger.error("database busy on %s %s: %s", request.method, request.path, exc)
+        return {"error": "database-busy", "message": "the database is busy with another change; retry"}, 503
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception) -> ResponseReturnValue:

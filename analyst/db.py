@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -109,12 +110,20 @@ def make_engine(url: str, password: str = "") -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
+WRITE_WAIT_SECONDS = 30.0  # as long as SQLite's own busy timeout (PRAGMA busy_timeout below)
+
+
+class DatabaseBusy(Exception):
+    """No turn to write came in time: another writer holds the database."""
+
+
 class _WriterQueue:
     """SQLite has one writer at a time, and its busy handler polls for the lock with sleeps of up to
     100 ms: with a few workers writing at once (every login records itself) the tail was a second.
     Writers of this analyst queue here instead, a thread lock within a process and `flock` on a file
     beside the database across the gunicorn workers, and each is woken the moment the one before is
-    done. SQLite's own locking still decides; other writers (the CLI) just keep polling."""
+    done (within a worker at once; across workers within a millisecond). SQLite's own locking still
+    decides; other writers (the CLI) keep polling as before."""
 
     def __init__(self, database_file: Path) -> None:
         self._path = database_file.with_name(database_file.name + ".writers")
@@ -123,16 +132,30 @@ class _WriterQueue:
         self._pid = 0
 
     @contextmanager
-    def turn(self) -> Iterator[None]:
-        with self._threads:
+    def turn(self, timeout: float = WRITE_WAIT_SECONDS) -> Iterator[None]:
+        """Wait (at most `timeout`, as SQLite's busy timeout would) for this writer's turn."""
+        deadline = time.monotonic() + timeout
+        if not self._threads.acquire(timeout=timeout):
+            raise DatabaseBusy(f"no turn to write within {timeout:.0f} s")
+        try:
             if self._fd is None or self._pid != os.getpid():  # opened after gunicorn forks, once per process
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
                 self._pid = os.getpid()
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            # Another worker's writer: ask again every millisecond (not every 100, as SQLite may).
+            while True:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise DatabaseBusy(f"no turn to write within {timeout:.0f} s") from None
+                    time.sleep(0.001)
             try:
                 yield
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
 def _sqlite_file(url: str) -> Path | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from analyst.db import Database
+from analyst.db import Database, DatabaseBusy
 
 
 def _count(database: Database) -> int:
@@ -72,3 +72,18 @@ def test_a_writer_holds_the_turn_other_processes_wait_on(database: Database, tmp
     finally:
         os.close(fd)
     assert _count(database) == 7
+
+
+def test_a_writer_that_gets_no_turn_in_time_is_told_so(database: Database, tmp_path: Path) -> None:
+    # Another process holds the turn (a writer stuck in its transaction): this one gives up after its
+    # timeout, as SQLite's busy timeout would, rather than hang the request for ever.
+    fd = os.open(tmp_path / "analyst.db.writers", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(DatabaseBusy), database._writer_queue.turn(timeout=0.2):
+            pass
+    finally:
+        os.close(fd)
+    with database.session(write=True) as session:  # and the turn is free again after
+        session.execute(text("UPDATE counter SET n = 3"))
+    assert _count(database) == 3
