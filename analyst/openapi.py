@@ -560,7 +560,7 @@ _API_ERRORS = {
     "400": _error("malformed request: malformed-json, bad-field or missing-field (`field`), a bad id in the path"),
     "401": _error("unauthenticated: no cluster certificate (mutual TLS)"),
     "403": _error("forbidden: the certificate's role may not make this call"),
-    "503": _error("database-unavailable"),
+    "503": _error("database-unavailable; database-busy (SQLite: no turn to write within 30 s)"),
 }
 _BODY_ERRORS = {"413": _error("request-entity-too-large: a body over 1 MiB")}
 # gunicorn's own answer (HTML, before the analyst sees the request): a request line over its
