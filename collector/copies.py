@@ -388,4 +388,3 @@ def _hand_over_one(node: Node, job_id: str, job: dict[str, Any] | None, members:
     node.analyst.remove_location(job_id, node.id)
     node.spool.delete(job_id)
     return "handed_over" if added else "already_elsewhere"
-
