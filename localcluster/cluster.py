@@ -86,7 +86,7 @@ class CollectorProcess:
     spool_dir: Path
     daemon: daemons.Daemon | None = None
     scheme: str = "https"
-    command: tuple[list[str], dict[str, str]] = ([], {})  # how it was started: argv, environment
+    command: tuple[list[str], dict[str, str]] = field(default_factory=lambda: ([], {}))  # how it started: argv, env
 
     @property
     def url(self) -> str:
