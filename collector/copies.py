@@ -1,4 +1,4 @@
-"""Job copies across collectors: replicate, commit, discard, pull; reconcile, repair, orphan sweep and expiry."""
+"""Job copies across collectors: replicate, commit, discard, pull; reconcile, repair, orphans, expiry, hand-over."""
 
 from __future__ import annotations
 
