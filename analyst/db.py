@@ -180,7 +180,6 @@ class Database:
         self._writers: sessionmaker[Session] | None = None
         database_file = _sqlite_file(self.url)
         self._writer_queue = _WriterQueue(database_file) if database_file is not None else None
-        self._in_write = threading.local()
 
     @property
     def engine(self) -> Engine:
@@ -202,17 +201,12 @@ class Database:
         self.engine  # noqa: B018 - creates the engine and the session makers for this process
         maker = self._writers if write else self._readers
         assert maker is not None
-        if not write or self._writer_queue is None or getattr(self._in_write, "active", False):
+        if not write or self._writer_queue is None:
             with maker() as session, session.begin():
                 yield session
             return
-        with self._writer_queue.turn():
-            self._in_write.active = True
-            try:
-                with maker() as session, session.begin():
-                    yield session
-            finally:
-                self._in_write.active = False
+        with self._writer_queue.turn(), maker() as session, session.begin():
+            yield session
 
     def ping(self) -> None:
         """Raise unless the database answers ``SELECT 1``."""

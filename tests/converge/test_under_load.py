@@ -112,6 +112,11 @@ def _wait(what: str, ready: Callable[[], bool], timeout: float = 120) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _wait_for_the_analyst(site: Site) -> None:
+    _wait("the analyst ready", lambda: requests.get(f"{site.analyst_url}/readyz", verify=site.ca_file,
+                                                    cert=site.admin_cert, timeout=5).status_code == 200)
+
+
 def _under_load(site: Site, people: dict[str, Any], name: str, change: Callable[[Load], dict[str, Any]]) -> None:
     """Run `change` under the load, then hold what the cluster kept against what was acknowledged."""
     load = Load(site.lb_url, site.ca_file, people["token"], people["users"], people["terminals"], "p1")
@@ -162,8 +167,7 @@ def test_faults_under_load_lose_nothing(site: Site, load_people: dict[str, Any])
         site.ssh("redis1", "systemctl restart redis-server")
         time.sleep(15)
         site.ssh("analyst1", "systemctl restart pullprint-analyst")
-        _wait("the analyst ready", lambda: requests.get(f"{site.analyst_url}/readyz", verify=site.ca_file,
-                                                        cert=site.admin_cert, timeout=5).status_code == 200)
+        _wait_for_the_analyst(site)
         return {"faults": ["SIGKILL c2's collector", "restart redis", "restart the analyst"]}
 
     _under_load(site, load_people, "faults", faults)
@@ -178,8 +182,7 @@ def test_the_analysts_schema_migration_under_load_loses_nothing(site: Site, load
         back = site.ssh("analyst1", f"{ANALYST_ENV} {python} -c {shlex.quote(DOWNGRADE)}").stdout.strip()
         assert back != head, (head, back)
         site.ssh("analyst1", "systemctl start pullprint-analyst")  # migrates back to head, then serves
-        _wait("the analyst ready", lambda: requests.get(f"{site.analyst_url}/readyz", verify=site.ca_file,
-                                                        cert=site.admin_cert, timeout=5).status_code == 200)
+        _wait_for_the_analyst(site)
         analyst_away = time.monotonic() - stopped
         now = site.ssh("analyst1", f"{ANALYST_ENV} {python} -c {shlex.quote(REVISION)}").stdout.strip()
         assert now == head, (head, now)
@@ -231,8 +234,7 @@ def test_a_database_restored_from_its_backup_loses_no_held_job(site: Site, load_
     site.ssh("analyst1", "systemctl stop pullprint-analyst")
     site.ssh("analyst1", f"su postgres -c 'pg_restore --clean --if-exists --dbname=pullprint {shlex.quote(dump)}'")
     site.ssh("analyst1", "systemctl start pullprint-analyst")
-    _wait("the analyst ready", lambda: requests.get(f"{site.analyst_url}/readyz", verify=site.ca_file,
-                                                    cert=site.admin_cert, timeout=5).status_code == 200)
+    _wait_for_the_analyst(site)
     restored_at = time.monotonic()
 
     def held() -> set[str]:
