@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -22,6 +23,14 @@ def ensure_system_dbus() -> None:
     socket_path = run_dir / "system_bus_socket"
     if _bus_answers(socket_path):
         return
+    # One process at a time starts it (the test suite's workers, several clusters on one machine).
+    with open("/run/pullprint-dbus.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _bus_answers(socket_path):
+            _start(run_dir, socket_path)
+
+
+def _start(run_dir: Path, socket_path: Path) -> None:
     pid_file = run_dir / "pid"
     owner = _pid_in(pid_file)
     if owner is not None and _is_dbus_daemon(owner):

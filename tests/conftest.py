@@ -1,4 +1,9 @@
-"""Shared fixtures: a real redis-server as production runs it (TLS only, ACL users), emptied around each test."""
+"""Shared fixtures: a real redis-server as production runs it (TLS only, ACL users), emptied around each test.
+
+Also how the suite spreads over pytest-xdist's workers (`scripts/run tests` runs it on several).
+"""
+
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +38,16 @@ def redis(redis_server):
     yield client
     client.flushdb()
     client.close()
+
+
+CONVERGE = Path(__file__).resolve().parent / "converge"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each file's tests stay together on one worker (`--dist loadgroup`): their module fixtures start
+    clusters once. The converge's files share one worker and go first, since they take the longest
+    (its hosts are built once per worker that runs them)."""
+    for item in items:
+        converge = CONVERGE in item.path.resolve().parents
+        item.add_marker(pytest.mark.xdist_group("converge" if converge else item.nodeid.split("::")[0]))
+    items.sort(key=lambda item: CONVERGE not in item.path.resolve().parents)  # stable: the rest keep their order

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.converge.site import ANALYST_ENV, HOSTS, PULLPRINT, Site
+from tests.converge.site import ANALYST_ENV, PULLPRINT, Site, record
 
 pytestmark = pytest.mark.converge
 # Which service runs where once the site has converged.
@@ -50,7 +50,7 @@ def _main_pids(site: Site) -> dict[str, str]:
 def test_one_run_converges_the_whole_site_from_empty(site: Site) -> None:
     first = site.first
     assert first is not None
-    assert set(first.recap) == set(HOSTS), first.output[-3000:]
+    assert set(first.recap) == set(site.enlisted), first.output[-3000:]
     assert first.returncode == 0 and first.total("failed") == 0 and first.total("unreachable") == 0, \
         first.output[-6000:]
     print(f"first converge: {first.seconds:.0f} s, {first.total('changed')} changes "
@@ -66,6 +66,12 @@ def test_a_second_run_changes_nothing(site: Site) -> None:
     second = site.playbook()
     assert second.returncode == 0 and second.total("failed") == 0, second.output[-6000:]
     print(f"second converge: {second.seconds:.0f} s, {second.total('changed')} changes")
+    first = site.first
+    assert first is not None
+    record("site", {"hosts": len(site.enlisted), "wheels_s": round(site.timings["wheels"], 1),
+                    "hosts_built_s": round(site.timings["hosts"], 1),
+                    "first_run_s": round(first.seconds, 1), "first_run_changed": first.total("changed"),
+                    "second_run_s": round(second.seconds, 1), "second_run_changed": second.total("changed")})
     assert second.total("changed") == 0, "\n".join(second.changed_tasks())
     # Nothing was restarted either.
     assert _main_pids(site) == before

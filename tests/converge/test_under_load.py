@@ -1,4 +1,4 @@
-"""The converged site under load loses nothing: faults, the analyst's schema migration, a rolling upgrade.
+"""The converged site under load loses nothing: faults, a schema migration, an upgrade, a collector added and retired.
 
 A load of submissions, badge logins and releases runs through HAProxy (tests/converge/load.py) while
 the site is changed under it, the way operators and failures change it:
@@ -11,7 +11,9 @@ the site is changed under it, the way operators and failures change it:
    against the synced directory);
 3. a rolling upgrade: site.yml converges the next version (a wheel numbered 0.1.1) onto every host,
    the collectors one at a time through drain, restart, ready and back;
-4. a collector retired (ansible/retire-collector.yml): drained, its jobs handed over to the others,
+4. a collector added: a fresh host put into the inventory's [collectors] and site.yml run, which
+   converges it without restarting the other collectors; it then takes jobs through HAProxy;
+5. a collector retired (ansible/retire-collector.yml): drained, its jobs handed over to the others,
    stopped.
 
 After each, every acknowledged job is held or printed exactly once (the analyst's records and the
@@ -22,20 +24,18 @@ the longest login is measured. The figures go to the test's output and to $PULLP
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shlex
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from tests.converge.load import Load, check
-from tests.converge.site import ANALYST_ENV, PULLPRINT, Site, next_version_wheel
+from tests.converge.site import ANALYST_ENV, PULLPRINT, Site, next_version_wheel, record
 
 pytestmark = pytest.mark.converge
 NEXT_VERSION = "0.1.1"
@@ -147,10 +147,7 @@ def _under_load(site: Site, people: dict[str, Any], name: str, change: Callable[
               "longest_login_during_change_s": round(during[-1], 3) if during else None,
               **{key: len(value) for key, value in problems.items()}}
     print(f"\n{name} under load: {json.dumps(result)}")
-    out = os.environ.get("PULLPRINT_CONVERGE_RESULTS")
-    if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / f"{name.replace(' ', '_')}.json").write_text(json.dumps(result, indent=1) + "\n")
+    record(name, result)
     assert figures.acked, "the load acknowledged nothing"
     assert figures.printed, "the load printed nothing"
     for kind in ("lost", "printed_twice", "registered_twice", "printed_but_not_at_the_printer",
@@ -173,6 +170,7 @@ def test_faults_under_load_lose_nothing(site: Site, load_people: dict[str, Any])
     _under_load(site, load_people, "faults", faults)
 
 
+@pytest.mark.slow  # a long form: PULLPRINT_CONVERGE=1
 def test_the_analysts_schema_migration_under_load_loses_nothing(site: Site, load_people: dict[str, Any]) -> None:
     def migrate(load: Load) -> dict[str, Any]:
         python = "/opt/pullprint/venv/bin/python"
@@ -191,6 +189,7 @@ def test_the_analysts_schema_migration_under_load_loses_nothing(site: Site, load
     _under_load(site, load_people, "schema migration", migrate)
 
 
+@pytest.mark.slow  # a long form: PULLPRINT_CONVERGE=1
 def test_a_rolling_upgrade_under_load_loses_nothing(site: Site, load_people: dict[str, Any]) -> None:
     wheel = next_version_wheel(NEXT_VERSION)
 
@@ -213,6 +212,7 @@ def test_a_rolling_upgrade_under_load_loses_nothing(site: Site, load_people: dic
         assert f"Version: {NEXT_VERSION}" in shown, (host, shown)
 
 
+@pytest.mark.slow  # a long form: PULLPRINT_CONVERGE=1
 def test_a_database_restored_from_its_backup_loses_no_held_job(site: Site, load_people: dict[str, Any]) -> None:
     # The backup is a day old, say: jobs held since are not in it. After the restore the collectors'
     # reconcile finds their (committed) copies unknown to the analyst and registers them again.
@@ -248,6 +248,31 @@ def test_a_database_restored_from_its_backup_loses_no_held_job(site: Site, load_
           f"after the restored analyst was up (the collectors' reconcile)")
 
 
+@pytest.mark.slow  # a long form: PULLPRINT_CONVERGE=1
+def test_adding_a_collector_under_load_loses_nothing(site: Site, load_people: dict[str, Any]) -> None:
+    # c4 was built with the others but kept out of the inventory: now it goes into [collectors].
+    count = "find /var/lib/pullprint/spool/jobs -name '*.spool' | wc -l"
+    main_pid = "systemctl show -p MainPID --value pullprint-collector"
+    others = ("c1", "c2", "c3")
+
+    def add(load: Load) -> dict[str, Any]:
+        before = {host: site.ssh(host, main_pid).stdout.strip() for host in others}
+        site.enlist("c4")
+        run = site.playbook()
+        assert run.returncode == 0 and run.total("failed") == 0, run.output[-6000:]
+        _wait("c4 alive at the analyst", lambda: any(
+            c["id"] == "c4" and c["alive"] for c in _analyst(site, "/api/v1/collectors")["collectors"]))
+        # The other collectors were not restarted: nothing of theirs changed.
+        assert {host: site.ssh(host, main_pid).stdout.strip() for host in others} == before
+        return {"added": "c4", "site_yml_s": round(run.seconds, 1), "changes": run.total("changed"),
+                "changed_on_c4": run.recap["c4"]["changed"]}
+
+    _under_load(site, load_people, "add a collector", add)
+    # It takes new jobs (and copies of them) through HAProxy from the first moment it is ready.
+    assert int(site.ssh("c4", count).stdout.strip()) > 0, "no job reached c4"
+
+
+@pytest.mark.slow  # a long form: PULLPRINT_CONVERGE=1
 def test_retiring_a_collector_under_load_loses_nothing(site: Site, load_people: dict[str, Any]) -> None:
     spool = "/var/lib/pullprint/spool/jobs"
     count = f"find {spool} -name '*.spool' | wc -l"
