@@ -4,6 +4,7 @@ Also how the suite spreads over pytest-xdist's workers (`scripts/run tests` runs
 """
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,11 +44,19 @@ def redis(redis_server):
 CONVERGE = Path(__file__).resolve().parent / "converge"
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist, each file's tests on one worker (their module fixtures start clusters once),
+    and the converge's files together on one (they share the hosts they build)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "tests/converge" if path.startswith("tests/converge/") else path
+
+    return ByFile(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Each file's tests stay together on one worker (`--dist loadgroup`): their module fixtures start
-    clusters once. The converge's files share one worker and go first, since they take the longest
-    (its hosts are built once per worker that runs them)."""
-    for item in items:
-        converge = CONVERGE in item.path.resolve().parents
-        item.add_marker(pytest.mark.xdist_group("converge" if converge else item.nodeid.split("::")[0]))
+    """The converge goes first, since it takes the longest: its worker starts on it at once."""
     items.sort(key=lambda item: CONVERGE not in item.path.resolve().parents)  # stable: the rest keep their order
