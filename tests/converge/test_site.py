@@ -1,8 +1,9 @@
 """site.yml converges a whole site onto real hosts, a second run changes nothing, and the site prints.
 
-Nine Debian 12 hosts with systemd (scripts/testbed): analyst1 (the analyst and its PostgreSQL), redis1,
+Debian 12 hosts with systemd (scripts/testbed): analyst1 (the analyst and its PostgreSQL), redis1,
 collectors c1-c3, lb1 (HAProxy), print1 (the shared SecurePrint queue), ws1 (a workstation whose
-queue prints to print1) and printers1 (a raw 9100 printer p1 and an IPP printer p2, ippeveprinter).
+queue prints to print1) and printers1 (a raw 9100 printer p1 and an IPP printer p2, ippeveprinter);
+c4 is built too, for test_under_load.py to add.
 One ansible-playbook run from empty must end failed=0; a second run must change nothing; a broken
 setting is refused by the daemon's own check before it is installed; a changed setting restarts that
 node only; and a job printed with `lp` on the workstation is held, listed at a badge login through
