@@ -213,6 +213,13 @@ class DirectoryCache:
                     return dict(printer)
             raise NotFound("unknown-printer", f"no printer {printer_id!r} is known") from None
 
+    def require_printer(self, printer_id: str) -> None:
+        """NotFound for a printer neither the synced directory nor the analyst knows. One the sync
+        brought needs no call (a login's check: its release fetches the printer fresh); one added
+        since the last sync is asked for."""
+        if not any(printer.get("id") == printer_id for printer in self.printers()):
+            self.printer(printer_id)
+
     def printers(self) -> list[dict[str, Any]]:
         return list(self._cached().get("printers", []))
 

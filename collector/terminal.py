@@ -159,7 +159,7 @@ def _login(node: Node, sessions: SessionStore, throttle: LoginThrottle, caller: 
         throttle.abandoned(attempt)  # not a wrong credential: the analyst refused, or could not say
         raise
     throttle.succeeded(attempt)
-    node.directory.printer(printer_id)  # an unknown printer is a 404 before a session exists
+    node.directory.require_printer(printer_id)  # an unknown printer is a 404 before a session exists
     session = sessions.create(who.user, printer_id, bound_to=caller.binding, offline=who.offline, only=who.job)
     return {"session": session.token, "user": who.user, "printer": printer_id,
             **list_jobs(node, session, analyst_listing=who.jobs)}

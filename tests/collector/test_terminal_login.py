@@ -31,6 +31,7 @@ class StandInAnalyst:
         self.auth: tuple[int, dict[str, Any]] = (401, {"error": "bad-credentials", "message": "no"})
         self.calls: list[dict[str, Any]] = []
         self.gets: list[str] = []
+        self.printers = {"p1", "p2"}  # what GET /api/v1/printers/<id> finds
         analyst = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,9 +54,12 @@ class StandInAnalyst:
 
             def do_GET(self) -> None:  # noqa: N802
                 analyst.gets.append(self.path)
-                data = json.dumps({"printer": {"id": "p1", "uri": "socket://127.0.0.1:9"}, "jobs": [],
-                                   "total": 0}).encode()
-                self.send_response(200)
+                asked = self.path.removeprefix("/api/v1/printers/")
+                status, answer = 200, {"printer": {"id": asked, "uri": "socket://127.0.0.1:9"}, "jobs": [], "total": 0}
+                if self.path.startswith("/api/v1/printers/") and asked not in analyst.printers:
+                    status, answer = 404, {"error": "unknown-printer", "message": f"no printer {asked}"}
+                data = json.dumps(answer).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -176,6 +180,31 @@ def test_unenrolled_sessions_are_bound_to_the_address(tmp_path, redis, redis_set
         assert moved.json["error"] == "wrong-terminal"
         assert client.get(f"/api/v1/sessions/{token}", headers={"Authorization": f"Bearer {KIOSK}"}
                           ).status_code == 403
+    finally:
+        node.close()
+
+
+def test_a_login_at_a_printer_the_sync_brought_asks_the_analyst_only_who_it_is(collector, analyst) -> None:
+    analyst.auth = (200, {"user": "alice", "jobs": [], "total": 0})
+    for _ in range(3):
+        assert login(collector, KIOSK, badge="0451").status_code == 201
+    assert len(analyst.calls) == 3 and analyst.gets == []  # one call per login: no printer asked for
+
+
+def test_a_printer_added_since_the_sync_is_asked_for_and_an_unknown_one_refused(
+        tmp_path, redis, redis_settings, analyst) -> None:
+    SiteFailures._skip_until = 0.0
+    app, node = collector_app(tmp_path, analyst.url, allow_unenrolled_terminals=True, **redis_settings)
+    try:
+        analyst.auth = (200, {"user": "alice", "jobs": [], "total": 0})
+        analyst.printers.add("p3")  # added at the analyst after the collector's last sync
+        client = app.test_client()
+        answer = login(client, None, printer="p3", badge="0451")
+        assert (answer.status_code, answer.json["printer"]) == (201, "p3")
+        assert analyst.gets == ["/api/v1/printers/p3"]
+        refused = login(client, None, printer="p404", badge="0451")
+        assert (refused.status_code, refused.json["error"]) == (404, "unknown-printer")
+        assert "session" not in refused.json
     finally:
         node.close()
 
