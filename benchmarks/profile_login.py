@@ -6,7 +6,7 @@ every collector and analyst process while one terminal badges in and out (issue 
 
 A LocalCluster (3 collectors behind HAProxy, the analyst on SQLite, Redis, all with TLS), a user with
 3 held jobs, and `--logins` badge logins and logouts through HAProxy, one at a time, as
-benchmarks/submit_release.py makes them. py-spy (`pip install py-spy`; not a dependency) samples
+benchmarks/submit_release.py makes them. py-spy (in the dev extra) samples
 only the thread holding the GIL (`--gil`: its idle detection takes threads blocked in a read or a
 select for running on this machine), so C code that releases the GIL (a TLS handshake's
 arithmetic, SQLite's fsync) is partly missed; its stacks are summed by what they were doing (`CATEGORIES`, the first
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
-        parser.error("py-spy is not installed: .venv/bin/pip install py-spy")
+        parser.error("py-spy is not installed: scripts/run setup installs it")
 
     base = state_dir("pullprint-profile-")
     (base / "cluster").mkdir(mode=0o755)

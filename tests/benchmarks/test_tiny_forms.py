@@ -79,3 +79,16 @@ def test_snmp_fleet_cycle(tmp_path: Path) -> None:
     assert result["printers"] == 20
     for cycle in ("status_cycle", "full_cycle_with_supplies"):
         assert (result[cycle]["reachable"], result[cycle]["unreachable"]) == (18, 2), cycle
+
+
+def test_login_profile(tmp_path: Path) -> None:
+    """profile_login.py: CPU per login by process, and py-spy's samples summed for the collectors and the analyst."""
+    result = bench("profile_login.py", "--logins", "20", out=tmp_path / "profile_login.json")
+    assert result["latency_s"]["count"] == 20 and positive(result["latency_s"]["p50_ms"])
+    assert positive(result["server_cpu_ms_per_login"])
+    assert positive(result["server_cpu_ms_per_login_by_process"]["collector"])
+    assert positive(result["server_cpu_ms_per_login_by_process"]["analyst"])
+    for who in ("collector", "analyst"):
+        profile = result["profile"][who]
+        assert positive(profile["samples"]), who
+        assert abs(sum(profile["by_category_pct"].values()) - 100) < 1, profile
