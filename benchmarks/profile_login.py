@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.submit_release import Client, TreeCpu, machine, percentiles, start_cluster, state_dir  # noqa: E402
 
 # A sample inside a request (gunicorn handling it, Flask's app) or outside (background threads,
-# gunicorn's own loop); inside, what it was doing: the first frame from the leaf up that one of
-# these matches.
+# gunicorn's own loop); inside, whose code was running: the first frame from the leaf up that is the
+# project's own (OWN) or that one of these matches.
 IN_REQUEST = re.compile(r"handle_request|wsgi_app|^handle \(.*gunicorn")
 CATEGORIES = [
     ("TLS handshake", re.compile(r"do_handshake|ssl_wrap_socket|wrap_socket")),
@@ -64,45 +64,29 @@ def role(pid: int) -> str:
 
 
 def cpu_by_role() -> dict[str, float]:
-    """CPU seconds of this process's descendants, by role (as TreeCpu.seconds, split)."""
-    me = os.getpid()
-    parents, ticks = {}, {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (info := TreeCpu._stat(int(entry))) is not None:
-            parents[int(entry)], ticks[int(entry)] = info
+    """CPU seconds of this process's descendants, by role (TreeCpu.seconds, split)."""
     out: dict[str, float] = collections.defaultdict(float)
-    for pid, tick in ticks.items():
-        ancestor, hops = parents.get(pid), 0
-        while ancestor and ancestor != me and hops < 64:
-            ancestor, hops = parents.get(ancestor), hops + 1
-        if ancestor == me:
-            out[role(pid)] += tick / TreeCpu.TICK
+    for pid, ticks in TreeCpu.descendants().items():
+        out[role(pid)] += ticks / TreeCpu.TICK
     return dict(out)
 
 
 def python_servers() -> list[tuple[int, str]]:
     """(pid, role) of every collector and analyst process (gunicorn masters and workers)."""
-    me, found = os.getpid(), []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and role(int(entry)) in ("collector", "analyst"):
-            pid, ancestor, hops = int(entry), int(entry), 0
-            while ancestor and ancestor != me and hops < 64:
-                ancestor = (TreeCpu._stat(ancestor) or (0, 0))[0]
-                hops += 1
-            if ancestor == me:
-                found.append((pid, role(pid)))
-    return sorted(found)
+    return sorted((pid, who) for pid in TreeCpu.descendants() if (who := role(pid)) in ("collector", "analyst"))
 
 
 def category(frames: list[str]) -> str:
     """What a sampled stack (root first) was doing."""
     if not any(IN_REQUEST.search(frame) for frame in frames):
         return "outside requests (background threads, the server's loop)"
-    for frame in reversed(frames):
+    for frame in reversed(frames):  # from the leaf up, the first frame that is ours or a library's we name
+        if OWN.match(frame):
+            return "the project's own code"
         for name, pattern in CATEGORIES:
             if pattern.search(frame):
                 return name
-    return "the rest of the request (the project's code, Python)"
+    return "other"
 
 
 def summarise(raw_files: dict[str, list[Path]]) -> dict[str, Any]:

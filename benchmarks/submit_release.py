@@ -174,7 +174,8 @@ class TreeCpu:
         return None
 
     @classmethod
-    def seconds(cls) -> float:
+    def descendants(cls) -> dict[int, int]:
+        """This process's live descendants: pid -> CPU ticks (its own and its reaped children's)."""
         me = os.getpid()
         parents: dict[int, int] = {}
         ticks: dict[int, int] = {}
@@ -183,14 +184,18 @@ class TreeCpu:
                 info = cls._stat(int(entry))
                 if info is not None:
                     parents[int(entry)], ticks[int(entry)] = info
-        total = 0
+        found = {}
         for pid, tick in ticks.items():
             ancestor, hops = parents.get(pid), 0
             while ancestor and ancestor != me and hops < 64:
                 ancestor, hops = parents.get(ancestor), hops + 1
             if ancestor == me:
-                total += tick
-        return total / cls.TICK
+                found[pid] = tick
+        return found
+
+    @classmethod
+    def seconds(cls) -> float:
+        return sum(cls.descendants().values()) / cls.TICK
 
     @classmethod
     def measure(cls, fn: Any) -> tuple[Any, float]:
