@@ -13,6 +13,35 @@ def _spool_has(collector, job_id: str) -> bool:
     return (collector.spool_dir / "jobs" / f"{job_id}.spool").exists()
 
 
+def _copies_to_make(collector, lost: str) -> int:
+    """How many jobs `collector` holds that also had a copy on `lost`: all of them are copied again,
+    one by one and resting between copies, and the earlier tests on this cluster may leave some held."""
+    count = 0
+    for meta in (collector.spool_dir / "jobs").glob("*.json"):
+        try:
+            count += lost in json.loads(meta.read_text()).get("locations", [])
+        except (OSError, ValueError):
+            pass  # written or removed meanwhile
+    return count
+
+
+def _repair_timeout(backlog: int) -> float:
+    """Membership's lapse, the grace and a repair period take about 10 s on a quiet machine; CI runs
+    three test workers and a converge's ten hosts beside this on two cores, so allow several times
+    that, then up to half a second a copy."""
+    return 60 + 0.5 * backlog
+
+
+def _wait_for_repair(cluster, check, backlog: int, what: str):
+    """wait_for, and if the copy never came, the repairing node's own account of why in the failure."""
+    try:
+        return wait_for(check, _repair_timeout(backlog), f"{what} ({backlog} jobs to copy again)")
+    except AssertionError as exc:
+        log = (cluster.state_dir / "c1" / "collector.log").read_text(errors="replace").splitlines()
+        told = [line for line in log if any(word in line for word in ("repair", "cop", "member", "WARNING", "ERROR"))]
+        raise AssertionError(f"{exc}; c1's log:\n" + "\n".join(told[-40:])) from None
+
+
 def test_killed_holder_is_replaced_and_its_stale_copy_goes_when_it_returns(cluster):
     carol = user(cluster, "carol")
     printer = cluster.printers[0]
@@ -23,11 +52,13 @@ def test_killed_holder_is_replaced_and_its_stale_copy_goes_when_it_returns(clust
     replica = next(c for c in locations if c != "c1")
     assert _spool_has(cluster.collectors[replica], job_id)  # the copy was fsynced before the 201
 
+    backlog = _copies_to_make(cluster.collectors["c1"], replica)
     cluster.kill_collector(replica)
     try:
         # After the grace period the survivor copies the job again, and the analyst records it.
-        third = wait_for(lambda: next((c for c in analyst_get(cluster, f"/jobs/{job_id}")["job"]["locations"]
-                                       if c not in ("c1", replica)), None), 30, "a new copy")
+        third = _wait_for_repair(cluster, lambda: next((c for c in analyst_get(cluster, f"/jobs/{job_id}")["job"]
+                                                        ["locations"] if c not in ("c1", replica)), None),
+                                 backlog, "a new copy")
         assert _spool_has(cluster.collectors[third], job_id)
         # Printed while the old replica holder is dead…
         token = login(cluster, printer["id"], badge=carol["badge"]).json()["session"]
@@ -63,8 +94,9 @@ def test_lone_collector_accepts_and_copies_as_soon_as_a_peer_returns(cluster):
         held = [j for j in analyst_get(cluster, "/users/alice/jobs")["jobs"] if j["sha256"] == sha(document)]
         assert [j["id"] for j in held] == [job_id]  # the refused tries left nothing behind
         cluster.start_collector(others[0])
-        wait_for(lambda: len(analyst_get(cluster, f"/jobs/{job_id}")["job"]["locations"]) == 2, 30,
-                 "the job to be copied to the returning peer")
+        backlog = sum(1 for _ in (cluster.collectors["c1"].spool_dir / "jobs").glob("*.json"))
+        _wait_for_repair(cluster, lambda: len(analyst_get(cluster, f"/jobs/{job_id}")["job"]["locations"]) == 2,
+                         backlog, "the job to be copied to the returning peer")
         assert _spool_has(cluster.collectors[others[0]], job_id)
     finally:
         for cid in others:
