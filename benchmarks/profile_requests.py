@@ -1,12 +1,17 @@
-"""Where a badge login's CPU goes: the servers' CPU per login, by process, and a py-spy profile of
-every collector and analyst process while one terminal badges in and out (issue 13, parts 4 and 7).
+"""Where a request's CPU goes: the servers' CPU per badge login, release or submission, by process,
+and a py-spy profile of every collector and analyst process while one client makes them one at a
+time (issue 13, parts 3, 4 and 7).
 
-    flock /tmp/pullprint-bench.lock .venv/bin/python benchmarks/profile_login.py \\
-        --logins 600 --out benchmarks/results/profile_login.json
+    flock /tmp/pullprint-bench.lock .venv/bin/python benchmarks/profile_requests.py \\
+        --what login --count 600 --out benchmarks/results/profile_login.json
 
-A LocalCluster (3 collectors behind HAProxy, the analyst on SQLite, Redis, all with TLS), a user with
-3 held jobs, and `--logins` badge logins and logouts through HAProxy, one at a time, as
-benchmarks/submit_release.py makes them. py-spy (in the dev extra) samples
+A LocalCluster (3 collectors behind HAProxy, the analyst on SQLite, Redis, all with TLS) and, through
+HAProxy, as benchmarks/submit_release.py makes them:
+- `login`: a user with 3 held jobs badges in and out;
+- `release`: a user's 100 KB jobs, submitted beforehand, are released one per request from one
+  session at printer p1 (an ippeveprinter), each timed until its last byte is in the printer's sink;
+- `submit`: 100 KB documents are submitted, each acknowledged with two copies and registered.
+py-spy (in the dev extra) samples
 only the thread holding the GIL (`--gil`: its idle detection takes threads blocked in a read or a
 select for running on this machine), so C code that releases the GIL (a TLS handshake's
 arithmetic, SQLite's fsync) is partly missed; its stacks are summed by what they were doing (`CATEGORIES`, the first
@@ -31,7 +36,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.submit_release import Client, TreeCpu, machine, percentiles, start_cluster, state_dir  # noqa: E402
+from benchmarks.submit_release import (  # noqa: E402
+    Client,
+    Sink,
+    TreeCpu,
+    machine,
+    make_documents,
+    percentiles,
+    start_cluster,
+    state_dir,
+)
 
 # A sample inside a request (gunicorn handling it, Flask's app) or outside (background threads,
 # gunicorn's own loop); inside, whose code was running: the first frame from the leaf up that is the
@@ -117,12 +131,91 @@ def summarise(raw_files: dict[str, list[Path]]) -> dict[str, Any]:
     return summary
 
 
+WHAT = {
+    "login": "badge logins and logouts, one at a time; 3 held jobs listed at each login",
+    "release": "releases of one 100 KB job each from one session at printer p1, one at a time, each "
+               "timed from the request to its last byte at the printer",
+    "submit": "submissions of a 100 KB document, one at a time, each answered 201 once it has two "
+              "copies and is registered",
+}
+
+
+class Operations:
+    """One kind of request, made one at a time: `prepare(n)` readies the next n (outside any
+    measurement), `run()` makes the next one and returns the seconds it took."""
+
+    def __init__(self, what: str, cluster: Any, client: Client, base: Path) -> None:
+        self.what, self.client = what, client
+        self.users = {u["name"]: u for u in cluster.describe()["users"]}
+        self.printers = [p["id"] for p in cluster.printers[:2]]
+        self.sink = Sink(cluster.printers[0]["sink_dir"])
+        self.base = base
+        self.ready: list[tuple[Path | str, str]] = []
+        self.done = 0
+        self.token: str | None = None
+        if what == "login":
+            document = base / "doc.ps"
+            document.write_bytes(b"%!PS\n" + b"% page\n" * 2000)
+            for _ in range(3):
+                client.submit("carol", document)
+
+    def prepare(self, count: int) -> None:
+        if self.what == "login":
+            return
+        documents = make_documents(self.base / f"docs-{self.done}", count, 100_000)
+        if self.what == "submit":
+            self.ready = list(documents)
+            return
+        # The released jobs of one round are printed, no longer held, before the next is submitted.
+        self.ready = [(self.client.submit("bob", path), sha) for path, sha in documents]
+        self.token = self._login("bob")
+
+    def run(self) -> float:
+        self.done += 1
+        if self.what == "login":
+            t0 = time.perf_counter()
+            token = self._login("carol", self.printers[self.done % 2])
+            took = time.perf_counter() - t0
+            self.client.logout(token)
+            return took
+        item, sha = self.ready.pop(0)
+        if self.what == "submit":
+            t0 = time.perf_counter()
+            self.client.submit("bob", Path(item))
+            return time.perf_counter() - t0
+        asked = time.time()
+        reply = self.client.release(self.token or "", {"jobs": [item]})
+        if reply.status_code in (401, 404):  # the session went idle: log in again, ask again
+            self.token = self._login("bob")
+            asked = time.time()
+            reply = self.client.release(self.token, {"jobs": [item]})
+        status = reply.json()["results"][0]["status"] if reply.ok else f"http-{reply.status_code}"
+        if status not in ("printed", "queued"):  # queued: the collector prints it in the background
+            raise RuntimeError(f"release of {item} answered {status}: {reply.text[:200]}")
+        return self.sink.wait(sha) - asked
+
+    def _login(self, user: str, printer: str | None = None) -> str:
+        reply = self.client.login(printer or self.printers[0], self.users[user]["badge"])
+        if reply.status_code != 201:
+            raise RuntimeError(f"login answered {reply.status_code}: {reply.text[:200]}")
+        return str(reply.json()["session"])
+
+
+WARM = 50  # operations before measuring: connections open, caches filled
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--logins", type=int, default=600)
+    parser.add_argument("--what", choices=sorted(WHAT), default="login")
+    parser.add_argument("--count", type=int, default=200,
+                        help="operations measured, then as many profiled (a release: at most 200, the "
+                             "held jobs one user may have)")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "profile_login.json")
+    parser.add_argument("--out", type=Path, help="default benchmarks/results/profile_<what>.json")
     args = parser.parse_args(argv)
+    if args.what == "release" and args.count > 200:
+        parser.error("--count: a user may hold at most 200 jobs (max_held_jobs_per_user), each round's released")
+    out = args.out or ROOT / "benchmarks" / "results" / f"profile_{args.what}.json"
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         parser.error("py-spy is not installed: scripts/run setup installs it")
@@ -132,72 +225,60 @@ def main(argv: list[str] | None = None) -> int:
     cluster = start_cluster(base)
     try:
         client = Client(cluster)
-        users = {u["name"]: u for u in cluster.describe()["users"]}
-        printers = [p["id"] for p in cluster.printers[:2]]
-        documents = base / "doc.ps"
-        documents.write_bytes(b"%!PS\n" + b"% page\n" * 2000)
-        for _ in range(3):
-            client.submit("carol", documents)
-
-        def login(i: int) -> float:
-            t0 = time.perf_counter()
-            reply = client.login(printers[i % 2], users["carol"]["badge"])
-            took = time.perf_counter() - t0
-            if reply.status_code != 201:
-                raise RuntimeError(f"login answered {reply.status_code}: {reply.text[:200]}")
-            client.logout(reply.json()["session"])
-            return took
-
-        for i in range(50):  # warm: connections open, caches filled
-            login(i)
-        # Idle CPU (heartbeats, health checks, the SNMP poller), to take out of the per-login figure.
+        operations = Operations(args.what, cluster, client, base)
+        operations.prepare(WARM)
+        for _ in range(WARM):
+            operations.run()
+        # Idle CPU (heartbeats, health checks, the SNMP poller), to take out of the per-operation figure.
         idle0, t_idle = cpu_by_role(), time.perf_counter()
         time.sleep(5)
         idle1, idle_s = cpu_by_role(), time.perf_counter() - t_idle
 
-        # The logins alone, unprofiled: CPU per login and latency.
+        # The operations alone, unprofiled: CPU per operation and latency.
+        operations.prepare(args.count)
         before, t0 = cpu_by_role(), time.perf_counter()
-        took = [login(i) for i in range(args.logins)]
+        took = [operations.run() for _ in range(args.count)]
         after, elapsed = cpu_by_role(), time.perf_counter() - t0
-        per_login = {}
+        per_operation = {}
         for who in sorted(set(after) | set(before)):
             idle_rate = (idle1.get(who, 0) - idle0.get(who, 0)) / idle_s
             spent = after.get(who, 0) - before.get(who, 0) - idle_rate * elapsed
-            per_login[who] = round(max(spent, 0) * 1000 / args.logins, 2)
+            per_operation[who] = round(max(spent, 0) * 1000 / args.count, 2)
 
-        # The same logins again under py-spy.
+        # As many again under py-spy.
+        operations.prepare(args.count)
         folder = base / "profiles"
         folder.mkdir()
         spies, raw_files = [], collections.defaultdict(list)
         for pid, who in python_servers():
-            out = folder / f"{who}-{pid}.txt"
-            raw_files[who].append(out)
+            path = folder / f"{who}-{pid}.txt"
+            raw_files[who].append(path)
             spies.append(subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", str(args.rate),
-                                           "--gil", "--format", "raw", "--output", str(out)],
+                                           "--gil", "--format", "raw", "--output", str(path)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(1.0)
-        for i in range(args.logins):
-            login(i)
+        for _ in range(args.count):
+            operations.run()
         for spy in spies:
             spy.send_signal(signal.SIGINT)
         for spy in spies:
             spy.wait(timeout=60)
         result = {
             "machine": machine(), "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
-            "what": "badge logins and logouts through HAProxy, one at a time; a LocalCluster of 3 collectors, "
-                    "the analyst on SQLite, Redis, TLS between all; 3 held jobs listed at each login",
-            "logins": args.logins, "latency_s": percentiles(took),
-            "server_cpu_ms_per_login_by_process": per_login,
-            "server_cpu_ms_per_login": round(sum(per_login.values()), 2),
+            "what": f"{WHAT[args.what]}; through HAProxy, a LocalCluster of 3 collectors, the analyst on "
+                    "SQLite, Redis, TLS between all",
+            "operation": args.what, "count": args.count, "latency_s": percentiles(took),
+            "server_cpu_ms_per_operation_by_process": per_operation,
+            "server_cpu_ms_per_operation": round(sum(per_operation.values()), 2),
             "profile": summarise({k: [p for p in v if p.exists()] for k, v in raw_files.items()})}
     finally:
         cluster.stop()
         if not os.environ.get("PULLPRINT_KEEP_PROFILES"):
             shutil.rmtree(base, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: result[k] for k in ("latency_s", "server_cpu_ms_per_login_by_process",
-                                             "server_cpu_ms_per_login")}, indent=1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: result[k] for k in ("latency_s", "server_cpu_ms_per_operation_by_process",
+                                             "server_cpu_ms_per_operation")}, indent=1))
     for who, part in result["profile"].items():
         print(who, json.dumps(part["by_category_pct"]))
     return 0

@@ -81,13 +81,16 @@ def test_snmp_fleet_cycle(tmp_path: Path) -> None:
         assert (result[cycle]["reachable"], result[cycle]["unreachable"]) == (18, 2), cycle
 
 
-def test_login_profile(tmp_path: Path) -> None:
-    """profile_login.py: CPU per login by process, and py-spy's samples summed for the collectors and the analyst."""
-    result = bench("profile_login.py", "--logins", "20", out=tmp_path / "profile_login.json")
+@pytest.mark.parametrize("what", ["login", "release"])
+def test_request_profile(tmp_path: Path, what: str) -> None:
+    """profile_requests.py: CPU per login or release by process, and py-spy's samples summed for the
+    collectors and the analyst (a release's latency runs to its last byte at the printer)."""
+    result = bench("profile_requests.py", "--what", what, "--count", "20", out=tmp_path / f"profile_{what}.json")
+    assert result["operation"] == what
     assert result["latency_s"]["count"] == 20 and positive(result["latency_s"]["p50_ms"])
-    assert positive(result["server_cpu_ms_per_login"])
-    assert positive(result["server_cpu_ms_per_login_by_process"]["collector"])
-    assert positive(result["server_cpu_ms_per_login_by_process"]["analyst"])
+    assert positive(result["server_cpu_ms_per_operation"])
+    assert positive(result["server_cpu_ms_per_operation_by_process"]["collector"])
+    assert positive(result["server_cpu_ms_per_operation_by_process"]["analyst"])
     for who in ("collector", "analyst"):
         profile = result["profile"][who]
         assert positive(profile["samples"]), who
