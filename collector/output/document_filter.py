@@ -104,7 +104,10 @@ class _PostScript:
                 self._in_run = buf[-1] not in _PS_DELIM_SET
         out = bytearray()
         position = 0
-        for match in _PS_TOKEN.finditer(buf):
+        # The token pattern is tried at every byte; a plain search for the words skips almost every
+        # chunk of a real document (none of them in it) at memchr's speed.
+        suspect = any(word in buf for word in PS_REPLACEMENTS)
+        for match in _PS_TOKEN.finditer(buf) if suspect else ():
             if match.end() > cut:
                 break  # touches what is held back: judged with the next chunk
             out += buf[position:match.start()]
