@@ -343,7 +343,8 @@ def finish_job(session: Session, job_id: str, *, token: int, state: str, reason:
     """
     if state not in FINISH_STATES:
         raise BadRequest("bad-field", f"state must be one of {', '.join(FINISH_STATES)}", field="state")
-    before = session.get(Job, job_id, populate_existing=True)
+    # Two columns, not the job: loading a Job also loads its locations, and it is loaded after the update.
+    before = session.execute(select(Job.state, Job.state_reason).where(Job.id == job_id)).first()
     late = before is not None and before.state == JobState.HELD and before.state_reason == INTERRUPTED
     done = session.execute(
         update(Job)
