@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -77,12 +77,16 @@ def _code_hash(body: Mapping[str, Any]) -> str:
     return digest
 
 
-def job_to_dict(job: Job) -> dict[str, Any]:
-    """A job as the API answers it (JobDict)."""
+def job_to_dict(job: Job | Row[Any], locations: list[str] | None = None) -> dict[str, Any]:
+    """A job as the API answers it (JobDict); from a Job, or from a row of the jobs table and its
+    copies' collectors in order (`locations`)."""
     claim = None
     if job.state == JobState.RELEASING:
         claim = {"by": job.claimed_by, "printer": job.claim_printer, "token": job.claim_token,
                  "lease_expires_at": v.iso(job.lease_expires_at)}
+    if locations is None:
+        assert isinstance(job, Job)
+        locations = [loc.collector_id for loc in job.locations]
     return {
         "id": job.id, "owner": job.owner, "title": job.title, "size": job.size, "sha256": job.sha256,
         "pages": job.pages, "copies": job.copies, "options": job.options or {},
@@ -90,7 +94,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "idempotency_key": job.idempotency_key or "", "site": job.site, "state": job.state,
         "state_reason": job.state_reason, "submitted_at": v.iso(job.submitted_at),
         "expires_at": v.iso(job.expires_at), "received_by": job.received_by,
-        "locations": [loc.collector_id for loc in job.locations], "claim": claim,
+        "locations": locations, "claim": claim,
     }
 
 
@@ -243,15 +247,24 @@ def lookup_jobs(session: Session, job_ids: list[str]) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.id.in_(job_ids))))
 
 
-def user_jobs(session: Session, owner: str, limit: int | None = None) -> tuple[list[Job], int]:
+def user_jobs(session: Session, owner: str, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
     """What the owner sees at a terminal: held, releasing and failed jobs, oldest first (at most
-    `limit` of them), and how many there are in all."""
+    `limit` of them), as the API answers them, and how many there are in all.
+
+    Every login asks this, so it is read as rows (the jobs, then their copies), without building Job objects."""
     where = (Job.owner == owner, Job.state.in_(OPEN_STATES))
-    query = select(Job).where(*where).order_by(Job.submitted_at, Job.id)
-    jobs = list(session.scalars(query.limit(limit) if limit is not None else query))
-    total = len(jobs) if limit is None or len(jobs) < limit else \
+    query = select(*Job.__table__.columns).where(*where).order_by(Job.submitted_at, Job.id)
+    rows = session.execute(query.limit(limit) if limit is not None else query).all()
+    total = len(rows) if limit is None or len(rows) < limit else \
         int(session.scalar(select(func.count()).select_from(Job).where(*where)) or 0)
-    return jobs, total
+    copies: dict[str, list[str]] = {row.id: [] for row in rows}
+    for start in range(0, len(rows), 500):  # a bounded IN list, whatever the limit
+        ids = [row.id for row in rows[start:start + 500]]
+        for job_id, collector in session.execute(
+                select(JobLocation.job_id, JobLocation.collector_id).where(JobLocation.job_id.in_(ids))
+                .order_by(JobLocation.added_at, JobLocation.collector_id)):
+            copies[job_id].append(collector)
+    return [job_to_dict(row, copies[row.id]) for row in rows], total
 
 
 def claim_job(session: Session, job_id: str, *, user: str, collector: str, printer: str,

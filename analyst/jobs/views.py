@@ -76,7 +76,7 @@ def user_jobs(name: str) -> ResponseReturnValue:
     limit = query_int("limit", 0, minimum=1, maximum=10_000) or None  # absent: all of them
     with transaction() as session:
         jobs, total = service.user_jobs(session, name, limit)
-        return {"jobs": [service.job_to_dict(job) for job in jobs], "total": total}
+        return {"jobs": jobs, "total": total}
 
 
 @bp.post("/jobs/<job_id>/claim")

@@ -99,5 +99,5 @@ def auth() -> ResponseReturnValue:
     if list_jobs:
         with state.db.session() as session:  # a read: never waits for (or holds up) a writer
             held, total = jobs.user_jobs(session, result.user, jobs_limit)
-            answer.update(jobs=[jobs.job_to_dict(job) for job in held], total=total)
+            answer.update(jobs=held, total=total)
     return answer
