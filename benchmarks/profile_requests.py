@@ -48,8 +48,9 @@ from benchmarks.submit_release import (  # noqa: E402
 )
 
 # A sample inside a request (gunicorn handling it, Flask's app, a release in the collector's
-# release pool) or outside (background threads, gunicorn's own loop); inside, whose code was running: the first frame from the leaf up that is the
-# project's own (OWN) or that one of these matches.
+# release pool) or outside (background threads, gunicorn's own loop); inside, whose code was
+# running: the first frame from the leaf up that is the project's own (OWN) or that one of these
+# matches.
 IN_REQUEST = re.compile(r"handle_request|wsgi_app|^handle \(.*gunicorn|release_in_order")
 CATEGORIES = [
     ("TLS handshake", re.compile(r"do_handshake|ssl_wrap_socket|wrap_socket")),
