@@ -122,9 +122,9 @@ COLLECTOR_CALLS = frozenset({
     "jobs.finish", "jobs.delete", "jobs.add_location", "jobs.remove_location", "jobs.expire",
     "users.auth", "users.resolve_email", "collectors.heartbeat", "collectors.list_collectors", "collectors.sync",
     "printers.get", "printers.report_status",
-    # A kiosk page's one-time enrollment code, passed on by the collector it reached; a terminal
-    # credential a collector has not synced yet.
-    "terminals.redeem", "terminals.lookup",
+    # A kiosk page's one-time enrollment code, passed on by the collector it reached; a terminal's or
+    # submitting host's credential a collector has not synced yet.
+    "terminals.redeem", "terminals.lookup", "submitters.lookup",
 })
 
 

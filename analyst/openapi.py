@@ -441,6 +441,12 @@ OPERATIONS: list[Operation] = [
     ("delete", "/api/v1/submitters/{host}", "submitters.revoke", "Revoke a submitting host's credential (kept, "
      "inactive)", [_path("host", HOST)], None,
      {"200": _one("submitter", "Submitter"), "404": _error("no such submitting host" + _NOT_FOUND_ROUTE)}),
+    ("post", "/api/v1/submitters/lookup", "submitters.lookup",
+     "A submit credential a collector's directory does not hold yet (issued since its last sync)", [],
+     _request(_body({"token_hash": {"type": "string", "minLength": 1, "maxLength": 64,
+                                    "description": "the SHA-256 of the bearer token, hex"}}, required=("token_hash",))),
+     {"200": _one("submitter", "Submitter"),
+      "404": _error("unknown-submitter: no active submitting host has this credential")}),
     ("post", "/api/v1/terminals", "terminals.add",
      "Enrol a release terminal for a printer; the token is shown this once", [], _request(TERMINAL_REQUEST), {
          "201": _json(_closed({"terminal": _ref("Terminal"), "token": _STRING}), "enrolled"),

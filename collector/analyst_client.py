@@ -208,17 +208,18 @@ class AnalystClient:
         unknown-user, user-denied) come back as they are."""
         return self._decision("POST", f"{self.base}/identities/email", json={"email": email})
 
-    def terminal(self, token_hash: str) -> dict[str, str] | None:
-        """The active terminal (``{"id", "printer"}``) whose token has this digest; None: no such one."""
+    def credential(self, section: str, token_hash: str) -> dict[str, Any] | None:
+        """The active terminal (`section` "terminals": ``{"id", "printer", ...}``) or submitting host
+        ("submitters": ``{"host", ...}``) whose token has this digest; None: no such one."""
         try:
-            answer = self._call("POST", f"{self.base}/terminals/lookup", json={"token_hash": token_hash})
+            answer = self._call("POST", f"{self.base}/{section}/lookup", json={"token_hash": token_hash})
         except AnalystUnavailable:
             raise
         except PullprintError as exc:
             if exc.status == 404:
                 return None
             raise
-        return {"id": str(answer["terminal"]["id"]), "printer": str(answer["terminal"]["printer"])}
+        return dict(answer[section.removesuffix("s")])
 
     def redeem_enrollment(self, code: str) -> dict[str, Any]:
         """Trade a one-time enrollment code for a terminal's credential: ``{"terminal": {...}, "token"}``;

@@ -31,7 +31,18 @@ class Login:
 USER_DENIED = ("user-denied", "your account may not print at the moment; your jobs stay held. Ask IT")
 MASKED = "***"  # how the analyst's printer answers (all but the sync) show an SNMPv3 key that is set
 SNMP_SECRETS = ("snmp_v3_auth_key", "snmp_v3_priv_key")
-SUBMITTER_RESYNC_SECONDS = 2.0  # an unknown submit token makes an early sync at most this often
+ASK_AGAIN_SECONDS = 2.0  # a credential the analyst did not know is asked after again at most this often
+ASKS_PER_SECOND = 20  # per section and process: unknown credentials asked after at the analyst, a second
+MAX_ASKED = 10_000  # answers kept until the next sync; past it, the refusals are forgotten first
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What the analyst said of a credential the synced directory does not hold: its entry or None, and
+    until when (monotonic) a None stands."""
+
+    entry: dict[str, Any] | None
+    until: float
 
 
 class DirectoryCache:
@@ -44,8 +55,8 @@ class DirectoryCache:
         self._lock = threading.Lock()
         self._cache: dict[str, Any] = {}
         self._loaded_at = 0.0
-        self._resynced_at: dict[str, float] = {}  # early syncs for an unknown credential, per section
-        self._asked: dict[str, dict[str, str]] = {}  # terminals found at the analyst since the last sync
+        self._asked: dict[tuple[str, str], Asked] = {}  # (section, digest) asked at the analyst since the last sync
+        self._asks: dict[str, tuple[int, int]] = {}  # per section: (this second, the asks made in it)
         self._mtime_ns = 0
         self._stat_at = 0.0
 
@@ -138,9 +149,12 @@ class DirectoryCache:
     def submitter(self, authorization: str | None) -> str | None:
         """The host whose credential the ``Authorization: Bearer`` header carries, or None (unknown, revoked).
 
-        Raises Unavailable when no directory was ever synced (the backend retries).
+        A credential the synced directory does not hold is asked after at the analyst (issued since the
+        last sync: the host is not refused for a sync period). Raises Unavailable (the backend retries)
+        when it cannot be checked now: no directory synced yet, or, for one the directory lacks, the
+        analyst away or too many such asks in this second.
         """
-        entry = self._bearer("submitters", authorization)
+        entry = self._credential("submitters", authorization, ask=True)
         return str(entry["host"]) if entry is not None else None
 
     def terminal(self, authorization: str | None, *, ask: bool = False) -> dict[str, str] | None:
@@ -148,53 +162,61 @@ class DirectoryCache:
         header carries, or None: unknown, or revoked (gone from the directory at the next sync).
 
         With `ask`, a credential the directory does not hold is asked after at the analyst (enrolled
-        since the last sync: a station works at once; the caller throttles who may ask), and what it
-        says is remembered until the next sync. Raises Unavailable when no directory with terminals
-        was ever synced.
+        since the last sync: a station works at once; the caller throttles who may ask). Raises
+        Unavailable as `submitter` does.
         """
-        if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 512:
-            return None
-        entry = self._bearer("terminals", authorization, None)
-        if entry is not None:
-            return {"id": str(entry["id"]), "printer": str(entry["printer"])}
-        digest = token_digest(authorization[7:].strip())
-        self._cached()  # a newer sync forgets what was asked before it
-        with self._lock:
-            if digest in self._asked:
-                return self._asked[digest]
-        if not ask:
-            return None
-        try:
-            found = self.analyst.terminal(digest)
-        except AnalystUnavailable:
-            return None
-        if found is not None:
-            with self._lock:
-                self._asked[digest] = {"id": str(found["id"]), "printer": str(found["printer"])}
-        return found
+        entry = self._credential("terminals", authorization, ask=ask)
+        return {"id": str(entry["id"]), "printer": str(entry["printer"])} if entry is not None else None
 
-    def _bearer(self, section: str, authorization: str | None,
-                resync_every: float | None = SUBMITTER_RESYNC_SECONDS) -> dict[str, Any] | None:
+    def _credential(self, section: str, authorization: str | None, *, ask: bool) -> dict[str, Any] | None:
         """The entry of `section` whose token digest matches the bearer token in `authorization`.
 
         Checked against the synced digests (the persisted cache while the analyst is away), every one
-        compared in constant time. An unknown token makes one early sync (at most every `resync_every`
-        seconds per section; None: never), so a credential issued a moment ago is not refused for a
-        whole sync period.
+        compared in constant time; then against what the analyst said since the last sync. With `ask`,
+        a digest neither holds is asked after at the analyst: at most ASKS_PER_SECOND of them a second
+        per section in this process, and one it did not know again only after ASK_AGAIN_SECONDS.
         """
         if not authorization or not authorization.startswith("Bearer ") or len(authorization) > 512:
             return None
         digest = token_digest(authorization[7:].strip())
-        synced, entry = self._entry_of(section, digest)
-        last = self._resynced_at.get(section, 0.0)
-        if entry is None and resync_every is not None and time.monotonic() - last > resync_every:
-            self._resynced_at[section] = time.monotonic()
-            if self.refresh():
-                synced, entry = self._entry_of(section, digest)
-        if not synced:
-            raise Unavailable("directory-not-synced", f"this collector has not yet received the {section}' "
-                              "credentials from the analyst; try again later")
-        return entry
+        synced, entry = self._entry_of(section, digest)  # a newer sync also forgets what was asked before it
+        if entry is not None:
+            return entry
+        now = time.monotonic()
+        with self._lock:
+            asked = self._asked.get((section, digest))
+            if asked is not None and (asked.entry is not None or now < asked.until):
+                return asked.entry
+            if ask:
+                self._take_ask(section, now)
+        not_synced = Unavailable("directory-not-synced", f"this collector has not yet received the {section}' "
+                                 "credentials from the analyst; try again later")
+        if not ask:
+            if not synced:
+                raise not_synced
+            return None
+        try:
+            found = self.analyst.credential(section, digest)
+        except AnalystUnavailable:
+            if not synced:
+                raise not_synced from None
+            raise Unavailable("analyst-unreachable", "this credential is not in this collector's directory and the "
+                              "central service cannot be asked now; try again in a moment") from None
+        with self._lock:
+            if len(self._asked) >= MAX_ASKED:
+                self._asked = {key: kept for key, kept in self._asked.items() if kept.entry is not None}
+            self._asked[(section, digest)] = Asked(found, now + ASK_AGAIN_SECONDS)
+        return found
+
+    def _take_ask(self, section: str, now: float) -> None:
+        """Count one ask of the analyst against this second's budget (the lock held); Unavailable when spent."""
+        second, used = self._asks.get(section, (0, 0))
+        if int(now) != second:
+            second, used = int(now), 0
+        if used >= ASKS_PER_SECOND:
+            raise Unavailable("credential-check-busy", "too many unknown credentials are being checked at this "
+                              "moment; try again in a moment")
+        self._asks[section] = (second, used + 1)
 
     def _entry_of(self, section: str, digest: str) -> tuple[bool, dict[str, Any] | None]:
         cached = self._cached()

@@ -102,8 +102,9 @@ DOCUMENT: dict[str, Any] = {
                               "the owner is denied (user-denied); X-Pullprint-Print-At names a printer that "
                               "does not print mail at once (not-a-mail-printer)"),
                 "413": _error("larger than max_job_bytes"),
-                "503": _error("cannot keep the copies a job needs now (too-few-copies, replication-failed), or no "
-                               "directory synced yet (directory-not-synced); retry")}}},
+                "503": _error("cannot keep the copies a job needs now (too-few-copies, replication-failed); no "
+                               "directory synced yet (directory-not-synced); a credential the directory lacks "
+                               "cannot be asked after now (analyst-unreachable, credential-check-busy); retry")}}},
         "/api/v1/sessions": {"post": {
             "summary": "Log in at a printer with a badge, or a user name and PIN",
             "description": "An enrolled terminal names its printer through its credential (a `printer` in the "

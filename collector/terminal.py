@@ -61,7 +61,11 @@ def identify(node: Node, throttle: LoginThrottle, authorization: str | None, add
             # Not (yet) in this collector's directory: perhaps enrolled a moment ago. Asking the
             # analyst is for callers the throttle lets through; a miss counts as a failure.
             attempt = throttle.admit(limits_of(node.config).subjects(terminal=None, address=address, user=None))
-            terminal = node.directory.terminal(authorization, ask=True)
+            try:
+                terminal = node.directory.terminal(authorization, ask=True)
+            except Unavailable:
+                throttle.abandoned(attempt)  # not checked: the analyst away
+                raise
             if terminal is None:
                 throttle.failed(attempt)
                 raise Unauthorized(*UNKNOWN_TERMINAL)

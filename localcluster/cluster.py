@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector.config import CollectorConfig
 from cups_backend import cli as queue_cli
 from cups_backend.doctor import cancel_poison_jobs, crash_culprit, find_poison_jobs
 from lb import haproxy
 from localcluster.redis_server import RedisServer, start_redis
 from printer_sim.cluster import start_sim
-from pullprint import daemons, pki
+from pullprint import daemons, keys, pki
 from pullprint.credentials import pin_hash
 from pullprint.cupsd import PrivateCupsd
 from pullprint.tls import TlsFiles
@@ -254,6 +255,7 @@ class LocalCluster:
             for index in range(1, self.n_collectors + 1):
                 self.start_collector(f"c{index}")
             self._start_lb()
+            self._wait_for_site_claims()
             self._enrol_kiosks()
             if self.with_mail:
                 self._start_mail()
@@ -273,6 +275,16 @@ class LocalCluster:
                                  collectors=[f"c{index}" for index in range(1, self.n_collectors + 1)])
         self.redis_url = self.redis.url
         self.daemons["redis"] = self.redis.daemon
+
+    def _wait_for_site_claims(self) -> None:
+        """Until the collectors have marked this (empty) Redis as holding the site's release claims
+        (collector/site_claims.py, two heartbeats): before that, no release goes out while the analyst is away."""
+        client = self.redis_client()
+        try:
+            daemons.wait_until(lambda: bool(client.exists(keys.site_claims_ready(CollectorConfig.site))), 20,
+                               "the collectors' site release claims in Redis")
+        finally:
+            client.close()
 
     def redis_client(self, **options: Any) -> Any:
         """A client as Redis's admin user, with the operator's certificate (tests and tools; never a node)."""

@@ -1,4 +1,4 @@
-"""Submitter logic: issue (or re-issue) a host's credential, list, revoke, and the digests collectors sync."""
+"""Submitter logic: issue (or re-issue) a host's credential, list, revoke, the digests collectors sync or ask after."""
 
 from __future__ import annotations
 
@@ -73,6 +73,12 @@ def revoke(session: Session, host: str, *, now: datetime) -> Submitter:
         record_event(session, "submitter-revoked", now=now, detail={"host": host})
     session.flush()
     return submitter
+
+
+def submitter_by_digest(session: Session, token_hash: str) -> Submitter | None:
+    """The active submitting host whose token has this digest, or None."""
+    submitter = session.scalars(select(Submitter).where(Submitter.token_hash == token_hash)).first()
+    return submitter if submitter is not None and submitter.revoked_at is None else None
 
 
 def sync_submitters(session: Session) -> list[dict[str, str]]:

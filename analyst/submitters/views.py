@@ -1,4 +1,5 @@
-"""HTTP views for submitting hosts (administration): issue a credential (shown once), list, revoke."""
+"""HTTP views for submitting hosts: issue a credential (shown once), list, revoke (administration); the lookup of
+one (collectors)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from analyst import validate as v
 from analyst.submitters import service
 from analyst.web import json_body, now, transaction
+from pullprint.errors import NotFound
 
 bp = Blueprint("submitters", __name__, url_prefix="/api/v1")
 
@@ -33,3 +35,15 @@ def list_submitters() -> ResponseReturnValue:
 def revoke(host: str) -> ResponseReturnValue:
     with transaction() as session:
         return {"submitter": service.submitter_to_dict(service.revoke(session, host, now=now()))}
+
+
+@bp.post("/submitters/lookup")
+def lookup() -> ResponseReturnValue:
+    """A collector asks after a submit credential its directory does not hold yet (issued since its last
+    sync): the active host with that token digest, or 404."""
+    digest = v.required_text(json_body(), "token_hash", max_len=64)
+    with transaction() as session:
+        submitter = service.submitter_by_digest(session, digest)
+        if submitter is None:
+            raise NotFound("unknown-submitter", "no active submitting host has this credential")
+        return {"submitter": service.submitter_to_dict(submitter)}

@@ -43,6 +43,25 @@ def test_a_host_credential_is_shown_once_stored_as_a_digest_and_revocable(api: A
     assert api.delete("/submitters/nobody.example").status_code == 404
 
 
+def test_a_collector_asks_after_a_credential_it_has_not_synced(api: Api) -> None:
+    token = api.post("/submitters", json={"host": "ws-new.example"}).json["token"]
+    collector = api.as_("collector", "c1")
+
+    def lookup(secret: str) -> tuple[int, dict]:
+        answer = collector.post("/submitters/lookup", json={"token_hash": hashlib.sha256(secret.encode()).hexdigest()})
+        return answer.status_code, answer.json
+
+    status, body = lookup(token)
+    assert status == 200 and body["submitter"]["host"] == "ws-new.example" and body["submitter"]["active"] is True
+    assert token not in json.dumps(body) and hashlib.sha256(token.encode()).hexdigest() not in json.dumps(body)
+    assert lookup("a-guess") == (404, {"error": "unknown-submitter",
+                                       "message": "no active submitting host has this credential"})
+    assert collector.post("/submitters/lookup", json={"token_hash": ""}).status_code == 400
+    assert collector.post("/submitters/lookup", json={"token_hash": "x" * 65}).status_code == 400
+    api.delete("/submitters/ws-new.example")
+    assert lookup(token)[0] == 404  # revoked
+
+
 def test_only_administrators_issue_credentials_and_hosts_are_checked(api: Api) -> None:
     assert api.as_("collector", "c1").post("/submitters", json={"host": "evil"}).status_code == 403
     assert api.as_("collector", "c1").get("/submitters").status_code == 403

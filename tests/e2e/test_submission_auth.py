@@ -7,6 +7,7 @@ sees is the job's state message there (`lpstat -l`, job-printer-state-message).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -112,6 +113,58 @@ def test_a_wrong_token_is_refused_and_each_host_has_its_own_credential(small: Lo
     for owner in ("alice", "bob"):
         for job in _jobs_of(small, owner):
             analyst_call(small, "DELETE", f"/jobs/{job['id']}")
+
+
+def _synced_digests(collector_spool: Path) -> set[str]:
+    return {s["token_hash"] for s in json.loads((collector_spool / "directory.json").read_text())["submitters"]}
+
+
+def test_a_host_issued_after_the_last_sync_is_taken_and_with_the_analyst_away_it_is_retried_not_refused(
+        small: LocalCluster) -> None:
+    collector = small.collectors["c1"]
+    directory = collector.spool_dir / "directory.json"
+    # Just after one of the collector's syncs (every 30 s), so that no sync falls in what follows.
+    synced_at = directory.stat().st_mtime_ns
+    wait_for(lambda: directory.stat().st_mtime_ns != synced_at, 45, "the collector's next directory sync")
+    late = analyst_call(small, "POST", "/submitters", json={"host": "ws-late.example"}).json()["token"]
+    later = analyst_call(small, "POST", "/submitters", json={"host": "ws-later.example"}).json()["token"]
+    taken = submit(small, "hana", b"%!PS\n% late\n", title="late", url=collector.url,
+                   headers={"Authorization": f"Bearer {late}"})
+    assert taken.status_code == 201, taken.text  # asked after at the analyst: not refused until the next sync
+    wrong = submit(small, "hana", b"%!PS\n", title="never", url=collector.url,
+                   headers={"Authorization": "Bearer never-issued"})
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "unknown-submitter")
+    small.stop_analyst()
+    try:
+        assert not {hashlib.sha256(t.encode()).hexdigest() for t in (late, later)} & _synced_digests(
+            collector.spool_dir), "a directory sync came between the credentials' issue and the analyst's stop"
+        # Issued since the last sync and the analyst cannot be asked: 503, which the backend retries
+        # (a 401 would hold the job on the print server for an operator).
+        for token in (later, "also-never-issued"):
+            waiting = submit(small, "hana", b"%!PS\n", title="waiting", url=collector.url,
+                             headers={"Authorization": f"Bearer {token}"})
+            assert (waiting.status_code, waiting.json()["error"]) == (503, "analyst-unreachable"), waiting.text
+        # The synced hosts submit as before, journalled for the analyst.
+        assert submit(small, "hana", b"%!PS\n% synced\n", title="synced", url=collector.url).status_code == 201
+    finally:
+        small.start_analyst_again()
+    def retried(token: str, title: str) -> list | None:  # as the backend does; in a list: a refused Response is falsy
+        answer = submit(small, "hana", f"%!PS\n% {title}\n".encode(), title=title, url=collector.url,
+                        headers={"Authorization": f"Bearer {token}"})
+        return None if answer.status_code == 503 else [answer]
+
+    # Once each worker of the collector reaches the analyst again: the new host taken, the invented one refused.
+    [taken] = wait_for(lambda: retried(later, "later"), 60, "the analyst back")
+    assert taken.status_code == 201, taken.text
+    [wrong] = wait_for(lambda: retried("also-never-issued", "never"), 60, "the analyst back")
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "unknown-submitter")
+    jobs = wait_for(lambda: (j := _jobs_of(small, "hana")) and len(j) == 3 and j, 60, "hana's three jobs listed")
+    assert sorted(j["title"] for j in jobs) == ["late", "later", "synced"]
+    assert {j["origin_host"] for j in jobs} == {"ws-late.example", "ws-later.example", SUBMIT_HOST}
+    for job in jobs:
+        analyst_call(small, "DELETE", f"/jobs/{job['id']}")
+    for host in ("ws-late.example", "ws-later.example"):
+        analyst_call(small, "DELETE", f"/submitters/{host}")
 
 
 def test_999_copies_are_refused_99_are_taken(small: LocalCluster) -> None:
