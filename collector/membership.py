@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collector.redis_client import optional
 from collector.state_mac import StateMac
 from pullprint import keys
 
@@ -102,9 +103,8 @@ class Membership:
 
     def _live(self) -> dict[str, Member]:
         known, fresh = self._from_analyst()
-        try:
-            alive = live_ids(self.redis, self.seals)
-        except Exception:  # noqa: BLE001 - Redis trouble: fall back to what the last heartbeat heard
+        alive = optional("membership", lambda: live_ids(self.redis, self.seals))
+        if alive is None:  # Redis away or slow: fall back to what the last heartbeat heard
             if not fresh:
                 return {}  # too old to trust: better no peer than a dead one
             alive = {c for c, alive_there in known.items() if alive_there[1]}

@@ -6,21 +6,33 @@ stand in for Redis. The password never sits in the URL (`connect` refuses one th
 a log line: it comes from ``collector.redis_password`` (``PULLPRINT_COLLECTOR_REDIS_PASSWORD_FILE``).
 Each collector has its own ACL user (`username_for`), so one collector is revoked at Redis by deleting
 its user, without touching the others' passwords.
+
+Inside a request's deadline (nodeserver.client.deadline: a login's), each Redis read and TLS handshake
+waits at most what is left of it, so a slow Redis cannot make the request outlast its budget. The
+calls a request can do without go through `optional`: once one failed or answered slowly, those made
+inside a deadline skip Redis for a moment, process-wide.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.connection import SSLConnection
+from redis.utils import SENTINEL
 
+from nodeserver.client import in_deadline, time_left
 from pullprint import pki
 from pullprint.errors import PullprintError
 from pullprint.tls import TlsFiles, client_context
+
+log = logging.getLogger(__name__)
 
 
 class _ClusterRedisConnection(SSLConnection):
@@ -30,8 +42,28 @@ class _ClusterRedisConnection(SSLConnection):
         self.tls_files = tls_files
         super().__init__(**kwargs)
 
+    def _left(self) -> float:
+        """What the current deadline leaves a read (the socket timeout outside one); none left is a timeout."""
+        left = time_left(self.socket_timeout or 0.5)
+        if left <= 0.005:
+            raise redis.exceptions.TimeoutError("no time left in this request's deadline for a Redis call")
+        return left
+
+    def read_response(self, disable_decoding: bool = False, *, timeout: Any = SENTINEL, **options: Any) -> Any:
+        if timeout is SENTINEL:
+            try:
+                left = self._left()
+            except redis.exceptions.TimeoutError:
+                self.disconnect()  # the command went out: its answer must not be read as the next one's
+                raise
+            if left < (self.socket_timeout or 0.5):
+                timeout = left
+        return super().read_response(disable_decoding, timeout=timeout, **options)
+
     def _wrap_socket_with_ssl(self, sock: socket.socket) -> ssl.SSLSocket:
+        sock.settimeout(min(self.socket_timeout or 0.5, self._left()))
         wrapped = client_context(self.tls_files).wrap_socket(sock, server_hostname=self.host)
+        wrapped.settimeout(self.socket_timeout)
         der = wrapped.getpeercert(binary_form=True)
         identity = pki.identity_of(der) if der else None
         if identity is None or identity.role != "redis":
@@ -39,6 +71,46 @@ class _ClusterRedisConnection(SSLConnection):
             raise redis.exceptions.ConnectionError(
                 f"{self.host}:{self.port} is not the cluster's Redis (its certificate says {identity or 'nothing'})")
         return wrapped
+
+
+T = TypeVar("T")
+
+
+class _Optional:
+    """Process-wide: until when Redis is skipped for the calls a request can do without."""
+
+    SKIP_SECONDS = 2.0  # after a failed or slow optional call
+    SLOW_SECONDS = 0.2  # an answer slower than this counts as a failure (a congested link, a stalled Redis)
+    skip_until = 0.0
+    warned_at = 0.0
+
+
+def optional(what: str, call: Callable[[], T]) -> T | None:
+    """`call()`, a Redis call the request can do without (`what` names it in the log); None when it
+    fails, or when it is skipped. Once one fails or answers in more than SLOW_SECONDS, the calls made
+    inside a request's deadline (a login's) skip Redis in this process for SKIP_SECONDS: a dead or
+    slow Redis costs such a request one call, not one per call. Others (background work) still ask."""
+    started = time.monotonic()
+    if started < _Optional.skip_until and in_deadline():
+        return None
+    try:
+        answer = call()
+    except Exception as exc:  # noqa: BLE001 - Redis away: the caller goes on without it
+        _skip(what, type(exc).__name__)
+        return None
+    took = time.monotonic() - started
+    if took > _Optional.SLOW_SECONDS:
+        _skip(what, f"answered in {took:.2f} s")
+    return answer
+
+
+def _skip(what: str, why: str) -> None:
+    now = time.monotonic()
+    _Optional.skip_until = now + _Optional.SKIP_SECONDS
+    if now - _Optional.warned_at > 60:
+        _Optional.warned_at = now
+        log.warning("redis unreachable or slow for the %s (%s): calls a request can do without skip it for "
+                    "%.0f s at a time", what, why, _Optional.SKIP_SECONDS)
 
 
 def username_for(collector_id: str) -> str:

@@ -6,7 +6,8 @@ record names the user, the printer and what the session is bound to: the enrolle
 ("t:ID"), or for an unenrolled client its address ("a:IP"); a token presented by anyone else is
 refused (collector/terminal.py). Redis adds what a signature cannot: the inactivity timeout and
 logout. When Redis is away, a validly signed token is accepted up to `offline_max_seconds` after it
-was issued, so terminals keep working. (Login throttling: collector/throttle.py.)
+was issued, so terminals keep working; one its login could not record in Redis (slow or away then)
+is recorded at its next use. (Login throttling: collector/throttle.py.)
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ import base64
 import hashlib
 import hmac
 import json
-import logging
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from collector.redis_client import optional
 from pullprint import keys
 from pullprint.credentials import token_digest
 from pullprint.errors import Unauthorized
 
-log = logging.getLogger(__name__)
 ENDED = ("session-ended", "the session has ended; please log in again")
+LIVE, ENDED_MARK = "1", "0"  # a session's record in Redis: in use, or logged out
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,9 @@ class SessionStore:
             record["j"] = only
         body = _b64(json.dumps(record, separators=(",", ":")).encode())
         token = f"{body}.{self._sign(body)}"
-        try:
-            self.redis.set(keys.session(token_digest(token)), "1", ex=self.idle_seconds)
-        except Exception as exc:  # noqa: BLE001 - the signed token stands on its own for a while
-            log.warning("session not recorded in redis (%s); the signed token serves alone", type(exc).__name__)
+        # Redis slow or away: the signed token serves alone, and its first use records it (`get`).
+        optional("session record", lambda: self.redis.set(keys.session(token_digest(token)), LIVE,
+                                                          ex=self.idle_seconds))
         return Session(token, user, printer, created, offline, bound_to, only)
 
     def get(self, token: str) -> Session:
@@ -89,8 +89,15 @@ class SessionStore:
             # Only a holder of the key can sign a record; one of another shape (another version, a bug,
             # a 400-digit time, [[[[…) is still just not a session.
             raise Unauthorized(*ENDED) from None
+        name = keys.session(token_digest(token))
         try:
-            alive = self.redis.expire(keys.session(token_digest(token)), self.idle_seconds)
+            state = self.redis.getex(name, ex=self.idle_seconds)
+            if state is None and time.time() - session.created_at < self.idle_seconds:
+                # Younger than the inactivity timeout, so it cannot have timed out: its login could not
+                # record it (Redis slow or away then, or restarted empty since). It is recorded now.
+                self.redis.set(name, LIVE, ex=self.idle_seconds, nx=True)
+                state = LIVE
+            alive = state == LIVE
         except Exception:  # noqa: BLE001 - Redis away: trust the signature, within a hard limit
             alive = time.time() - session.created_at < self.offline_max_seconds
         if not alive:
@@ -98,7 +105,10 @@ class SessionStore:
         return session
 
     def delete(self, token: str) -> bool:
+        """Log out: the session's record says it ended (kept as long as the session could still be young,
+        so `get` never takes it for one its login could not record)."""
         try:
-            return bool(self.redis.delete(keys.session(token_digest(token or ""))))
+            return self.redis.set(keys.session(token_digest(token or "")), ENDED_MARK, ex=self.idle_seconds,
+                                  get=True) == LIVE
         except Exception:  # noqa: BLE001
             return False

@@ -7,15 +7,12 @@ pullprint/throttle.py); when Redis answers, its count (every collector's) is the
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any
 
 from collector.config import CollectorConfig
+from collector.redis_client import optional
 from pullprint import keys
 from pullprint.throttle import LoginLimits, LoginThrottle, MemoryFailures, login_limits
-
-log = logging.getLogger(__name__)
 
 
 class RedisFailures:
@@ -51,30 +48,18 @@ class RedisFailures:
 
 
 class SiteFailures:
-    """Redis when it answers, this process's memory when it does not; every failure goes to both."""
+    """Redis when it answers, this process's memory when it does not; every failure goes to both.
 
-    # Process-wide: after Redis failed once, logins skip it for a moment rather than each paying the
-    # socket timeout several times over; and one warning a minute, not one per login.
-    RETRY_AFTER_SECONDS = 2.0
-    _skip_until = 0.0
-    _warned_at = 0.0
+    Redis is optional here (collector/redis_client.py `optional`): after one call failed or answered
+    slowly, logins skip it for a moment rather than each paying the wait several times over.
+    """
 
     def __init__(self, redis: Any, memory: MemoryFailures) -> None:
         self.shared = RedisFailures(redis)
         self.memory = memory
 
     def _shared(self, call: str, *args: Any) -> Any:
-        if time.monotonic() < SiteFailures._skip_until:
-            return None
-        try:
-            return getattr(self.shared, call)(*args)
-        except Exception as exc:  # noqa: BLE001 - Redis away: this process limits on its own
-            SiteFailures._skip_until = time.monotonic() + self.RETRY_AFTER_SECONDS
-            if time.monotonic() - SiteFailures._warned_at > 60:
-                SiteFailures._warned_at = time.monotonic()
-                log.warning("login throttle: redis unreachable (%s); each process counts on its own",
-                            type(exc).__name__)
-            return None
+        return optional("login throttle", lambda: getattr(self.shared, call)(*args))
 
     def recent(self, key: str, now: float, window: float) -> tuple[int, float]:
         shared = self._shared("recent", key, now, window)

@@ -40,7 +40,8 @@ _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("pullpr
 def deadline(seconds: float) -> Iterator[None]:
     """Every call made in this block (and in pool tasks it hands work to) ends within `seconds` of now
     in all: each call's timeout is cut to what is left, and a call with nothing left is not sent
-    (it fails as unreachable, `maybe_acted` False). An inner block cannot extend an outer one."""
+    (it fails as unreachable, `maybe_acted` False). The collector's Redis reads are cut the same way
+    (collector/redis_client.py). An inner block cannot extend an outer one."""
     end = time.monotonic() + seconds
     outer = _deadline.get()
     token = _deadline.set(end if outer is None else min(outer, end))
@@ -54,6 +55,11 @@ def time_left(default: float) -> float:
     """What is left of the current deadline, at most `default` (`default` outside any deadline)."""
     end = _deadline.get()
     return default if end is None else max(0.0, min(default, end - time.monotonic()))
+
+
+def in_deadline() -> bool:
+    """Whether the current code runs inside a `deadline` block."""
+    return _deadline.get() is not None
 
 
 def _within_deadline(timeout: float | tuple[float, float]) -> float | tuple[float, float] | None:

@@ -7,6 +7,7 @@ import pytest
 
 from collector import membership
 from collector.printer_lock import PrinterBusy, PrinterLock
+from collector.redis_client import _Optional
 from collector.sessions import SessionStore
 from collector.state_mac import StateMac
 from collector.throttle import SiteFailures
@@ -56,7 +57,7 @@ def test_sessions_and_lockout_keep_working_without_redis():
     throttle.failed(throttle.admit(subjects))
     with pytest.raises(TooManyRequests):
         throttle.admit(subjects)
-    SiteFailures._skip_until = 0.0
+    _Optional.skip_until = 0.0
     time.sleep(1.1)
     with pytest.raises(Unauthorized):  # without Redis a signed token lives only offline_max_seconds
         store.get(session.token)
@@ -68,12 +69,31 @@ def test_logout_ends_the_session(redis):
     assert store.delete(session.token)
     with pytest.raises(Unauthorized):
         store.get(session.token)
+    assert not store.delete(session.token)  # already ended
+    with pytest.raises(Unauthorized):  # and it stays ended: not taken for one its login could not record
+        store.get(session.token)
+
+
+def test_a_session_its_login_could_not_record_is_recorded_at_its_next_use(redis):
+    store = SessionStore(redis, idle_seconds=2, signing_secret="cluster")
+    young = store.create("carol", "p1", bound_to="t:t-1")
+    redis.flushdb()  # as if the login's SET never reached Redis (slow link, Redis away or restarted empty)
+    assert store.get(young.token).user == "carol"
+    assert redis.keys("*"), "the session is recorded again"
+    assert store.delete(young.token)  # so it can be logged out like any other
+    with pytest.raises(Unauthorized):
+        store.get(young.token)
+    # One older than the inactivity timeout whose record is gone has timed out: ended.
+    old = store.create("dave", "p1", bound_to="t:t-1")
+    time.sleep(2.2)
+    with pytest.raises(Unauthorized):
+        store.get(old.token)
 
 
 def test_the_site_shares_one_count_and_a_worker_keeps_its_own_when_redis_goes(redis):
     """Two collector workers (each with its memory) count in the same Redis; with Redis gone, each
     still remembers what it saw itself."""
-    SiteFailures._skip_until = 0.0  # an earlier test's dead Redis must not make this process skip this one
+    _Optional.skip_until = 0.0  # an earlier test's dead Redis must not make this process skip this one
     limits = login_limits(terminal_failures=3)
     subjects = limits.subjects(terminal="t-1", address="10.0.0.1", user="alice")
     first, second = MemoryFailures(), MemoryFailures()
@@ -100,7 +120,7 @@ def test_the_site_shares_one_count_and_a_worker_keeps_its_own_when_redis_goes(re
         assert SiteFailures(dead, first).recent("t:t-1", time.time(), 900)[0] == 2
         assert SiteFailures(dead, second).recent("t:t-1", time.time(), 900)[0] == 1
     finally:
-        SiteFailures._skip_until = 0.0
+        _Optional.skip_until = 0.0
 
 
 def test_printer_lock_serializes_and_fences(redis):

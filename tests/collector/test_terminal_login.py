@@ -17,7 +17,7 @@ import pytest
 from collector.app import create_app
 from collector.config import CollectorConfig
 from collector.node import build_node
-from collector.throttle import SiteFailures
+from collector.redis_client import _Optional
 from pullprint.credentials import badge_hash, pin_hash, token_digest
 
 PEPPER = "pepper"
@@ -102,7 +102,7 @@ def collector_app(tmp_path: Path, analyst_url: str, **settings: Any) -> Any:
 
 @pytest.fixture
 def collector(tmp_path: Path, redis, redis_settings, analyst: StandInAnalyst):
-    SiteFailures._skip_until = 0.0
+    _Optional.skip_until = 0.0
     app, node = collector_app(tmp_path, analyst.url, **redis_settings)
     yield app.test_client()
     node.close()
@@ -169,7 +169,7 @@ def test_a_login_asks_the_analyst_once_when_it_lists_the_jobs_in_its_answer(coll
 
 
 def test_unenrolled_sessions_are_bound_to_the_address(tmp_path, redis, redis_settings, analyst) -> None:
-    SiteFailures._skip_until = 0.0
+    _Optional.skip_until = 0.0
     app, node = collector_app(tmp_path, analyst.url, allow_unenrolled_terminals=True, **redis_settings)
     try:
         analyst.auth = (200, {"user": "alice"})
@@ -193,7 +193,7 @@ def test_a_login_at_a_printer_the_sync_brought_asks_the_analyst_only_who_it_is(c
 
 def test_a_printer_added_since_the_sync_is_asked_for_and_an_unknown_one_refused(
         tmp_path, redis, redis_settings, analyst) -> None:
-    SiteFailures._skip_until = 0.0
+    _Optional.skip_until = 0.0
     app, node = collector_app(tmp_path, analyst.url, allow_unenrolled_terminals=True, **redis_settings)
     try:
         analyst.auth = (200, {"user": "alice", "jobs": [], "total": 0})
@@ -212,7 +212,7 @@ def test_a_printer_added_since_the_sync_is_asked_for_and_an_unknown_one_refused(
 def test_with_redis_and_the_analyst_away_the_process_still_throttles(tmp_path) -> None:
     from pullprint.daemons import free_port
 
-    SiteFailures._skip_until = 0.0
+    _Optional.skip_until = 0.0
     app, node = collector_app(tmp_path, f"http://127.0.0.1:{free_port()}",
                               redis_url=f"redis://127.0.0.1:{free_port()}/0")
     try:
@@ -228,7 +228,7 @@ def test_with_redis_and_the_analyst_away_the_process_still_throttles(tmp_path) -
             assert answers == [401] * 5 + [429]
     finally:
         node.close()
-        SiteFailures._skip_until = 0.0
+        _Optional.skip_until = 0.0
 
 
 def test_offline_misses_cost_the_same_work(tmp_path, monkeypatch) -> None:
@@ -274,7 +274,7 @@ def test_a_slow_analyst_cannot_stretch_a_login_past_its_budget(tmp_path, redis, 
             answer(self)
 
         setattr(handler, name, delayed)
-    SiteFailures._skip_until = 0.0
+    _Optional.skip_until = 0.0
     app, node = collector_app(tmp_path, slow.url, analyst_timeout=0.9, login_budget_seconds=1.0, **redis_settings)
     try:
         client = app.test_client()
