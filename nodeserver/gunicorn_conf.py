@@ -14,6 +14,11 @@ from typing import Any
 from pullprint.tls import TlsFiles, server_context
 
 worker_class = "nodeserver.worker.PeerCertWorker"
+# Gunicorn 25.1+ opens a control socket (worker add/kill, reload) at one path per user's home,
+# $HOME/.gunicorn/gunicorn.ctl, which every master on the host would share, the last one started
+# taking it. Nothing here uses it: services are stopped and restarted by their PID or their unit.
+# (Older gunicorns ignore the name.)
+control_socket_disable = True
 
 
 def ssl_context(conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:

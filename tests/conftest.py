@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
+from collector.redis_client import _Optional
 from localcluster.redis_server import start_redis
+
+
+@pytest.fixture(autouse=True)
+def _redis_not_skipped() -> None:
+    """Each test starts with Redis asked again: an earlier test's dead or slow Redis makes this process's
+    requests skip it for a moment (collector/redis_client.py `optional`)."""
+    _Optional.skip_until = 0.0
 
 
 @pytest.fixture(scope="session")

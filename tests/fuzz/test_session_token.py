@@ -22,7 +22,8 @@ SECRET = "session-signing-secret"
 
 
 class FakeRedis:
-    """`expire` answers whether the session key exists; `down` makes every call fail like a dead Redis."""
+    """`getex` answers the session's record: live, or the mark a logout leaves; `down` makes every call
+    fail like a dead Redis."""
 
     def __init__(self, alive: bool = True, down: bool = False) -> None:
         self.alive, self.down = alive, down
@@ -35,9 +36,9 @@ class FakeRedis:
         self._check()
         return True
 
-    def expire(self, *args):
+    def getex(self, *args, **kwargs):
         self._check()
-        return self.alive
+        return "1" if self.alive else "0"
 
     def delete(self, *args):
         self._check()
@@ -90,7 +91,7 @@ def test_a_signed_token_round_trips_and_no_change_to_it_passes(user, printer, bo
     # Another site's collectors (another secret) do not take it.
     with pytest.raises(Unauthorized):
         SessionStore(FakeRedis(), idle_seconds=60, signing_secret=SECRET + "x").get(session.token)
-    # Logged out or idle: Redis no longer holds it.
+    # Logged out: Redis holds the mark a logout leaves.
     with pytest.raises(Unauthorized):
         SessionStore(FakeRedis(alive=False), idle_seconds=60, signing_secret=SECRET).get(session.token)
     token = session.token
