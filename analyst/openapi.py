@@ -263,6 +263,10 @@ SERVICE_REQUEST = _body({"in_service": {"type": "boolean"}, "reason": _text(255)
 HEARTBEAT_REQUEST = _body({"url": _text(1024), "site": _text(64, pattern="^$|" + _pattern(v.ID_PATTERN)),
                            "version": _text(64), "spool_jobs": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
                            "journal_entries": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}})
+# A collector asks after a credential its directory does not hold yet (terminals and submitting hosts alike).
+LOOKUP_REQUEST = _body({"token_hash": {"type": "string", "minLength": 1, "maxLength": 64,
+                                       "description": "the SHA-256 of the bearer token, hex"}},
+                       required=("token_hash",))
 SUBMITTER_REQUEST = _body({"host": {**HOST, "description": "the submitting host's name"},
                            "description": _text(255)}, required=("host",))
 TERMINAL_REQUEST = _body({"printer": ID, "description": _text(255),
@@ -443,8 +447,7 @@ OPERATIONS: list[Operation] = [
      {"200": _one("submitter", "Submitter"), "404": _error("no such submitting host" + _NOT_FOUND_ROUTE)}),
     ("post", "/api/v1/submitters/lookup", "submitters.lookup",
      "A submit credential a collector's directory does not hold yet (issued since its last sync)", [],
-     _request(_body({"token_hash": {"type": "string", "minLength": 1, "maxLength": 64,
-                                    "description": "the SHA-256 of the bearer token, hex"}}, required=("token_hash",))),
+     _request(LOOKUP_REQUEST),
      {"200": _one("submitter", "Submitter"),
       "404": _error("unknown-submitter: no active submitting host has this credential")}),
     ("post", "/api/v1/terminals", "terminals.add",
@@ -460,8 +463,7 @@ OPERATIONS: list[Operation] = [
          "403": _error("enrollment-refused: unknown, used or expired code; or the caller's role may not")}),
     ("post", "/api/v1/terminals/lookup", "terminals.lookup",
      "A terminal credential a collector's directory does not hold yet (enrolled since its last sync)", [],
-     _request(_body({"token_hash": {"type": "string", "minLength": 1, "maxLength": 64,
-                                    "description": "the SHA-256 of the bearer token, hex"}}, required=("token_hash",))),
+     _request(LOOKUP_REQUEST),
      {"200": _json(_closed({"terminal": _closed({"id": _STRING, "printer": _STRING})})),
       "404": _error("unknown-terminal: no active terminal has this credential")}),
     ("get", "/api/v1/terminals/{terminal_id}", "terminals.get", "One terminal", [_path("terminal_id", TERMINAL)],

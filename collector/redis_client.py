@@ -33,6 +33,7 @@ from pullprint.errors import PullprintError
 from pullprint.tls import TlsFiles, client_context
 
 log = logging.getLogger(__name__)
+DEFAULT_TIMEOUT = 0.5  # seconds, for a connection made without a socket timeout
 
 
 class _ClusterRedisConnection(SSLConnection):
@@ -43,25 +44,23 @@ class _ClusterRedisConnection(SSLConnection):
         super().__init__(**kwargs)
 
     def _left(self) -> float:
-        """What the current deadline leaves a read (the socket timeout outside one); none left is a timeout."""
-        left = time_left(self.socket_timeout or 0.5)
+        """The socket timeout, cut to what the current deadline leaves; none left is a timeout."""
+        left = time_left(self.socket_timeout or DEFAULT_TIMEOUT)
         if left <= 0.005:
             raise redis.exceptions.TimeoutError("no time left in this request's deadline for a Redis call")
         return left
 
     def read_response(self, disable_decoding: bool = False, *, timeout: Any = SENTINEL, **options: Any) -> Any:
-        if timeout is SENTINEL:
+        if timeout is SENTINEL and in_deadline():
             try:
-                left = self._left()
+                timeout = self._left()
             except redis.exceptions.TimeoutError:
                 self.disconnect()  # the command went out: its answer must not be read as the next one's
                 raise
-            if left < (self.socket_timeout or 0.5):
-                timeout = left
         return super().read_response(disable_decoding, timeout=timeout, **options)
 
     def _wrap_socket_with_ssl(self, sock: socket.socket) -> ssl.SSLSocket:
-        sock.settimeout(min(self.socket_timeout or 0.5, self._left()))
+        sock.settimeout(self._left())
         wrapped = client_context(self.tls_files).wrap_socket(sock, server_hostname=self.host)
         wrapped.settimeout(self.socket_timeout)
         der = wrapped.getpeercert(binary_form=True)
