@@ -94,7 +94,12 @@ def open_station(context: Any, cluster: LocalCluster, printer: str, *, base: str
     """A page enrolled (through its link, in this browser) as the release station of `printer`."""
     page = context.new_page()
     page.goto(enrolment_link(cluster, printer, base, query))
-    page.wait_for_url("**/release*", timeout=15000)
+    try:
+        # The enrolment answers, then the page moves to the station 1.5 s later (30 s: a loaded CI machine).
+        page.wait_for_url("**/release*", timeout=30000)
+    except Exception as exc:
+        said = page.locator("#message").inner_text(timeout=1000) if page.locator("#message").count() else ""
+        raise AssertionError(f"the enrolment page never opened the station; it says {said!r} at {page.url}") from exc
     page.wait_for_selector("#badge")
     return page
 
